@@ -1,0 +1,1 @@
+"""One module per CLI verb (or verb group); each exposes `register(cli)`."""

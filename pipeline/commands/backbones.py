@@ -1,0 +1,6 @@
+"""CLI verbs: backbones (being built)."""
+from __future__ import annotations
+
+
+def register(cli) -> None:
+    pass

@@ -1,0 +1,48 @@
+"""`sept-pipeline config show|keys`: print the resolved config or every key with its help."""
+from __future__ import annotations
+
+import click
+
+from pipeline.commands.common import config_options, emit_json, json_option
+
+
+def register(cli) -> None:
+    @cli.group("config")
+    def config_group() -> None:
+        """Inspect configuration.
+
+        \b
+        Examples:
+          sept-pipeline config show --set train.epochs=5
+          sept-pipeline config keys
+        """
+
+    @config_group.command("show")
+    @config_options
+    @json_option
+    def show(cfg, as_json: bool) -> None:
+        """Print the resolved config (defaults + --config + --set) as TOML, or JSON with --json.
+
+        \b
+        Example:
+          sept-pipeline config show --config configs/experiments/demo.toml --set sept.lam=0.5
+        """
+        from pipeline.config import to_toml
+
+        if as_json:
+            emit_json(cfg.to_dict())
+        else:
+            click.echo(to_toml(cfg), nl=False)
+
+    @config_group.command("keys")
+    def keys() -> None:
+        """List every config key with its default and help text.
+
+        \b
+        Example:
+          sept-pipeline config keys | grep sept.
+        """
+        from pipeline.config import describe
+
+        for section, key, default, help_text in describe():
+            click.echo(f"{section}.{key} = {default!r}\n    {help_text}")

@@ -1,0 +1,47 @@
+"""[backbone] and [text] config sections."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stages.fields import check_choice, opt
+
+DEFAULT_TEMPLATES = [
+    "a sound of a {}.",
+    "an audio recording of {}.",
+    "the sound of {}.",
+    "a recording of a {}.",
+    "this is a sound of {}.",
+    "a clip of {} sounds.",
+    "an audio clip of a {}.",
+    "{} can be heard.",
+]
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    id: str = opt("laion/clap-htsat-unfused", "Hub id or local folder of the audio-language model.")
+    kind: str = opt("clap", "Adapter family: 'clap' (transformers ClapModel).")
+    text_pooling: str = opt("first", "Text pooling strategy of the tower: first | eos | last (CLAP: first).")
+    device: str = opt("auto", "auto | cpu | cuda | cuda:N.")
+    dtype: str = opt("float32", "Weights dtype: float32 | bfloat16 | float16.")
+    text_batch_size: int = opt(64, "Texts per forward pass when encoding with the frozen text tower.")
+    audio_batch_size: int = opt(16, "Clips per forward pass when encoding audio.")
+
+    def __post_init__(self):
+        check_choice("backbone", "kind", self.kind, ("clap",))
+        check_choice("backbone", "text_pooling", self.text_pooling, ("first", "eos", "last"))
+        check_choice("backbone", "dtype", self.dtype, ("float32", "bfloat16", "float16"))
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    templates: list = opt(DEFAULT_TEMPLATES, "Hand-crafted templates h_1..h_T; '{}' is the class or phrase.")
+
+    def __post_init__(self):
+        from cache.errors import UserError
+
+        if not self.templates:
+            raise UserError("config key text.templates: empty list; give at least one template with '{}'")
+        for t in self.templates:
+            if not isinstance(t, str) or t.count("{}") != 1:
+                raise UserError(f"config key text.templates: {t!r} must contain exactly one '{{}}' placeholder")

@@ -1,0 +1,19 @@
+"""[data] config section."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stages.fields import check_range, opt
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    shots: int = opt(16, "Few-shot clips per class drawn for training (0 = all).")
+    seed: int = opt(1, "Seed of the few-shot draw and of training (0 works).")
+    base_fraction: float = opt(0.5, "Base share of sorted class names for base2new: base = first ceil(C*f).")
+    fold: str = opt("", "Fold file to use as the test split instead of test.csv (e.g. 'fold1'); empty = test.csv.")
+
+    def __post_init__(self):
+        check_range("data", "shots", self.shots, 0)
+        check_range("data", "seed", self.seed, 0)
+        check_range("data", "base_fraction", self.base_fraction, 0.0, 1.0)

