@@ -1,0 +1,1 @@
+"""Classification metrics shared by zero-shot evaluation and every tuning protocol."""

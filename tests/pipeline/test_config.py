@@ -1,0 +1,79 @@
+import subprocess
+import sys
+
+import pytest
+
+from cache.errors import UserError
+from pipeline.config import Config, load_config, parse_override
+
+
+def test_defaults_file_and_overrides_layer(tmp_path):
+    f = tmp_path / "exp.toml"
+    f.write_text("[train]\nepochs = 7\n[sept]\nenabled = true\n")
+    cfg = load_config(f, ["train.lr=0.01", "text.templates=['a {} b']"])
+    assert cfg.train.epochs == 7 and cfg.train.lr == 0.01 and cfg.sept.enabled
+    assert cfg.text.templates == ["a {} b"]
+    assert len(load_config().text.templates) == 8  # T = 8 from configs/default.toml
+
+
+def test_config_is_frozen():
+    cfg = load_config()
+    with pytest.raises(Exception):
+        cfg.train.epochs = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("[trian]\nepochs=1\n", "unknown section [trian]"),
+        ("[train]\nepoch=1\n", "unknown key train.epoch"),
+        ("[train]\nepochs='ten'\n", "key train.epochs: expected int"),
+        ("[train]\nepochs=", "not valid TOML"),
+    ],
+)
+def test_bad_config_file_names_file_and_key(tmp_path, text, needle):
+    f = tmp_path / "bad.toml"
+    f.write_text(text)
+    with pytest.raises(UserError) as e:
+        load_config(f)
+    assert needle in str(e.value) and str(f) in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_validation_in_post_init():
+    with pytest.raises(UserError, match="method.name"):
+        load_config(overrides=["method.name=prompt-magic"])
+    with pytest.raises(UserError, match="sept.inter_negatives"):
+        load_config(overrides=["sept.inter_negatives=hardest:0"])
+    with pytest.raises(UserError, match="text.templates"):
+        load_config(overrides=["text.templates=['no placeholder']"])
+
+
+def test_parse_override_values():
+    assert parse_override("train.lr=1e-3") == {"train": {"lr": 0.001}}
+    assert parse_override("backbone.id=laion/clap-htsat-unfused") == {"backbone": {"id": "laion/clap-htsat-unfused"}}
+    with pytest.raises(UserError):
+        parse_override("epochs=3")
+
+
+def test_round_trip_through_toml(tmp_path):
+    from pipeline.config import to_toml
+
+    cfg = load_config(overrides=["sept.lam=0.25"])
+    f = tmp_path / "resolved.toml"
+    f.write_text(to_toml(cfg))
+    assert load_config(f) == cfg
+
+
+def test_cli_bad_set_exits_2_with_one_line():
+    r = subprocess.run([sys.executable, "-m", "pipeline.cli", "config", "show", "--set", "train.nope=1"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "train.nope" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "pipeline.cli", "config", "show", "--json"], capture_output=True, text=True)
+    assert r.returncode == 0 and '"templates"' in r.stdout
