@@ -41,7 +41,7 @@ def evaluate_zeroshot(cfg: Config, dataset: str, data_root: Path, out: Path, spl
         method="zeroshot",
         dataset=ds.name,
         split=split,
-        fold=cfg.data.fold,
+        fold=getattr(ds, "fold", cfg.data.fold),
         backbone=cfg.backbone.id,
         backbone_fingerprint=backbone.fingerprint,
         templates=list(cfg.text.templates),

@@ -1,6 +1,115 @@
-"""CLI verbs: datasets (being built)."""
+"""`sept-pipeline datasets ls|info|prepare`: what datasets are known, what a copy on disk holds, and the demo."""
 from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cache.errors import UserError
+from pipeline.commands.common import config_options, emit_json, json_option
 
 
 def register(cli) -> None:
-    pass
+    @cli.group("datasets")
+    def datasets_group() -> None:
+        """Dataset configs (configs/datasets/*.toml) and the demo dataset.
+
+        \b
+        Examples:
+          sept-pipeline datasets ls
+          sept-pipeline datasets prepare demo --root data/
+          sept-pipeline datasets info demo --data-root data/
+        """
+
+    @datasets_group.command("ls")
+    @json_option
+    def ls(as_json: bool) -> None:
+        """List known datasets: classes, layout and official folds (from their configs; no audio needed).
+
+        \b
+        Examples:
+          sept-pipeline datasets ls
+          sept-pipeline datasets ls --json
+        """
+        from stages.data.specs import dataset_spec, list_datasets
+
+        rows = []
+        for name in list_datasets():
+            s = dataset_spec(name)
+            rows.append({"name": s.name, "display_name": s.display_name, "num_classes": s.num_classes,
+                         "layout": s.layout, "folds": list(s.folds), "task": s.task, "config": str(s.path)})
+        if as_json:
+            emit_json(rows)
+            return
+        click.echo(f"{'name':<16}{'classes':>8}  {'layout':<17}{'folds':>6}  task")
+        for r in rows:
+            folds = len(r["folds"]) or "-"
+            click.echo(f"{r['name']:<16}{r['num_classes']:>8}  {r['layout']:<17}{folds:>6}  {r['task']}")
+
+    @datasets_group.command("info")
+    @click.argument("name")
+    @click.option("--data-root", required=True, type=click.Path(path_type=Path),
+                  help="The dataset folder, or a folder holding it (e.g. data/ holding data/demo/).")
+    @click.option("--fold", default=None, help="Official fold to use as test split (default: data.fold).")
+    @config_options
+    @json_option
+    def info(name: str, data_root: Path, fold: str | None, cfg, as_json: bool) -> None:
+        """Load a dataset from disk and print its clips per split and class.
+
+        Checks the copy: every CSV row must name a known class and an existing audio file.
+
+        \b
+        Examples:
+          sept-pipeline datasets info demo --data-root data/
+          sept-pipeline datasets info esc50 --data-root /data/Audio-Datasets --fold fold2 --json
+        """
+        from stages.data.clips import classes_without_train_clips, clips_per_class
+        from stages.data.datasets import load_dataset
+
+        ds = load_dataset(name, data_root, fold=cfg.data.fold if fold is None else fold)
+        train = clips_per_class(ds.train, ds.classnames)
+        test = clips_per_class(ds.test, ds.classnames)
+        summary = {"name": ds.name, "root": str(ds.root), "layout": ds.layout, "fold": ds.fold,
+                   "num_classes": len(ds.classnames), "num_train": len(ds.train), "num_test": len(ds.test),
+                   "classes": [{"classname": c, "train": train[c], "test": test[c]} for c in ds.classnames],
+                   "classes_without_train_clips": classes_without_train_clips(ds)}
+        if as_json:
+            emit_json(summary)
+            return
+        click.echo(f"{ds.name} at {ds.root} (layout {ds.layout}{', test = ' + ds.fold if ds.fold else ''}): "
+                   f"{len(ds.train)} train / {len(ds.test)} test clips, {len(ds.classnames)} classes")
+        width = max(len(c) for c in ds.classnames)
+        click.echo(f"  {'class':<{width}}  {'train':>6}  {'test':>6}")
+        for c in ds.classnames:
+            click.echo(f"  {c:<{width}}  {train[c]:>6}  {test[c]:>6}")
+        if summary["classes_without_train_clips"]:
+            click.echo(f"warning: no training clip for {summary['classes_without_train_clips']}", err=True)
+
+    @datasets_group.command("prepare")
+    @click.argument("name")
+    @click.option("--root", required=True, type=click.Path(file_okay=False, path_type=Path),
+                  help="Folder to build the dataset in (it is written to ROOT/NAME).")
+    @click.option("--force", is_flag=True, help="Rebuild even if a complete copy exists.")
+    @json_option
+    def prepare(name: str, root: Path, force: bool, as_json: bool) -> None:
+        """Build a dataset that can be made locally. Today: `demo`, 113 real recordings in 10 classes from
+        the Debian packages sonic-pi-samples and openttd-opensfx (PALM's layout, 16 kHz WAV, attribution
+        per clip). A complete existing copy is reused.
+
+        \b
+        Examples:
+          sept-pipeline datasets prepare demo --root data/
+          sept-pipeline datasets prepare demo --root data/ --force --json
+        """
+        from stages.data.demo import NAME, build_demo
+
+        if name.lower() != NAME:
+            raise UserError(f"datasets prepare {name!r}: only 'demo' can be built here (PALM's datasets are "
+                            f"downloaded: see github.com/asif-hanif/palm DATASETS.md, then use --data-root)")
+        result = build_demo(root, force=force, progress=not as_json)
+        if as_json:
+            emit_json(result)
+            return
+        verb = "reused" if result["reused"] else "built"
+        click.echo(f"{verb} {result['path']}: {result['num_train']} train / {result['num_test']} test clips, "
+                   f"{len(result['classes'])} classes")

@@ -11,7 +11,8 @@ class DataConfig:
     shots: int = opt(16, "Few-shot clips per class drawn for training (0 = all).")
     seed: int = opt(1, "Seed of the few-shot draw and of training (0 works).")
     base_fraction: float = opt(0.5, "Base share of sorted class names for base2new: base = first ceil(C*f).")
-    fold: str = opt("", "Fold file to use as the test split instead of test.csv (e.g. 'fold1'); empty = test.csv.")
+    fold: str = opt("", "Official fold used as the test split, the other folds as train (e.g. 'fold1'); empty = "
+                        "train.csv/test.csv, or the first fold where a folded dataset has none.")
 
     def __post_init__(self):
         check_range("data", "shots", self.shots, 0)

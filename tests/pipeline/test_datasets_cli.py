@@ -1,0 +1,63 @@
+"""`sept-pipeline datasets ls|info|prepare`, run through the real entry point (exit codes, JSON, errors)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline.cli import main
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as e:
+        main(list(argv))
+    out, err = capsys.readouterr()
+    return e.value.code, out, err
+
+
+def test_ls_json_lists_the_benchmark(capsys):
+    code, out, _ = run(capsys, "datasets", "ls", "--json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert code == 0
+    assert rows["esc50"]["num_classes"] == 50 and len(rows["urbansound8k"]["folds"]) == 10
+    assert rows["demo"]["num_classes"] == 10 and len(rows) >= 12
+
+
+def test_ls_table(capsys):
+    code, out, _ = run(capsys, "datasets", "ls")
+    assert code == 0 and "tut2017" in out and "15" in out
+
+
+def test_prepare_then_reuse_then_info(capsys, tmp_path):
+    code, out, _ = run(capsys, "datasets", "prepare", "demo", "--root", str(tmp_path), "--json")
+    built = json.loads(out)
+    assert code == 0 and built["reused"] is False and (tmp_path / "demo" / "train.csv").is_file()
+    code, out, _ = run(capsys, "datasets", "prepare", "demo", "--root", str(tmp_path))
+    assert code == 0 and out.startswith("reused")
+    code, out, _ = run(capsys, "datasets", "info", "demo", "--data-root", str(tmp_path), "--json")
+    info = json.loads(out)
+    assert code == 0 and info["num_train"] == built["num_train"] and info["num_test"] == built["num_test"]
+    assert sum(c["train"] for c in info["classes"]) == info["num_train"]
+    code, out, _ = run(capsys, "datasets", "info", "demo", "--data-root", str(tmp_path / "demo"))
+    assert code == 0 and "tabla" in out
+
+
+def test_info_on_a_missing_folder_is_exit_2_with_the_path(capsys, tmp_path):
+    code, out, err = run(capsys, "datasets", "info", "esc50", "--data-root", str(tmp_path / "nope"))
+    assert code == 2 and str(tmp_path / "nope") in err and err.count("\n") == 1 and out == ""
+
+
+def test_info_rejects_a_fold_the_dataset_lacks(capsys, tmp_path):
+    code, _, err = run(capsys, "datasets", "info", "sesa", "--data-root", str(tmp_path), "--fold", "fold1")
+    assert code == 2 and "not an official fold of dataset sesa" in err
+
+
+def test_prepare_only_knows_the_demo(capsys, tmp_path):
+    code, _, err = run(capsys, "datasets", "prepare", "esc50", "--root", str(tmp_path))
+    assert code == 2 and "only 'demo'" in err and not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("verb", ["ls", "info", "prepare"])
+def test_help_has_examples(capsys, verb):
+    code, out, _ = run(capsys, "datasets", verb, "--help")
+    assert code == 0 and "Examples:" in out and "sept-pipeline datasets" in out
