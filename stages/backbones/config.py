@@ -1,9 +1,10 @@
 """[backbone] and [text] config sections."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from stages.fields import check_choice, opt
+from stages.fields import check_choice, check_range, opt
 
 DEFAULT_TEMPLATES = [
     "a sound of a {}.",
@@ -22,7 +23,7 @@ class BackboneConfig:
     id: str = opt("laion/clap-htsat-unfused", "Hub id or local folder of the audio-language model.")
     kind: str = opt("clap", "Adapter family: 'clap' (transformers ClapModel).")
     text_pooling: str = opt("first", "Text pooling strategy of the tower: first | eos | last (CLAP: first).")
-    device: str = opt("auto", "auto | cpu | cuda | cuda:N.")
+    device: str = opt("auto", "auto | cpu | cuda | cuda:N | mps.")
     dtype: str = opt("float32", "Weights dtype: float32 | bfloat16 | float16.")
     text_batch_size: int = opt(64, "Texts per forward pass when encoding with the frozen text tower.")
     audio_batch_size: int = opt(16, "Clips per forward pass when encoding audio.")
@@ -31,6 +32,12 @@ class BackboneConfig:
         check_choice("backbone", "kind", self.kind, ("clap",))
         check_choice("backbone", "text_pooling", self.text_pooling, ("first", "eos", "last"))
         check_choice("backbone", "dtype", self.dtype, ("float32", "bfloat16", "float16"))
+        check_range("backbone", "text_batch_size", self.text_batch_size, 1)
+        check_range("backbone", "audio_batch_size", self.audio_batch_size, 1)
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
+            from cache.errors import UserError
+
+            raise UserError(f"config key backbone.device: {self.device!r} is not one of auto, cpu, cuda, cuda:N, mps")
 
 
 @dataclass(frozen=True)

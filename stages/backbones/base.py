@@ -1,0 +1,107 @@
+"""The interface every audio-language model (ALM) adapter implements, small on purpose.
+
+Stage one (frozen text embeddings of class names and neighbors) and stage two (prompt tuning) see a
+backbone only through this class. An adapter holds two frozen towers and their projections into the
+joint space of dimension `embed_dim`; it never normalises: callers decide where to L2-normalise.
+
+Frozen means two things, both enforced here: no parameter requires grad, and the towers stay in eval
+mode whatever `.train()` is called on (dropout off, BatchNorm statistics untouched), because a tuner
+module that holds the backbone as a child calls `.train()` on all its children every epoch.
+"""
+from __future__ import annotations
+
+import abc
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class AudioTextBackbone(nn.Module, abc.ABC):
+    """A frozen audio tower + text tower in one embedding space.
+
+    Attributes (set by the subclass constructor):
+        id: hub id or absolute folder path the weights came from.
+        fingerprint: 'kind:<id-or-folder-name>@<16 hex>' (stages/backbones/fingerprint.py).
+        sample_rate: Hz the audio tower expects; `encode_audio` takes waveforms already at this rate.
+        clip_samples: the audio tower's clip length in samples.
+        embed_dim: D, the joint embedding width.
+        text_width: width of the token embeddings (CoOp's ctx_dim).
+        max_text_len: longest token sequence the text tower accepts, special tokens included.
+        text_pooling: 'first' | 'eos' | 'last' (stages/backbones/text_pooling.py).
+    """
+
+    id: str
+    fingerprint: str
+    sample_rate: int
+    clip_samples: int
+    embed_dim: int
+    text_width: int
+    max_text_len: int
+    text_pooling: str
+
+    def freeze(self) -> None:
+        """Turn every parameter's grad off and put the adapter and its towers in eval mode (constructors call it)."""
+        for p in self.parameters():
+            p.requires_grad_(False)
+        self.train(False)
+
+    def train(self, mode: bool = True) -> "AudioTextBackbone":
+        # Record the requested mode (a parent may read it) but keep every tower in eval mode.
+        self.training = mode
+        for child in self.children():
+            child.train(False)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    @property
+    def clip_seconds(self) -> float:
+        return self.clip_samples / self.sample_rate
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # ---- text -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        """{'input_ids', 'attention_mask'}: LongTensors [B, L], padded, on the model's device."""
+
+    @abc.abstractmethod
+    def token_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """The word embeddings [B, L, text_width] of `input_ids` (no position embeddings)."""
+
+    @abc.abstractmethod
+    def encode_text_from_embeddings(
+        self, embeds: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Run the text tower on word embeddings; [B, D] projected, not normalised, float32.
+
+        `input_ids` are only read for what the tower derives from ids (position ids, the pooled
+        position); the token content comes from `embeds`. Differentiable w.r.t. `embeds`.
+        """
+
+    @abc.abstractmethod
+    def encode_text(self, texts: list[str], batch_size: int | None = None) -> torch.Tensor:
+        """[B, D] float32 text embeddings, projected, not normalised; no grad; batched."""
+
+    # ---- audio ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def encode_audio(
+        self, waveforms: list[np.ndarray], train_crop: bool = False, generator=None
+    ) -> torch.Tensor:
+        """[B, D] float32 audio embeddings, projected, not normalised; no grad; batched.
+
+        `waveforms` are 1-D float arrays already at `sample_rate`; length handling follows
+        stages/backbones/clip_length.py (centre crop unless `train_crop`, repeat-pad when short).
+        """
+
+    @abc.abstractmethod
+    def logit_scale(self) -> float:
+        """The checkpoint's multiplier for audio->text cosine logits (already exponentiated)."""

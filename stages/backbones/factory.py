@@ -1,0 +1,77 @@
+"""open_clip-style entry points: `load_backbone(id_or_path, cfg)` and `make_random_clap(...)`.
+
+Importing this module is cheap (no torch): the CLI imports it lazily anyway, and stage one may
+import it on a warm path that only needs the fingerprint.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from cache.errors import UserError
+from stages.backbones.config import BackboneConfig
+from stages.backbones.fingerprint import fingerprint_location
+from stages.backbones.locate import ModelLocation, locate_model
+from stages.backbones.random_clap import make_random_clap  # noqa: F401 - part of this module's API
+
+DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
+
+
+def resolve_device(spec: str):
+    """'auto' -> cuda when visible, else cpu; an explicit CUDA device that is absent is a UserError."""
+    import torch
+
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UserError(f"config key backbone.device: {spec!r} but no CUDA device is visible; use 'cpu' or 'auto'")
+        index = torch.device(spec).index
+        if index is not None and index >= torch.cuda.device_count():
+            raise UserError(f"config key backbone.device: {spec!r} but only {torch.cuda.device_count()} "
+                            f"CUDA device(s) are visible")
+    return torch.device(spec)
+
+
+def _check_model_type(location: ModelLocation, kind: str) -> None:
+    config_path = location.folder / "config.json"
+    try:
+        model_type = json.loads(config_path.read_text()).get("model_type")
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserError(f"backbone {location.spec!r}: cannot read {config_path} ({e})") from None
+    if kind == "clap" and model_type != "clap":
+        raise UserError(f"backbone {location.spec!r}: {config_path} has model_type {model_type!r}; "
+                        f"backbone.kind 'clap' needs a ClapModel checkpoint (model_type 'clap')")
+
+
+def load_backbone(id_or_path: str | os.PathLike | None = None, cfg: BackboneConfig | None = None,
+                  *, download: bool | None = None):
+    """Load a frozen backbone from a hub id or a local folder.
+
+    id_or_path: overrides cfg.id when given. cfg: device, dtype, pooling and batch sizes
+    (BackboneConfig defaults when None). download: see stages.backbones.locate.locate_model
+    (None = fetch a hub id missing from the cache unless HF_HUB_OFFLINE is set).
+    """
+    cfg = cfg or BackboneConfig()
+    spec = str(id_or_path) if id_or_path is not None else cfg.id
+    location = locate_model(spec, download=download)
+    _check_model_type(location, cfg.kind)
+    fingerprint = fingerprint_location(location, cfg.kind)
+
+    import torch
+    from transformers import ClapProcessor
+
+    from stages.backbones.clap import ClapBackbone, load_clap_strict
+
+    device = resolve_device(cfg.device)
+    model = load_clap_strict(location.folder, getattr(torch, DTYPES[cfg.dtype]))
+    try:
+        processor = ClapProcessor.from_pretrained(location.folder)
+    except (OSError, ValueError, TypeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"backbone {spec!r}: cannot load its tokenizer / feature extractor from "
+                        f"{location.folder} ({first})") from None
+    backbone = ClapBackbone(model, processor.tokenizer, processor.feature_extractor, id=location.id,
+                            fingerprint=fingerprint, text_pooling=cfg.text_pooling,
+                            text_batch_size=cfg.text_batch_size, audio_batch_size=cfg.audio_batch_size)
+    return backbone.to(device)

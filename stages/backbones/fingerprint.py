@@ -1,0 +1,94 @@
+"""Backbone fingerprints: 'kind:<hub-id-or-folder-name>@<16 hex>' from the weight files alone.
+
+Stage one keys every stored embedding by this string, and a warm rerun computes it before deciding
+whether anything needs encoding, so this module imports neither torch nor transformers.
+
+The hex part is the sha256 over (file name, sha256 of the file) of the weight files that transformers
+loads: the *.safetensors files when the folder has any, else the *.bin files. Preferring one format
+keeps the fingerprint stable when a hub snapshot later gains the other format's copy of the same
+weights. Hashing 600 MB takes seconds, so file hashes are memoised on (real path, size, mtime_ns) in a
+small JSON file under the cache folder, written atomically under a file lock (two processes may share
+one cache).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from cache.atomic import atomic_write_json
+from cache.errors import UserError
+from cache.fingerprint import cache_root, sha256_file
+from cache.lock import file_lock
+from stages.backbones.locate import ModelLocation, locate_model
+
+MEMO_NAME = "weight-file-sha256.json"
+
+
+def weight_files(folder: Path) -> list[Path]:
+    """The weight files transformers would read from `folder`, sorted by name."""
+    for pattern in ("*.safetensors", "*.bin"):
+        found = sorted(p for p in folder.glob(pattern) if p.is_file())
+        if found:
+            return found
+    raise UserError(f"backbone folder {folder}: no *.safetensors or *.bin weight files")
+
+
+def _memo_path(cache_dir: str | os.PathLike | None) -> Path:
+    return cache_root(cache_dir) / "fingerprints" / MEMO_NAME
+
+
+def _read_memo(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}  # absent or damaged memo: it is only a cache, hashes are recomputed
+    return data if isinstance(data, dict) else {}
+
+
+def file_sha256_memoised(paths: list[Path], cache_dir: str | os.PathLike | None = None) -> dict[Path, str]:
+    """sha256 of each file, reusing the memo when (real path, size, mtime_ns) is unchanged."""
+    memo_path = _memo_path(cache_dir)
+    memo = _read_memo(memo_path)
+    result: dict[Path, str] = {}
+    fresh: dict[str, dict] = {}
+    for path in paths:
+        real = os.path.realpath(path)  # hub snapshots are symlinks into blobs/
+        st = os.stat(real)
+        entry = memo.get(real)
+        if entry and entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns:
+            result[path] = entry["sha256"]
+            continue
+        digest = sha256_file(real)
+        result[path] = digest
+        fresh[real] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
+    if fresh:
+        # Read-modify-write under the lock, so two processes adding entries keep both.
+        with file_lock(memo_path.with_name(MEMO_NAME + ".lock")):
+            merged = _read_memo(memo_path)
+            merged = {k: v for k, v in merged.items() if os.path.exists(k)}  # forget deleted files
+            merged.update(fresh)
+            atomic_write_json(memo_path, merged)
+    return result
+
+
+def fingerprint_location(location: ModelLocation, kind: str = "clap",
+                         cache_dir: str | os.PathLike | None = None) -> str:
+    """The fingerprint of an already located model folder."""
+    files = weight_files(location.folder)
+    hashes = file_sha256_memoised(files, cache_dir)
+    h = hashlib.sha256()
+    for path in files:
+        h.update(f"{path.name}\t{hashes[path]}\n".encode())
+    return f"{kind}:{location.name}@{h.hexdigest()[:16]}"
+
+
+def backbone_fingerprint(id_or_path: str | os.PathLike, kind: str = "clap",
+                         cache_dir: str | os.PathLike | None = None) -> str:
+    """'clap:<hub-id-or-folder-name>@<16 hex>' for a local folder or a hub id in the local HF cache.
+
+    Never downloads: a hub id missing from the local cache is a UserError saying it needs the hub.
+    `cache_dir` is where the hash memo lives (default: cache.fingerprint.cache_root()).
+    """
+    return fingerprint_location(locate_model(str(id_or_path), download=False), kind, cache_dir)
