@@ -1,0 +1,91 @@
+"""The primitives the store is built on: atomic writes, inter-process locks, fingerprints."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cache.atomic import atomic_dir, atomic_path, atomic_write_json, atomic_write_text
+from cache.fingerprint import cache_root, sha256_arrays, sha256_bytes, sha256_json
+from cache.lock import file_lock
+
+_HOLD_LOCK = "import sys, time\nfrom cache.lock import file_lock\nwith file_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)\n"
+
+
+def test_atomic_path_keeps_the_old_file_when_the_writer_fails(tmp_path):
+    target = tmp_path / "t.json"
+    atomic_write_text(target, "old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half of the new")
+            raise RuntimeError("writer died")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["t.json"]  # no temp file left behind
+    atomic_write_json(target, {"b": 1, "a": 2})
+    assert target.read_text().index('"a"') < target.read_text().index('"b"')
+
+
+def test_atomic_dir_loser_of_a_race_is_discarded(tmp_path):
+    target = tmp_path / "d"
+    with atomic_dir(target) as tmp:
+        (tmp / "x").write_text("first")
+    with atomic_dir(target) as tmp:
+        (tmp / "x").write_text("second")
+    assert (target / "x").read_text() == "first"
+    assert [p.name for p in tmp_path.iterdir()] == ["d"]
+
+
+def test_lock_excludes_other_processes_and_dies_with_its_holder(tmp_path):
+    lock = tmp_path / ".lock"
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")])
+    )
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(lock)], stdout=subprocess.PIPE, env=env, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(TimeoutError):
+            with file_lock(lock, timeout=0.3):
+                pass
+        with pytest.raises(TimeoutError):
+            with file_lock(lock, timeout=0.3, shared=True):
+                pass
+        holder.kill()  # SIGKILL: the kernel drops the flock
+        holder.wait()
+        t0 = time.monotonic()
+        with file_lock(lock, timeout=5):
+            pass
+        assert time.monotonic() - t0 < 5
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+
+
+def test_shared_locks_coexist(tmp_path):
+    lock = tmp_path / ".lock"
+    with file_lock(lock, shared=True):
+        with file_lock(lock, shared=True, timeout=0.5):
+            pass
+
+
+def test_fingerprints():
+    assert sha256_json({"a": 1, "b": [1, 2]}) == sha256_json({"b": [1, 2], "a": 1})
+    assert sha256_bytes(b"abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    x = np.arange(6, dtype=np.float32)
+    assert sha256_arrays([("x", x)]) != sha256_arrays([("x", x.astype(np.float64))])
+    assert sha256_arrays([("x", x)]) != sha256_arrays([("x", x.reshape(2, 3))])
+
+
+def test_cache_root_precedence(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEPT_CACHE_DIR", str(tmp_path / "env"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_root(tmp_path / "explicit") == tmp_path / "explicit"
+    assert cache_root() == tmp_path / "env"
+    monkeypatch.delenv("SEPT_CACHE_DIR")
+    assert cache_root() == tmp_path / "xdg" / "sept-pipeline"
