@@ -50,6 +50,7 @@ class SeptConfig:
     beta: float = opt(1.0, "beta: weight of L_inter.")
     neighbors_per_step: int = opt(4, "Neighbors drawn per class per step (all N when N is smaller).")
     inter_negatives: str = opt("all", "Other classes' neighbors in L_inter: 'all' drawn, or 'hardest:h' closest by frozen distance.")
+    generation_key: str = opt("", "Neighbor-store generation to read; empty = the one the [neighbors] section describes.")
 
     def __post_init__(self):
         from cache.errors import UserError

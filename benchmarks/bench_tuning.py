@@ -1,0 +1,228 @@
+"""Stage-two benchmark on the random full-size CLAP architecture, three comparisons side by side in one run:
+
+1. an epoch with cached audio features vs one re-encoding (random-crop) audio every step  (target >= 10x)
+2. a CoOp+SEPT step vs a CoOp step at the default sept.neighbors_per_step                 (target <= 1.5x)
+3. peak memory of SEPT training with N = 8 vs N = 64 stored neighbors per class, same
+   neighbors per step, neighbors streamed from a real neighbor store                      (target <= 1.2x)
+
+    python -m benchmarks.bench_tuning                 # CPU here: a few minutes on 2 cores
+    python -m benchmarks.bench_tuning --device cuda   # the same on a GPU
+
+Everything goes through the code `tune` runs: clip_features (the feature cache), the trainer's `train`
+and `training_step`, the store -> NeighborBank path. Memory: each N runs in its own process; on CPU the
+figure is the peak resident set size (and its growth during training), on CUDA max_memory_allocated.
+Random weights: timings and memory are those of the real architecture; accuracies would mean nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks.gpu_check import CLASS_NAMES, build_random_backbone, sync, synthetic_phrases, time_steps
+
+TEMPLATES = ["a sound of a {}.", "an audio recording of {}.", "the sound of {}.", "a recording of a {}.",
+             "this is a sound of {}.", "a clip of {} sounds.", "an audio clip of a {}.", "{} can be heard."]
+
+
+def _learner(backbone, classes, n_ctx=16):
+    from stages.tuning.config import MethodConfig
+    from stages.tuning.learners import build_learner
+
+    learner = build_learner(backbone, MethodConfig(name="coop", n_ctx=n_ctx), TEMPLATES[:1], 1).to(backbone.device)
+    learner.set_classnames(classes)
+    return learner
+
+
+# ---------------------------------------------------------------- 1. cached features vs re-encoding
+def bench_feature_cache(backbone, work: Path, classes: list[str], clips_per_epoch: int, batch: int) -> dict:
+    import soundfile as sf
+
+    from stages.audio_features import clip_features
+    from stages.data.clips import Clip
+    from stages.tuning.config import SeptConfig, TrainConfig
+    from stages.tuning.trainer import TrainData, train
+
+    rng = np.random.default_rng(0)
+    clips = []
+    (work / "audio").mkdir(parents=True, exist_ok=True)
+    for i in range(clips_per_epoch):  # 12 s clips at the model's rate: a crop of 10 s is taken
+        path = work / "audio" / f"clip{i}.wav"
+        sf.write(path, (0.1 * rng.standard_normal(int(backbone.sample_rate * 12))).astype(np.float32),
+                 backbone.sample_rate)
+        clips.append(Clip(path=path, label=i % len(classes), classname=classes[i % len(classes)]))
+    labels = torch.tensor([c.label for c in clips])
+    cfg = TrainConfig(epochs=1, batch_size=batch, warmup_epochs=0)
+
+    t = time.perf_counter()
+    feats = clip_features(backbone, clips, work / "cache", progress=False)  # first run fills the cache
+    fill_s = time.perf_counter() - t
+    t = time.perf_counter()
+    feats = clip_features(backbone, clips, work / "cache", progress=False)  # what every later run pays
+    reload_s = time.perf_counter() - t
+
+    def epoch(data, name):
+        learner = _learner(backbone, classes)
+        sync(backbone.device)
+        t0 = time.perf_counter()
+        train(learner, data, cfg, SeptConfig(), None, seed=1, run_dir=work / name, identity={},
+              backbone_fingerprint=backbone.fingerprint, progress=False)
+        sync(backbone.device)
+        return time.perf_counter() - t0
+
+    def encode(idx, gen):
+        return clip_features(backbone, [clips[i] for i in idx.tolist()], None, random_crop=True, generator=gen,
+                             progress=False)
+
+    epoch(TrainData(labels=labels, features=feats), "warm")  # warm-up (allocator, kernels)
+    cached_s = epoch(TrainData(labels=labels, features=feats), "cached")
+    reencode_s = epoch(TrainData(labels=labels, encode=encode), "reencode")
+    return {"clips_per_epoch": clips_per_epoch, "batch": batch, "cache_fill_s": round(fill_s, 2),
+            "cache_reload_s": round(reload_s, 3), "epoch_cached_s": round(cached_s, 2),
+            "epoch_reencode_s": round(reencode_s, 2), "speedup": round(reencode_s / cached_s, 1)}
+
+
+# ---------------------------------------------------------------- 2. SEPT step vs CoOp step
+def _bank(learner, classes, per_class, per_step):
+    from benchmarks.gpu_check import synthetic_bank
+
+    return synthetic_bank(learner, classes, per_class, per_step, learner.backbone.embed_dim)
+
+
+def bench_sept_vs_coop(backbone, classes: list[str], batch: int, steps: int) -> dict:
+    from stages.tuning.config import SeptConfig
+
+    sept_cfg = SeptConfig(enabled=True)  # the default neighbors_per_step
+    learner = _learner(backbone, classes)
+    bank = _bank(learner, classes, 8, sept_cfg.neighbors_per_step)
+    g = torch.Generator().manual_seed(0)
+    audio = torch.randn(batch, backbone.embed_dim, generator=g).to(backbone.device)
+    labels = torch.randint(len(classes), (batch,), generator=g).to(backbone.device)
+    coop = time_steps(learner, None, sept_cfg, audio, labels, steps, 1, None)
+    sept = time_steps(learner, bank, sept_cfg, audio, labels, steps, 1, None)
+    c, s = statistics.median(coop), statistics.median(sept)
+    return {"classes": len(classes), "batch": batch, "neighbors_per_step": sept_cfg.neighbors_per_step,
+            "texts_coop_step": len(classes), "texts_sept_step": len(classes) * (1 + sept_cfg.neighbors_per_step),
+            "coop_step_s": round(c, 3), "sept_step_s": round(s, 3), "ratio": round(s / c, 2)}
+
+
+# ---------------------------------------------------------------- 3. memory, N = 8 vs N = 64
+def memory_child(n: int, device: str, size: str, classes: int, batch: int, steps: int) -> dict:
+    """In a fresh process: store with N neighbors per class -> bank -> SEPT steps; report peak memory."""
+    from cache.store import ClassNeighbors, NeighborStore, Provenance
+    from pipeline.config import load_config
+    from stages.tuning.config import SeptConfig
+    from stages.tuning.neighbor_source import load_neighbor_bank
+
+    names = CLASS_NAMES[:classes]
+    backbone = build_random_backbone(size, 0, device)
+    learner = _learner(backbone, names)
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = Path(tmp)
+        phrases = synthetic_phrases(names, n)
+        prov = Provenance("bench", "0", f"bench-n{n}", "none", "0", "bench", "1", n)
+        store = NeighborStore.in_cache(cache)
+        store.put_phrases([ClassNeighbors(c, phrases[c], prov, {}, 0) for c in names])
+        texts = list(dict.fromkeys(names + [p for c in names for p in phrases[c]]))
+        # Random unit vectors stand in for frozen embeddings: memory does not depend on their values.
+        vecs = np.random.default_rng(0).standard_normal((len(texts), len(TEMPLATES), backbone.embed_dim))
+        vecs = (vecs / np.linalg.norm(vecs, axis=-1, keepdims=True)).astype(np.float32)
+        store.put_embeddings(texts, TEMPLATES, backbone.fingerprint, vecs)
+        cfg = load_config(None, [f"sept.generation_key={prov.generation_key!r}"])
+        sync(backbone.device)
+        rss_before = _rss_mib()
+        if backbone.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(backbone.device)
+        bank, _ = load_neighbor_bank(cfg, learner, backbone, names, cache, dataset="bench", progress=False)
+        g = torch.Generator().manual_seed(0)
+        audio = torch.randn(batch, backbone.embed_dim, generator=g).to(backbone.device)
+        labels = torch.randint(len(names), (batch,), generator=g).to(backbone.device)
+        time_steps(learner, bank, SeptConfig(enabled=True), audio, labels, steps, 0, None)
+    out = {"n": n, "rss_before_mib": round(rss_before, 1), "peak_rss_mib": round(_rss_mib(), 1)}
+    out["training_growth_mib"] = round(out["peak_rss_mib"] - rss_before, 1)
+    if backbone.device.type == "cuda":
+        out["cuda_peak_mib"] = round(torch.cuda.max_memory_allocated(backbone.device) / 2**20, 1)
+    return out
+
+
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def bench_memory(args) -> dict:
+    rows = {}
+    for n in (8, 64):
+        cmd = [sys.executable, "-m", "benchmarks.bench_tuning", "--memory-child", str(n), "--device", args.device,
+               "--size", args.size, "--classes", str(args.classes), "--batch", str(args.batch),
+               "--steps", str(max(1, args.steps - 1)), "--threads", str(args.threads)]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"memory child N={n} failed:\n{done.stderr[-2000:]}")
+        rows[n] = json.loads(done.stdout.strip().splitlines()[-1])
+    key = "cuda_peak_mib" if args.device.startswith("cuda") else "peak_rss_mib"
+    # training_growth_mib: how far the high-water mark rose during set-up + training (0 when building the
+    # model had already peaked higher): an absolute figure, too small to form a meaningful ratio.
+    return {"n8": rows[8], "n64": rows[64], "measure": key, "ratio": round(rows[64][key] / rows[8][key], 3)}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.bench_tuning", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--size", default="full", choices=["full", "tiny"])
+    ap.add_argument("--classes", type=int, default=10, help="training classes (10: UrbanSound8K / GTZAN size)")
+    ap.add_argument("--batch", type=int, default=16, help="clips per step for the step comparisons")
+    ap.add_argument("--epoch-clips", type=int, default=16, help="clips in the timed epochs of comparison 1")
+    ap.add_argument("--epoch-batch", type=int, default=16, help="clips per step in comparison 1 (DESIGN default 16)")
+    ap.add_argument("--steps", type=int, default=3, help="timed steps of comparison 2 (after one warm-up)")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    ap.add_argument("--out", type=Path, default=None, help="also write the report as JSON here")
+    ap.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.memory_child is not None:
+        print(json.dumps(memory_child(args.memory_child, args.device, args.size, args.classes, args.batch,
+                                      args.steps)))
+        return
+
+    torch.manual_seed(0)
+    t0 = time.perf_counter()
+    backbone = build_random_backbone(args.size, 0, args.device)
+    classes = CLASS_NAMES[: args.classes]
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = bench_feature_cache(backbone, Path(tmp), classes, args.epoch_clips, args.epoch_batch)
+    step = bench_sept_vs_coop(backbone, classes, args.batch, args.steps)
+    del backbone
+    memory = bench_memory(args)
+    report = {"device": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu",
+              "torch_threads": torch.get_num_threads(), "size": args.size, "feature_cache": cache,
+              "sept_step": step, "memory": memory, "seconds": round(time.perf_counter() - t0, 1)}
+    mem_unit = "CUDA peak" if memory["measure"] == "cuda_peak_mib" else "peak RSS"
+    print(f"random CLAP {args.size} on {report['device']} ({report['torch_threads']} threads)")
+    print(f"{'comparison':<44}{'baseline':>14}{'measured':>14}{'ratio':>9}  target")
+    print(f"{'1. epoch: cached features vs re-encoding':<44}{cache['epoch_cached_s']:>13.2f}s"
+          f"{cache['epoch_reencode_s']:>13.2f}s{cache['speedup']:>8.1f}x  >= 10x")
+    print(f"{'2. step: CoOp vs CoOp+SEPT':<44}{step['coop_step_s']:>13.3f}s{step['sept_step_s']:>13.3f}s"
+          f"{step['ratio']:>8.2f}x  <= 1.5x")
+    print(f"{'3. ' + mem_unit + ': N=8 vs N=64 neighbors/class':<44}{memory['n8'][memory['measure']]:>10.0f} MiB"
+          f"{memory['n64'][memory['measure']]:>10.0f} MiB{memory['ratio']:>8.3f}x  <= 1.2x")
+    print(f"   (cache fill of {cache['clips_per_epoch']} clips once: {cache['cache_fill_s']} s; "
+          f"{step['texts_coop_step']} vs {step['texts_sept_step']} prompts per step through the text tower; "
+          f"memory growth during training {memory['n8']['training_growth_mib']} vs "
+          f"{memory['n64']['training_growth_mib']} MiB)")
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""One `tune` run: plan -> backbone -> learner -> neighbors -> features -> train -> evaluate -> metrics.json.
+
+Checks that need no training come first (classes without clips, a context that does not fit the tower,
+neighbors missing from the store), so a bad run stops in seconds with one line, before any epoch.
+The run directory holds the resolved config, the train log, checkpoints, the final prompt and, written
+last, metrics.json: its presence means the run finished, and a finished run is skipped unless --force.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from cache.errors import UserError
+from cache.fingerprint import cache_root, sha256_json
+from cache.lock import file_lock
+from pipeline.config import Config
+from pipeline.protocols.plans import Plan, check_protocol, make_plan
+from pipeline.runs import METRICS, RunDir
+
+# Keys of the resolved config that do not change what a run computes: a resume may differ in them.
+_NOT_IDENTITY = {("backbone", "device"), ("train", "eval_batch_size"), ("backbone", "text_batch_size"),
+                 ("backbone", "audio_batch_size")}
+RUN_FILES = ("train_log.jsonl", "prompt.safetensors", "base_new_split.json", "config.toml", "config.json")
+
+
+@dataclass
+class TuneRequest:
+    dataset: str
+    data_root: Path
+    protocol: str
+    out: Path
+    targets: Sequence[str] | None = None
+    cache_dir: Path | None = None
+    resume: bool = False
+    force: bool = False
+    progress: bool = True
+
+
+def run_tune(cfg: Config, req: TuneRequest) -> dict:
+    check_protocol(req.protocol)
+    if req.resume and req.force:
+        raise UserError("--resume and --force: choose one (continue the checkpoint, or start over)")
+    run = RunDir(req.out)
+    if run.finished() and not req.force:
+        metrics = run.read_metrics()
+        metrics["skipped"] = True
+        return metrics
+    run.ensure()
+    try:
+        with file_lock(run.path / ".lock", timeout=0.5):
+            return _run_locked(cfg, req, run)
+    except TimeoutError:
+        raise UserError(f"--out {run.path}: another `sept-pipeline tune` is running in this folder") from None
+
+
+def _clear(run: RunDir) -> None:
+    """--force: metrics.json goes first, so a crash mid-way never leaves the old run looking finished."""
+    (run.path / METRICS).unlink(missing_ok=True)
+    shutil.rmtree(run.path / "checkpoints", ignore_errors=True)
+    for name in RUN_FILES:
+        (run.path / name).unlink(missing_ok=True)
+
+
+def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
+    import torch
+
+    from stages.audio_features import clip_features
+    from stages.backbones.factory import load_backbone
+    from stages.data.datasets import load_dataset
+    from stages.data.fewshot import fewshot_cache_file, fewshot_indices
+    from stages.data.splits import persist_split
+    from stages.tuning.evaluate import evaluate
+    from stages.tuning.learners import build_learner
+    from stages.tuning.trainer import TrainData, sept_active, train
+
+    if run.finished() and not req.force:  # another process finished it while we waited for the lock
+        return {**run.read_metrics(), "skipped": True}
+    if req.force:
+        _clear(run)
+    elif not req.resume and (run.path / "checkpoints" / "latest.json").is_file():
+        raise UserError(f"--out {run.path}: holds an unfinished run; pass --resume to continue it or --force to "
+                        f"start over")
+    started = time.time()
+    cache = cache_root(req.cache_dir)
+    seed, shots = cfg.data.seed, cfg.data.shots
+
+    ds = load_dataset(req.dataset, req.data_root, fold=cfg.data.fold)
+    plan = make_plan(req.protocol, ds, req.data_root, cfg.data.base_fraction, req.targets)
+    picked = fewshot_indices(plan.train_clips, shots, seed, fewshot_cache_file(cache, ds.name, shots, seed))
+    train_clips = [plan.train_clips[i] for i in picked]
+
+    backbone = load_backbone(cfg.backbone.id, cfg.backbone)
+    learner = build_learner(backbone, cfg.method, cfg.text.templates, seed).to(backbone.device)
+    for ev in plan.evals:  # every evaluation class list must fit the context too: fail now, not after training
+        learner.set_classnames(ev.classnames)
+    learner.set_classnames(plan.train_classes)
+
+    use_sept = learner.trainable and sept_active(cfg.sept)
+    bank, store_info = None, {}
+    if use_sept:
+        from stages.tuning.neighbor_source import load_neighbor_bank
+
+        bank, store_info = load_neighbor_bank(
+            cfg, learner, backbone, plan.train_classes, cache, dataset=req.dataset, progress=req.progress)
+
+    eval_feats = {ev.name: clip_features(backbone, ev.clips, cache, progress=req.progress) for ev in plan.evals}
+    fingerprints = {"backbone": backbone.fingerprint, "store": store_info,
+                    "features": {name: _tensor_hash(f) for name, f in eval_feats.items()},
+                    "train_clips": sha256_json([[str(c.path), c.label] for c in train_clips])}
+
+    run.write_config(cfg)
+    if plan.split:
+        persist_split(run.path, plan.split["base"], plan.split["new"], plan.split["base_fraction"], ds.name)
+
+    train_summary = {}
+    if learner.trainable:
+        labels = torch.tensor([c.label for c in train_clips], dtype=torch.long)
+        if cfg.train.random_crop:
+            def encode(idx, gen):
+                return clip_features(backbone, [train_clips[i] for i in idx.tolist()], None, random_crop=True,
+                                     generator=gen, progress=False)
+            data = TrainData(labels=labels, encode=encode)
+        else:
+            feats = clip_features(backbone, train_clips, cache, progress=req.progress)
+            fingerprints["features"]["train"] = _tensor_hash(feats)
+            data = TrainData(labels=labels, features=feats)
+        identity = {"config": _identity_config(cfg), "protocol": req.protocol, "dataset": ds.name,
+                    "train_classes": plan.train_classes, "train_clips": fingerprints["train_clips"],
+                    "backbone": backbone.fingerprint, "store": store_info}
+        train_summary = train(learner, data, cfg.train, cfg.sept, bank, seed=seed, run_dir=run.path,
+                              identity=identity, backbone_fingerprint=backbone.fingerprint, resume=req.resume,
+                              progress=req.progress)
+
+    results = {}
+    for ev in plan.evals:
+        results[ev.name] = evaluate(learner, ev.classnames, eval_feats[ev.name], [c.label for c in ev.clips],
+                                    cfg.train.eval_batch_size)
+    metrics = _assemble(cfg, req, plan, results, use_sept)
+    metrics["method_config"]["n_ctx_used"] = getattr(learner, "n_ctx", 0)  # an init text sets its own length
+    metrics.update(
+        fingerprints=fingerprints,
+        train=train_summary,
+        num_train_clips=len(train_clips),
+        train_classes=plan.train_classes,
+        backbone=cfg.backbone.id,
+        device=str(backbone.device),
+        seconds=round(time.time() - started, 3),
+        torch_version=torch.__version__,
+    )
+    run.write_metrics(metrics)  # last: its presence marks the run finished
+    return metrics
+
+
+def _assemble(cfg: Config, req: TuneRequest, plan: Plan, results: dict, use_sept: bool) -> dict:
+    from stages.evaluation.metrics import harmonic_mean
+
+    out = {
+        "method": cfg.method.name,
+        "protocol": req.protocol,
+        "dataset": plan.dataset,
+        "seed": cfg.data.seed,
+        "shots": cfg.data.shots,
+        "sept": {"enabled": cfg.sept.enabled, "active": use_sept, "lam": cfg.sept.lam, "alpha": cfg.sept.alpha,
+                 "beta": cfg.sept.beta, "neighbors_per_step": cfg.sept.neighbors_per_step,
+                 "inter_negatives": cfg.sept.inter_negatives},
+        "method_config": {"n_ctx": cfg.method.n_ctx, "ctx_init": cfg.method.ctx_init,
+                          "kg_weight": cfg.method.kg_weight},
+    }
+    if req.protocol == "base2new":
+        b, n = results["base"]["acc"], results["new"]["acc"]
+        out.update(base_acc=b, new_acc=n, hm=harmonic_mean(b, n), base=results["base"], new=results["new"])
+    elif req.protocol == "fewshot":
+        out.update(results["all"])
+    else:
+        roles = {ev.name: ev.role for ev in plan.evals}
+        targets = {k: v for k, v in results.items() if roles[k] == "target"}
+        out.update(targets=targets, mean_acc=sum(r["acc"] for r in targets.values()) / len(targets),
+                   targets_missing=plan.targets_missing, source_acc=results["source"]["acc"],
+                   source=results["source"])
+    return out
+
+
+def _identity_config(cfg: Config) -> dict:
+    tree = cfg.to_dict()
+    for section, key in _NOT_IDENTITY:
+        tree.get(section, {}).pop(key, None)
+    return tree
+
+
+def _tensor_hash(t) -> str:
+    from cache.fingerprint import sha256_arrays, short
+
+    return short(sha256_arrays([("features", t.detach().cpu().numpy())]))

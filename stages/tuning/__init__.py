@@ -1,0 +1,14 @@
+"""Stage two: prompt tuning with the SEPT loss.
+
+    sept_loss.py        L_se and the frozen margins (pure torch)
+    prompt_tokens.py    CoOp's token layout: context slots spliced into each prompt's ids
+    learners/           zeroshot, coop, cocoop, kgcoop behind one registry
+    neighbor_bank.py    tokenized neighbors + margins, drawn per step with their own generator
+    neighbor_source.py  the neighbor store -> a NeighborBank (the only module here that reads the store)
+    trainer.py          the training loop, checkpoints, exact resume
+    checkpoint.py       prompt-only safetensors + trainer state
+    evaluate.py         scoring a learner on cached features
+
+Everything except neighbor_source.py imports with torch alone (GPU machines have no polars or faiss).
+Nothing is imported here, so `import stages.tuning.config` stays cheap.
+"""

@@ -1,0 +1,224 @@
+"""The training loop of every prompt learner, with or without the SEPT loss. One readable function.
+
+Per step: a batch of frozen audio embeddings (cached, or encoded with a random crop), one draw of
+neighbors when L_se is on, a forward through the learnable prompt, L = L_method + lambda * L_se,
+SGD on the prompt parameters only. Per epoch: the lr of the schedule, a JSONL log row, a checkpoint.
+
+Randomness comes from three generators seeded from the run's seed: shuffling, audio crops, and neighbor
+draws. They are separate so that switching L_se off (or lambda = 0, where the neighbor path is skipped
+entirely) leaves the shuffles and crops, hence the whole run, bit-identical to the baseline. All three
+are saved in each checkpoint, so a resumed run continues exactly where the interrupted one stopped.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from cache.atomic import atomic_write_text
+from cache.errors import UserError
+from stages.tuning.checkpoint import load_checkpoint, save_checkpoint, save_prompt
+from stages.tuning.neighbor_bank import NeighborBank, NeighborDraw, scatter_draws
+from stages.tuning.schedule import lr_at
+from stages.tuning.sept_loss import semantic_expansion_loss
+
+LOG_FILE = "train_log.jsonl"
+CHECKPOINTS = "checkpoints"
+
+
+@dataclass
+class TrainData:
+    """Training clips as labels plus either cached features or an encoder called per batch."""
+
+    labels: torch.Tensor                                        # [N] class index in the learner's class list
+    features: torch.Tensor | None = None                        # [N, D] frozen audio embeddings (cached crops)
+    encode: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None  # (clip idx, crop gen) -> [B, D]
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def batch(self, idx: torch.Tensor, crop_gen: torch.Generator) -> torch.Tensor:
+        return self.features[idx] if self.features is not None else self.encode(idx, crop_gen)
+
+
+def derived_generator(seed: int, stream: int) -> torch.Generator:
+    """Independent generator `stream` of a run's seed (streams: 0 shuffle, 1 crops, 2 neighbors)."""
+    return torch.Generator().manual_seed(int(seed) * 1_000_003 + 7919 * stream + 1)
+
+
+def amp_settings(device: torch.device, amp: str) -> tuple[torch.dtype | None, bool]:
+    """(autocast dtype or None, use a GradScaler) for this device and `train.amp`."""
+    if device.type != "cuda" or amp == "off":
+        return None, False
+    if amp == "auto":
+        return (torch.bfloat16, False) if torch.cuda.is_bf16_supported() else (torch.float16, True)
+    return (torch.bfloat16, False) if amp == "bf16" else (torch.float16, True)
+
+
+def sept_active(sept_cfg) -> bool:
+    """L_se runs only when enabled with lambda > 0; lambda = 0 skips the neighbor path (exact baseline)."""
+    return bool(sept_cfg.enabled) and float(sept_cfg.lam) > 0.0
+
+
+def hardest_count(sept_cfg) -> int:
+    v = sept_cfg.inter_negatives
+    return 0 if v == "all" else int(v.split(":", 1)[1])
+
+
+def training_step(learner, audio: torch.Tensor, labels: torch.Tensor, draw: NeighborDraw | None, sept_cfg,
+                  optimizer, scaler, amp_dtype: torch.dtype | None) -> tuple[float, dict]:
+    """One optimisation step: L = L_method (+ lambda * L_se when `draw` is given); returns (loss, parts).
+
+    Losses are computed in float32 whatever the autocast dtype; only prompt parameters are in `optimizer`.
+    """
+    autocast = torch.autocast("cuda", dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
+    with autocast:
+        out = learner.forward_train(audio, draw.ids if draw else None, draw.mask if draw else None)
+        loss, parts = learner.method_loss(out, labels)
+        if draw is not None:
+            se = semantic_expansion_loss(out.z.float(), scatter_draws(out.p.float(), draw.valid), draw.valid,
+                                         draw.margins, sept_cfg.alpha, sept_cfg.beta, hardest_count(sept_cfg))
+            loss = loss + sept_cfg.lam * se.total
+            parts.update(se=se.total.detach(), intra=se.intra.detach(), inter=se.inter.detach())
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return float(loss.detach()), {k: float(v) for k, v in parts.items()}
+
+
+def make_optimizer(learner, train_cfg) -> torch.optim.Optimizer:
+    """SGD with momentum over the learner's trainable (prompt) parameters only."""
+    params = [p for p in learner.parameters() if p.requires_grad]
+    return torch.optim.SGD(params, lr=train_cfg.lr, momentum=train_cfg.momentum, weight_decay=train_cfg.weight_decay)
+
+
+def train(
+    learner,
+    data: TrainData,
+    train_cfg,
+    sept_cfg,
+    bank: NeighborBank | None,
+    *,
+    seed: int,
+    run_dir: Path,
+    identity: dict,
+    backbone_fingerprint: str,
+    resume: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Train `learner` in place; write checkpoints and the log under `run_dir`; return a summary dict.
+
+    `identity` is what must match for --resume to continue a checkpoint (resolved config, classes, data).
+    """
+    run_dir = Path(run_dir)
+    device = next(learner.parameters()).device
+    use_sept = sept_active(sept_cfg)
+    if use_sept and bank is None:
+        raise ValueError("SEPT is on but no neighbor bank was given")
+    optimizer = make_optimizer(learner, train_cfg)
+    amp_dtype, use_scaler = amp_settings(device, train_cfg.amp)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+    gens = {"shuffle": derived_generator(seed, 0), "crop": derived_generator(seed, 1),
+            "neighbors": derived_generator(seed, 2)}
+
+    n = len(data)
+    steps_per_epoch = math.ceil(n / train_cfg.batch_size)
+    start_epoch, log_rows = 0, []
+    if resume:
+        ckpt = load_checkpoint(run_dir / CHECKPOINTS, backbone_fingerprint, learner.name)
+        if ckpt is None:
+            raise UserError(f"--resume: no checkpoint under {run_dir / CHECKPOINTS}; run without --resume to start")
+        _check_identity(ckpt.state["identity"], identity, run_dir)
+        learner.load_prompt_state(ckpt.prompt)
+        optimizer.load_state_dict(ckpt.state["optimizer"])
+        scaler.load_state_dict(ckpt.state["scaler"])
+        for name, g in gens.items():
+            g.set_state(ckpt.state["rng"][name])
+        start_epoch = ckpt.epoch
+        log_rows = [r for r in _read_log(run_dir / LOG_FILE) if r["epoch"] < start_epoch]
+
+    bar = tqdm(total=train_cfg.epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch,
+               desc=f"train {learner.name}{'+sept' if use_sept else ''}", disable=not progress, leave=False)
+    started = time.time()
+    for epoch in range(start_epoch, train_cfg.epochs):
+        lr = lr_at(epoch, train_cfg.lr, train_cfg.epochs, train_cfg.schedule, train_cfg.warmup_epochs,
+                   train_cfg.warmup_lr)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        learner.train()
+        sums: dict[str, float] = {}
+        epoch_start = time.time()
+        order = torch.randperm(n, generator=gens["shuffle"])
+        for step in range(steps_per_epoch):
+            idx = order[step * train_cfg.batch_size : (step + 1) * train_cfg.batch_size]
+            audio = data.batch(idx, gens["crop"]).to(device, non_blocking=True)
+            labels = data.labels[idx].to(device, non_blocking=True)
+            draw = bank.sample(gens["neighbors"]).to(device) if use_sept else None
+            value, parts = training_step(learner, audio, labels, draw, sept_cfg, optimizer, scaler, amp_dtype)
+            if not math.isfinite(value):
+                raise FloatingPointError(f"loss became {value} at epoch {epoch + 1}, step {step + 1}; "
+                                         f"lower train.lr or use train.amp=bf16/off")
+            for k, v in {"loss": value, **parts}.items():
+                sums[k] = sums.get(k, 0.0) + v
+            bar.set_postfix(epoch=f"{epoch + 1}/{train_cfg.epochs}", loss=f"{value:.4f}")
+            bar.update(1)
+
+        log_rows.append({"epoch": epoch, "lr": lr, "steps": steps_per_epoch,
+                         "seconds": round(time.time() - epoch_start, 4),
+                         **{k: v / steps_per_epoch for k, v in sums.items()}})
+        atomic_write_text(run_dir / LOG_FILE, "".join(json.dumps(r, sort_keys=True) + "\n" for r in log_rows))
+        state = {
+            "epoch": epoch + 1,
+            "lr": lr,
+            "optimizer": optimizer.state_dict(),
+            "scaler": scaler.state_dict(),
+            "rng": {name: g.get_state() for name, g in gens.items()},
+            "identity": identity,
+        }
+        save_checkpoint(run_dir / CHECKPOINTS, epoch + 1, learner.prompt_state(), state, learner.name,
+                        backbone_fingerprint)
+    bar.close()
+    save_prompt(run_dir / "prompt.safetensors", learner.prompt_state(), learner.name, backbone_fingerprint)
+    learner.eval()
+    last = log_rows[-1] if log_rows else {}
+    return {"epochs": train_cfg.epochs, "resumed_from_epoch": start_epoch, "steps_per_epoch": steps_per_epoch,
+            "final_loss": last.get("loss"), "train_seconds": round(time.time() - started, 3),
+            "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else "off", "sept_active": use_sept}
+
+
+def _read_log(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _check_identity(saved: dict, current: dict, run_dir: Path) -> None:
+    """--resume continues only the same run: name the first key that differs."""
+    saved, current = _flatten(saved), _flatten(current)
+    for key in sorted(set(saved) | set(current)):
+        if saved.get(key) != current.get(key):
+            raise UserError(f"--resume: the checkpoint in {run_dir} was made with a different {key} "
+                            f"({_short(saved.get(key))} vs now {_short(current.get(key))}); rerun with --force to start over")
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _short(value) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -1,0 +1,72 @@
+"""From the store to the bank: margins are the template-averaged frozen distances; gaps are one-line errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cache.errors import UserError
+from pipeline.config import load_config
+from stages.tuning.config import MethodConfig
+from stages.tuning.learners import build_learner
+from stages.tuning.neighbor_source import load_neighbor_bank
+
+from tuning_kit import CLASSES, NEIGHBORS, TEMPLATES, fill_store
+
+
+def sept_cfg(gkey, per_step=4):
+    cfg = load_config(None, [f"sept.generation_key={gkey!r}", f"sept.neighbors_per_step={per_step}"])
+    return cfg.replace("text", templates=TEMPLATES)
+
+
+def learner_for(backbone, classes):
+    learner = build_learner(backbone, MethodConfig(name="coop", n_ctx=4), TEMPLATES, 0)
+    learner.set_classnames(classes)
+    return learner
+
+
+def test_margins_equal_template_averaged_frozen_distances(tiny_backbone, filled_cache):
+    cache, gkey = filled_cache
+    classes = CLASSES[:3]
+    bank, info = load_neighbor_bank(sept_cfg(gkey), learner_for(tiny_backbone, classes), tiny_backbone, classes,
+                                    cache, dataset="synth")
+    # Independent reference: run the frozen tower now on every filled template, float64 distances.
+    def e(text):
+        v = tiny_backbone.encode_text([t.format(text) for t in TEMPLATES]).double().numpy()
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    for i, ci in enumerate(classes):
+        for j, cj in enumerate(classes):
+            for n, phrase in enumerate(NEIGHBORS[cj]):
+                ref = np.mean(np.linalg.norm(e(ci) - e(phrase), axis=1))
+                assert bank.margins[i, j, n].item() == pytest.approx(ref, abs=2e-6)
+    assert bank.counts.tolist() == [len(NEIGHBORS[c]) for c in classes]
+    assert np.isnan(bank.margins[:, 1, 5].numpy()).all()  # 'car horn' has 4 neighbors: padding is NaN
+    # Phrases are tokenized once into prompts with the same context slots as class names.
+    learner = learner_for(tiny_backbone, classes)
+    ids, mask = learner.tokenize_phrases(["woof"])
+    row = bank.ids[2, NEIGHBORS["dog bark"].index("woof")]
+    assert row[: ids.shape[1]].tolist() == ids[0].tolist() and int(bank.mask[2, 2].sum()) == int(mask.sum())
+    assert info["generation_key"] == gkey and info["encoder_fingerprint"] == tiny_backbone.fingerprint
+    assert info["neighbors_per_class"] == {c: len(NEIGHBORS[c]) for c in classes}
+
+
+def test_a_class_missing_from_the_store_stops_with_the_fill_command(tiny_backbone, filled_cache):
+    cache, gkey = filled_cache
+    classes = CLASSES[:2] + ["vacuum cleaner"]
+    with pytest.raises(UserError) as err:
+        load_neighbor_bank(sept_cfg(gkey), learner_for(tiny_backbone, classes), tiny_backbone, classes, cache,
+                           dataset="synth")
+    msg = str(err.value)
+    assert "1 of 3 training classes have no neighbors" in msg and "'vacuum cleaner'" in msg
+    assert f"sept-pipeline generate-neighbors --dataset synth --backbone {tiny_backbone.id} --cache-dir {cache}" in msg
+    assert "\n" not in msg
+
+
+def test_embeddings_of_another_backbone_do_not_count(tiny_backbone, other_backbone, tmp_path):
+    """A store filled by another backbone (same texts) lacks this backbone's embeddings: a one-line error."""
+    assert other_backbone.fingerprint != tiny_backbone.fingerprint
+    gkey = fill_store(tmp_path, other_backbone, TEMPLATES, classes=CLASSES[:3])
+    with pytest.raises(UserError, match=r"texts of 3 classes .* have no frozen embedding for backbone clap:.*"
+                                        r"under all 3 templates; fill the gap with `sept-pipeline generate-neighbors"):
+        load_neighbor_bank(sept_cfg(gkey), learner_for(tiny_backbone, CLASSES[:3]), tiny_backbone, CLASSES[:3],
+                           tmp_path, dataset="synth")
