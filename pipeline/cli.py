@@ -11,7 +11,7 @@ import sys
 import click
 
 from cache.errors import UserError
-from pipeline.commands import backbones, config_cmd, datasets, evaluate, neighbors, tune
+from pipeline.commands import backbones, config_cmd, datasets, evaluate, inspect_cmd, neighbors, report, sweep, tune
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -31,7 +31,7 @@ def cli() -> None:
     """
 
 
-for module in (datasets, backbones, evaluate, neighbors, tune, config_cmd):
+for module in (datasets, backbones, evaluate, neighbors, tune, sweep, report, inspect_cmd, config_cmd):
     module.register(cli)
 
 

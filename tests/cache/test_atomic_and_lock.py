@@ -79,3 +79,11 @@ def test_lock_excludes_a_second_process_and_is_freed_on_kill(tmp_path):
     # The kernel released the dead holder's lock: no stale lock file blocks us.
     with file_lock(lock, timeout=5):
         pass
+
+
+def test_published_files_get_normal_permissions(tmp_path):
+    target = tmp_path / "m.json"
+    atomic_write_json(target, {})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask

@@ -1,0 +1,61 @@
+"""`sept-pipeline report RUNS_DIR`: the field's tables, pictures and the semantic-structure diagnostic."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pipeline.commands.common import emit_json, json_option
+
+
+def register(cli) -> None:
+    @cli.command("report")
+    @click.argument("runs_dir", type=click.Path(path_type=Path))
+    @click.option("--out", type=click.Path(path_type=Path), default=None,
+                  help="Report folder (default RUNS_DIR/report).")
+    @click.option("--compare", is_flag=True,
+                  help="Put the published averages of DESIGN.md section 1 beside ours, labelled, with the delta.")
+    @click.option("--diagnostic", is_flag=True,
+                  help="Also draw the semantic-structure heat maps: for each dataset and method with runs with "
+                       "and without SEPT (lowest common seed), class-to-neighbor cosine similarity under the "
+                       "template, the prompt without SEPT and with SEPT. Loads the backbone and the store.")
+    @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+                  help="Cache folder holding the neighbor store, for --diagnostic "
+                       "(default $SEPT_CACHE_DIR, else ~/.cache/sept-pipeline).")
+    @json_option
+    def report(runs_dir, out, compare, diagnostic, cache_dir, as_json) -> None:
+        """Tables of every finished run under RUNS_DIR (each folder with a metrics.json), as Markdown and CSV.
+
+        \b
+        Base-to-new: per dataset and method, base / new / HM as mean ± std over seeds, and an average row
+        (the mean of per-dataset HM). Cross-dataset: source, each target, average. Few-shot: accuracy per
+        dataset. Pictures (PNG + SVG): base vs new per method with and without SEPT. A metrics file that
+        cannot be read is named on stderr and in the report, and skipped.
+        \b
+        Writes OUT/report.md, base2new.csv, cross.csv, fewshot.csv, runs.csv, compare.csv (--compare),
+        base_vs_new.png/.svg, and with --diagnostic semantic_structure-*.png/.svg and diagnostic.json.
+        \b
+        Examples:
+          sept-pipeline report runs/demo-sweep
+          sept-pipeline report runs/demo-sweep --compare --out reports/demo
+          sept-pipeline report runs/demo-sweep --diagnostic --cache-dir demo-out/cache --json
+        """
+        from pipeline.report.build import build_report
+
+        diagnosis = None
+        if diagnostic:
+            from pipeline.report.build import DEFAULT_OUT
+            from pipeline.report.diagnostic import diagnostic_sections
+
+            diagnosis = diagnostic_sections(runs_dir, out or runs_dir / DEFAULT_OUT, cache_dir, progress=not as_json)
+        result = build_report(runs_dir, out, compare=compare, diagnostic=diagnosis)
+        for skipped in result.collected.skipped:
+            click.echo(f"warning: {skipped.line()}", err=True)
+        for warning in result.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        if as_json:
+            emit_json(result.summary())
+        else:
+            click.echo(result.markdown)
+            click.echo(f"wrote {result.out_dir / 'report.md'} and {len(result.files) - 1} more files "
+                       f"in {result.out_dir}")

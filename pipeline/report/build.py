@@ -1,0 +1,101 @@
+"""`sept-pipeline report RUNS_DIR`: read every run, write report.md, the CSV tables and the pictures."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from cache.atomic import atomic_write_text
+from cache.errors import UserError
+from pipeline.report import figures, render, tables
+from pipeline.report.collect import Collected, collect_runs
+
+DEFAULT_OUT = "report"
+
+
+@dataclass
+class Report:
+    out_dir: Path
+    markdown: str
+    collected: Collected
+    files: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        return {
+            "out_dir": str(self.out_dir),
+            "runs": len(self.collected.runs),
+            "skipped": [{"path": str(s.path), "reason": s.reason} for s in self.collected.skipped],
+            "warnings": self.warnings,
+            "files": [str(p) for p in self.files],
+        }
+
+
+def build_report(runs_dir: str | Path, out_dir: str | Path | None = None, compare: bool = False,
+                 diagnostic: tuple[list[str], list[Path]] | None = None) -> Report:
+    """Tables (Markdown + CSV) and the base-vs-new picture from every metrics.json under `runs_dir`.
+
+    `diagnostic`: (Markdown, files) already made by the semantic-structure diagnostic, appended as they are.
+    """
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise UserError(f"RUNS_DIR {runs_dir}: not a folder (expected a folder of run directories with metrics.json)")
+    out_dir = Path(out_dir) if out_dir else runs_dir / DEFAULT_OUT
+    collected = collect_runs(runs_dir)
+    if not collected.runs:
+        why = f"; skipped {len(collected.skipped)} unusable: " + "; ".join(
+            s.line() for s in collected.skipped) if collected.skipped else ""
+        raise UserError(f"RUNS_DIR {runs_dir}: no finished run found (no usable metrics.json){why}")
+
+    runs = tables.runs_frame(collected)
+    report = Report(out_dir=out_dir, markdown="", collected=collected, warnings=tables.duplicate_seeds(runs))
+    sections = [f"# Results: {runs_dir}",
+                f"{len(collected.runs)} finished runs read from `{runs_dir}`"
+                + (f", {len(collected.skipped)} metrics files skipped (listed at the end)." if collected.skipped
+                   else ".") + " " + render.CONVENTIONS]
+
+    b2n = tables.base2new_table(runs)
+    if not b2n.is_empty():
+        sections += ["## Base-to-new generalisation", render.base2new_markdown(b2n), render.BASE2NEW_NOTE]
+        report.files.append(render.write_csv(b2n, out_dir / "base2new.csv"))
+        report.files += figures.base_vs_new(b2n, out_dir / "base_vs_new")
+        sections.append("![base vs new](base_vs_new.png)")
+        if compare:
+            cmp = render.compare_frame(b2n)
+            sections += ["## Compared with published numbers", render.compare_markdown(cmp)]
+            if not cmp.is_empty():
+                report.files.append(render.write_csv(cmp, out_dir / "compare.csv"))
+
+    cross = tables.cross_table(collected)
+    if not cross.is_empty():
+        sections += ["## Cross-dataset transfer", render.cross_markdown(cross)]
+        report.files.append(render.write_csv(cross, out_dir / "cross.csv"))
+
+    fewshot = tables.fewshot_table(runs)
+    if not fewshot.is_empty():
+        sections += ["## Few-shot (all classes)", render.fewshot_markdown(fewshot)]
+        report.files.append(render.write_csv(fewshot, out_dir / "fewshot.csv"))
+
+    if diagnostic:
+        sections += diagnostic[0]
+        report.files += diagnostic[1]
+    if report.warnings:
+        sections += ["## Warnings", "\n".join(f"- {w}" for w in report.warnings)]
+    if collected.skipped:
+        sections += ["## Skipped metrics files",
+                     "\n".join(f"- `{s.path}`: {s.reason}" for s in collected.skipped)]
+
+    report.files.append(render.write_csv(runs.sort("run"), out_dir / "runs.csv"))
+    report.markdown = "\n\n".join(sections) + "\n"
+    atomic_write_text(out_dir / "report.md", report.markdown)
+    report.files.append(out_dir / "report.md")
+    return report
+
+
+def frames(runs_dir: str | Path) -> dict[str, pl.DataFrame]:
+    """The three tables as polars frames, for notebooks and tests."""
+    collected = collect_runs(runs_dir)
+    runs = tables.runs_frame(collected)
+    return {"runs": runs, "base2new": tables.base2new_table(runs), "cross": tables.cross_table(collected),
+            "fewshot": tables.fewshot_table(runs)}

@@ -1,0 +1,132 @@
+"""Markdown and CSV renderings of the tables in tables.py (numbers formatted only here)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import polars as pl
+
+from cache.atomic import atomic_write_text
+from pipeline.report import published
+from pipeline.report.tables import AVERAGE, SETTING, STD_DDOF, method_label
+
+CONVENTIONS = (
+    f"Accuracies in %, mean ± std over seeds (sample std, ddof = {STD_DDOF}; a single seed shows no ±)."
+)
+BASE2NEW_NOTE = (
+    "Average rows: base and new are the means over datasets of the per-dataset means; **HM is the mean over "
+    "datasets of the per-dataset HM** (not the HM of the averaged base and new). Each run's HM is its own "
+    "2·B·N/(B+N)."
+)
+
+
+def fmt(mean: float | None, std: float | None = None) -> str:
+    if mean is None:
+        return "–"
+    return f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def fmt_delta(value: float) -> str:
+    return f"{value:+.2f}"
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]], right_from: int = 1) -> str:
+    """A GitHub Markdown table; columns from `right_from` on are right-aligned (numbers)."""
+    align = ["---" if i < right_from else "---:" for i in range(len(header))]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _label(row: dict) -> str:
+    return method_label(row["method"], row["sept"], row["variant"])
+
+
+def base2new_markdown(table: pl.DataFrame) -> str:
+    rows = []
+    for r in table.iter_rows(named=True):
+        is_avg = r["dataset"] == AVERAGE
+        name = f"**{AVERAGE} ({plural(r['n_datasets'], 'dataset')})**" if is_avg else r["dataset"]
+        rows.append([
+            name, _label(r), r["shots"], "" if is_avg else r["seeds"],
+            fmt(r["base_mean"], r["base_std"]), fmt(r["new_mean"], r["new_std"]), fmt(r["hm_mean"], r["hm_std"]),
+        ])
+    return markdown_table(["Dataset", "Method", "Shots", "Seeds", "Base", "New", "HM"], rows, right_from=2)
+
+
+def compare_frame(table: pl.DataFrame) -> pl.DataFrame:
+    """Our average rows beside the published averages of the same method and SEPT setting, with deltas."""
+    rows = []
+    for r in table.filter(pl.col("dataset") == AVERAGE).iter_rows(named=True):
+        ref = published.BASE2NEW_AVERAGE.get((r["method"], r["sept"]))
+        if ref is None:
+            continue
+        ours = (r["base_mean"], r["new_mean"], r["hm_mean"])
+        rows.append({
+            **{k: r[k] for k in SETTING}, "n_datasets": r["n_datasets"],
+            **{f"ours_{k}": v for k, v in zip(("base", "new", "hm"), ours)},
+            **{f"published_{k}": v for k, v in zip(("base", "new", "hm"), ref)},
+            **{f"delta_{k}": o - p for k, o, p in zip(("base", "new", "hm"), ours, ref)},
+        })
+    return pl.DataFrame(rows)
+
+
+def compare_markdown(frame: pl.DataFrame) -> str:
+    if frame.is_empty():
+        return "No method of ours has published numbers to compare with (CoOp, CoCoOp, KgCoOp, each ±SEPT)."
+    rows = [
+        [_label(r), r["n_datasets"],
+         fmt(r["ours_base"]), fmt(r["published_base"]), fmt_delta(r["delta_base"]),
+         fmt(r["ours_new"]), fmt(r["published_new"]), fmt_delta(r["delta_new"]),
+         fmt(r["ours_hm"]), fmt(r["published_hm"]), fmt_delta(r["delta_hm"])]
+        for r in frame.iter_rows(named=True)
+    ]
+    header = ["Method", "Our datasets", "Base (ours)", "Base (published)", "Δ base", "New (ours)",
+              "New (published)", "Δ new", "HM (ours)", "HM (published)", "Δ HM"]
+    note = (f"Published = {published.SOURCE}. Δ = ours − published. Ours averages the datasets found here; "
+            f"the published figures average {published.NUM_DATASETS}, so the two agree in kind only when "
+            f"ours covers the same {published.NUM_DATASETS} datasets with the same backbone.")
+    return markdown_table(header, rows) + "\n\n" + note
+
+
+def cross_markdown(table: pl.DataFrame) -> str:
+    parts = []
+    for source in table["source"].unique(maintain_order=True).to_list():
+        sub = table.filter(pl.col("source") == source)
+        targets = sorted(c for c in sub["column"].unique().to_list() if c not in ("source", AVERAGE))
+        columns = [c for c in ("source", *targets, AVERAGE) if c in set(sub["column"].to_list())]
+        groups: dict[tuple, dict[str, str]] = {}
+        for r in sub.iter_rows(named=True):
+            key = (r["method"], _label(r), r["shots"], r["variant"], r["sept"])
+            cells = groups.setdefault(key, {})
+            cells[r["column"]] = fmt(r["acc_mean"], r["acc_std"])
+            if r["seeds"]:
+                cells["_seeds"] = r["seeds"]
+        header_cols = [f"{source} (source)" if c == "source" else c for c in columns]
+        rows = [[key[1], key[2], cells.get("_seeds", ""), *(cells.get(c, "–") for c in columns)]
+                for key, cells in groups.items()]
+        parts.append(f"Source: **{source}**\n\n" +
+                     markdown_table(["Method", "Shots", "Seeds", *header_cols], rows, right_from=1))
+    return "\n\n".join(parts) + ("\n\nAverage = mean over target datasets of the per-target mean accuracy "
+                                 "(the source is not averaged in).")
+
+
+def fewshot_markdown(table: pl.DataFrame) -> str:
+    datasets = sorted(d for d in table["dataset"].unique().to_list() if d != AVERAGE)
+    groups: dict[tuple, dict[str, str]] = {}
+    for r in table.iter_rows(named=True):
+        key = (r["method"], _label(r), r["shots"], r["variant"], r["sept"])
+        groups.setdefault(key, {})[r["dataset"]] = fmt(r["acc_mean"], r["acc_std"])
+    rows = [[key[1], key[2], *(cells.get(c, "–") for c in (*datasets, AVERAGE))] for key, cells in groups.items()]
+    return (markdown_table(["Method", "Shots", *datasets, AVERAGE], rows, right_from=1)
+            + "\n\nAll classes, accuracy. Average = mean over datasets of the per-dataset mean accuracy "
+              "(macro-F1 in fewshot.csv).")
+
+
+def write_csv(frame: pl.DataFrame, path: Path) -> Path:
+    atomic_write_text(path, frame.write_csv(float_precision=4))
+    return path

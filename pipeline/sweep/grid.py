@@ -1,0 +1,144 @@
+"""A sweep's grid -> cells: one `tune` run each, with a stable folder name and a recorded identity.
+
+A cell's name is made from its parameters (`demo-base2new-coop-sept-16shot-seed1`, plus `-key=value` for
+config-key axes), so a rerun of the sweep finds the same folders. Its identity is everything that decides
+what the run computes; it is written beside the run, and a finished run whose identity differs from the
+cell's (the sweep file was edited) is refused rather than silently taken as done.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cache.errors import UserError
+from cache.fingerprint import sha256_file, sha256_json, short
+from pipeline.sweep.spec import SweepSpec
+
+IDENTITY_FILE = "sweep_cell.json"
+_SAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
+# Keys that only change how a run executes (device, batch sizes for memory), never what it computes.
+_EXECUTION_KEYS = {"backbone.device", "backbone.text_batch_size", "backbone.audio_batch_size",
+                   "train.eval_batch_size", "method.cocoop_chunk"}
+
+
+def override_text(key: str, value: Any) -> str:
+    """A `--set key=value` argument whose value parses back (as TOML) to the same value."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, (int, float)):
+        text = repr(value)
+    else:
+        text = json.dumps(value)  # strings and lists: JSON quoting is valid TOML for these
+    return f"{key}={text}"
+
+
+@dataclass(frozen=True)
+class Cell:
+    dataset: str
+    method: str
+    sept: bool
+    seed: int
+    shots: int
+    protocol: str
+    extra: tuple[tuple[str, Any], ...] = ()        # config-key axes of this cell
+    name: str = field(default="", compare=False)
+
+
+def cell_name(dataset: str, protocol: str, method: str, sept: bool, shots: int, seed: int,
+              extra: tuple[tuple[str, Any], ...]) -> str:
+    parts = [dataset, protocol, method, "sept" if sept else "nosept", f"{shots}shot", f"seed{seed}"]
+    for key, value in extra:
+        text = f"{key}={value if not isinstance(value, (list, dict)) else json.dumps(value)}"
+        safe = _SAFE.sub("_", text)
+        parts.append(safe if safe == text and len(safe) <= 40 else f"{safe[:24]}~{short(sha256_json(text), 8)}")
+    return "-".join(parts)
+
+
+def expand(spec: SweepSpec) -> list[Cell]:
+    """Every combination of the axes, in file order; zero-shot's SEPT twin is dropped (it trains nothing)."""
+    names = list(spec.config_axes)
+    cells = []
+    for dataset, method, sept, seed, shots, protocol in itertools.product(*spec.axes.values()):
+        if method == "zeroshot" and sept:
+            continue
+        for combo in itertools.product(*spec.config_axes.values()) if names else [()]:
+            extra = tuple(zip(names, combo))
+            cells.append(Cell(dataset, method, sept, seed, shots, protocol, extra,
+                              name=cell_name(dataset, protocol, method, sept, shots, seed, extra)))
+    if not cells:
+        raise UserError(f"sweep file {spec.source}: [grid] gives no runs (zero-shot trains nothing, so its "
+                        f"SEPT variant is dropped; add sept = [false] or a trained method)")
+    return cells
+
+
+def run_dir(spec: SweepSpec, cell: Cell) -> Path:
+    return spec.runs_dir / cell.name
+
+
+def overrides(spec: SweepSpec, cell: Cell) -> dict[str, Any]:
+    return {**spec.fixed, **dict(cell.extra)}
+
+
+def identity(spec: SweepSpec, cell: Cell) -> dict:
+    """What decides the run's results: recorded beside it and compared on every rerun of the sweep."""
+    return {
+        "dataset": cell.dataset, "method": cell.method, "sept": cell.sept, "seed": cell.seed,
+        "shots": cell.shots, "protocol": cell.protocol,
+        "targets": list(spec.targets) if cell.protocol == "cross" else [],
+        "backbone": spec.backbone,
+        "config_file": sha256_file(spec.config) if spec.config else None,
+        "set": {k: v for k, v in sorted(overrides(spec, cell).items()) if k not in _EXECUTION_KEYS},
+    }
+
+
+def tune_args(spec: SweepSpec, cell: Cell) -> list[str]:
+    """Arguments of `sept-pipeline tune` for this cell (without --resume: the cell process decides)."""
+    args = ["tune", "--dataset", cell.dataset, "--data-root", str(spec.data_root), "--method", cell.method,
+            "--sept" if cell.sept else "--no-sept", "--protocol", cell.protocol, "--seed", str(cell.seed),
+            "--shots", str(cell.shots), "--out", str(run_dir(spec, cell)), "--json"]
+    if spec.backbone:
+        args += ["--backbone", spec.backbone]
+    if spec.cache_dir:
+        args += ["--cache-dir", str(spec.cache_dir)]
+    if spec.config:
+        args += ["--config", str(spec.config)]
+    if cell.protocol == "cross" and spec.targets:
+        args += ["--targets", ",".join(spec.targets)]
+    for key, value in overrides(spec, cell).items():
+        args += ["--set", override_text(key, value)]
+    return args
+
+
+def recorded_identity(path: Path) -> dict | None:
+    """The identity written beside a run by an earlier sweep, or None (no file, or unreadable)."""
+    try:
+        return json.loads((path / IDENTITY_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def check_not_stale(spec: SweepSpec, cells: list[Cell]) -> None:
+    """Refuse a runs folder whose runs were made by another version of this sweep (one line, first few)."""
+    clashes = []
+    for cell in cells:
+        saved = recorded_identity(run_dir(spec, cell))
+        if saved is not None and saved != identity(spec, cell):
+            current = identity(spec, cell)
+            keys = sorted(k for k in current.keys() | saved.keys() if current.get(k) != saved.get(k))
+            clashes.append(f"{cell.name} ({', '.join(keys)})")
+    if clashes:
+        shown = "; ".join(clashes[:3]) + (f" and {len(clashes) - 3} more" if len(clashes) > 3 else "")
+        raise UserError(f"runs_dir {spec.runs_dir}: {len(clashes)} runs were made with other settings than the "
+                        f"sweep file {spec.source} now gives: {shown}; use another runs_dir, or delete those runs")
+
+
+def resolved_config(spec: SweepSpec, cell: Cell):
+    """The Config the cell's `tune` will resolve (config file, then --set keys, then the sweep's backbone)."""
+    from pipeline.config import load_config
+
+    cfg = load_config(spec.config, [override_text(k, v) for k, v in overrides(spec, cell).items()])
+    return cfg.replace("backbone", id=spec.backbone) if spec.backbone else cfg

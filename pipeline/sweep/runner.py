@@ -1,0 +1,151 @@
+"""A whole sweep: expand the grid, skip what finished, fill the store once, run the rest, report.
+
+    runs_dir/<cell>/                 one `tune` run directory per cell (metrics.json = finished)
+    runs_dir/.sweep/plan.json        the expanded grid of the last sweep started here
+    runs_dir/.sweep/status.json      what became of each cell in the last sweep
+    runs_dir/.sweep/locks/<cell>     held by the process running the cell (two sweeps never run one cell)
+    runs_dir/.sweep/attempts/<cell>.json, logs/<cell>.log   every attempt's start/end and output
+
+Rerunning the sweep continues where it stopped: finished cells are skipped, an interrupted cell resumes
+from its last checkpoint, failed cells are tried again. A cell another sweep is running is waited for
+at the end (its lock), then counted as finished if that sweep finished it, or run here if it did not.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from cache.atomic import atomic_write_json
+from cache.errors import UserError
+from cache.lock import file_lock
+from pipeline.runs import RunDir
+from pipeline.sweep import grid
+from pipeline.sweep.executors import make_executor
+from pipeline.sweep.launch import BUSY_ELSEWHERE, FAILED, FINISHED, RAN, Job, Outcome
+from pipeline.sweep.spec import SweepSpec
+from pipeline.sweep.stage_one import fill_store, find_missing
+
+STATE = ".sweep"
+
+
+@dataclass
+class SweepResult:
+    runs_dir: Path
+    executor: str
+    cells: list[str]
+    skipped: list[str] = field(default_factory=list)      # finished before this sweep started
+    outcomes: list[Outcome] = field(default_factory=list)
+    stage_one: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def names(self, status: str) -> list[str]:
+        return [o.name for o in self.outcomes if o.status == status]
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == FAILED]
+
+    def summary(self) -> dict:
+        return {
+            "runs_dir": str(self.runs_dir), "executor": self.executor, "cells": len(self.cells),
+            "skipped_finished": self.skipped, "ran": self.names(RAN), "finished_elsewhere": self.names(FINISHED),
+            "failed": [{"cell": o.name, "rc": o.rc, "message": o.message, "log": o.log} for o in self.failed],
+            "stage_one": self.stage_one, "seconds": round(self.seconds, 3),
+            "outcomes": [o.to_dict() for o in self.outcomes],
+        }
+
+
+def job_for(spec: SweepSpec, cell: grid.Cell, cwd: Path, wait: bool = False) -> Job:
+    state = spec.runs_dir / STATE
+    return Job(
+        name=cell.name, run_dir=str(grid.run_dir(spec, cell)), lock=str(state / "locks" / f"{cell.name}.lock"),
+        attempts=str(state / "attempts" / f"{cell.name}.json"), log=str(state / "logs" / f"{cell.name}.log"),
+        identity=grid.identity(spec, cell), tune_args=grid.tune_args(spec, cell), cwd=str(cwd), wait=wait,
+    )
+
+
+def _check_finished_readable(spec: SweepSpec, finished: list[grid.Cell]) -> None:
+    """A finished cell's metrics.json must be readable: a damaged one is named, never silently counted."""
+    from pipeline.report.collect import METRICS_FILE, MetricsError, read_json_object
+
+    bad = []
+    for cell in finished:
+        path = grid.run_dir(spec, cell) / METRICS_FILE
+        try:
+            read_json_object(path)
+        except MetricsError as e:
+            bad.append(f"{path} ({e})")
+    if bad:
+        shown = "; ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise UserError(f"runs_dir {spec.runs_dir}: {len(bad)} finished runs have a damaged metrics file: {shown}; "
+                        f"delete those files to run the cells again")
+
+
+def plan(spec: SweepSpec) -> tuple[list[grid.Cell], list[grid.Cell]]:
+    """(all cells, cells still to run); refuses a runs folder made by another version of the sweep."""
+    cells = grid.expand(spec)
+    grid.check_not_stale(spec, cells)
+    todo = [c for c in cells if not RunDir(grid.run_dir(spec, c)).finished()]
+    _check_finished_readable(spec, [c for c in cells if c not in todo])
+    return cells, todo
+
+
+def run_sweep(spec: SweepSpec, echo: Callable[[str], None] = print, progress: bool = True,
+              stage_one: bool = True, warm: bool = True) -> SweepResult:
+    from tqdm.auto import tqdm
+
+    started = time.monotonic()
+    cells, todo = plan(spec)
+    state = spec.runs_dir / STATE
+    state.mkdir(parents=True, exist_ok=True)
+    executor = make_executor(spec.executor, spec.devices, spec.max_parallel, spec.ray, warm=warm)
+    result = SweepResult(spec.runs_dir, executor.name, [c.name for c in cells],
+                         skipped=[c.name for c in cells if c not in todo])
+    atomic_write_json(state / "plan.json", {"sweep_file": spec.source, "cells": [
+        {"name": c.name, **grid.identity(spec, c)} for c in cells]})
+    echo(f"sweep {spec.source}: {len(cells)} cells, {len(result.skipped)} finished already, {len(todo)} to run "
+         f"({executor.describe()})")
+
+    if todo and stage_one:
+        # One sweep at a time checks and fills the store: a second sweep waits here, then finds it full.
+        with file_lock(state / "stage-one.lock"):
+            result.stage_one = fill_store(spec, find_missing(spec, todo), state, echo=echo)
+        for step in result.stage_one:
+            if step.get("message"):
+                echo(f"warning: stage one: {step['message']}; SEPT runs needing {len(step['classes'])} classes "
+                     f"will fail until the store has them")
+
+    cwd = Path(os.getcwd())
+    bar = tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress or not todo)
+
+    failures = 0
+
+    def done(outcome: Outcome) -> None:
+        nonlocal failures
+        if outcome.status == BUSY_ELSEWHERE:
+            return  # counted when the second pass settles it
+        bar.update(1)
+        if outcome.status == FAILED:
+            failures += 1
+            bar.set_postfix(failed=failures)
+            bar.write(f"failed: {outcome.name}: {outcome.message} (log: {outcome.log})", file=sys.stderr)
+
+    try:
+        first = executor.run([job_for(spec, c, cwd) for c in todo], done)
+        busy = [o.name for o in first if o.status == BUSY_ELSEWHERE]
+        result.outcomes = [o for o in first if o.status != BUSY_ELSEWHERE]
+        if busy:
+            # Held by another sweep: wait for its lock, then finish the cell here if that sweep did not.
+            echo(f"{len(busy)} cells are running in another sweep; waiting for them: {', '.join(busy[:3])}"
+                 + (" ..." if len(busy) > 3 else ""))
+            by_name = {c.name: c for c in todo}
+            result.outcomes += executor.run([job_for(spec, by_name[n], cwd, wait=True) for n in busy], done)
+    finally:
+        bar.close()
+        result.seconds = time.monotonic() - started
+        atomic_write_json(state / "status.json", result.summary())
+    return result

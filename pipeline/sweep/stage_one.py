@@ -1,0 +1,117 @@
+"""Stage one is never repeated per run: before any cell starts, check that the neighbor store holds what
+every SEPT cell will read, and run `generate-neighbors` once for what is missing.
+
+What a cell reads is what `tune` checks (stages/tuning/neighbor_source.py): for each class it trains on,
+phrases under the generation key of its [neighbors] config, and frozen embeddings of the class name and
+its phrases for its backbone under its templates. The check covers every class of the cell's dataset,
+not only the base classes a base-to-new run trains on: the semantic-structure diagnostic reads the new
+classes' neighbors too, and other protocols on the same dataset then find the store full.
+Cells that share those settings share one `generate-neighbors --classes-file` call over all their
+missing classes. No torch here: the check reads the store, fingerprints are hashed from files.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cache.atomic import atomic_write_text
+from cache.fingerprint import cache_root, sha256_json, short
+from pipeline.sweep.grid import Cell, override_text, overrides, resolved_config
+from pipeline.sweep.launch import SAFE_PATH_ENV, module_command
+from pipeline.sweep.spec import SweepSpec
+
+# Config keys that change what stage one writes or where tune looks for it.
+_STAGE_ONE_PREFIXES = ("neighbors.", "text.", "backbone.id", "sept.generation_key")
+
+
+@dataclass
+class Need:
+    """One group of cells with the same stage-one settings, and the classes the store lacks for them."""
+
+    backbone: str
+    overrides: dict
+    cells: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)   # classes lacking phrases or embeddings, in first-seen order
+    fixed_key: bool = False                             # sept.generation_key names a generation: nothing to generate
+
+
+def classes_lacking(store, classes: list[str], gkey: str, templates: list[str], encoder: str) -> list[str]:
+    """Classes without phrases under `gkey`, or whose name or phrases lack an embedding for `encoder` under
+    every template: what `tune` would refuse to start without (a class stored with no phrase is not lacking:
+    stage one tried and the LLM gave nothing usable)."""
+    present = store.classes_present(classes, gkey)
+    phrases = store.get_phrases([c for c in classes if c in present], gkey)
+    texts = list(dict.fromkeys([c for c in present] + [p for c in present for p in phrases[c]]))
+    lacking = set(store.missing_embeddings(texts, templates, encoder)) if texts else set()
+    return [c for c in classes
+            if c not in present or c in lacking or any(p in lacking for p in phrases.get(c, ()))]
+
+
+def find_missing(spec: SweepSpec, cells: list[Cell]) -> list[Need]:
+    """Groups of SEPT cells whose neighbors are not (all) in the store yet."""
+    from cache.store import NeighborStore
+    from stages.backbones.fingerprint import backbone_fingerprint
+    from stages.data.specs import dataset_classnames
+    from stages.neighbors.keys import generation_key_for
+
+    cache = cache_root(spec.cache_dir)
+    store = NeighborStore.in_cache(cache)
+    needs: dict[str, Need] = {}
+    checked: set[tuple] = set()
+    for cell in cells:
+        if not cell.sept or cell.method == "zeroshot":
+            continue
+        cfg = resolved_config(spec, cell)
+        relevant = {k: v for k, v in overrides(spec, cell).items() if k.startswith(_STAGE_ONE_PREFIXES)}
+        group = short(sha256_json({"backbone": cfg.backbone.id, "set": relevant}))
+        need = needs.setdefault(group, Need(cfg.backbone.id, relevant, fixed_key=bool(cfg.sept.generation_key)))
+        need.cells.append(cell.name)
+        classes = dataset_classnames(cell.dataset)
+        if (group, tuple(classes)) in checked:
+            continue
+        checked.add((group, tuple(classes)))
+        gkey = cfg.sept.generation_key or generation_key_for(cfg.neighbors, cache)
+        encoder = backbone_fingerprint(cfg.backbone.id, cfg.backbone.kind, cache)
+        for c in classes_lacking(store, classes, gkey, list(cfg.text.templates), encoder):
+            if c not in need.missing:
+                need.missing.append(c)
+    return [n for n in needs.values() if n.missing]
+
+
+def generate_command(spec: SweepSpec, need: Need, classes_file: Path) -> list[str]:
+    cmd = module_command("pipeline.cli", "generate-neighbors", "--classes-file", str(classes_file),
+                         "--backbone", need.backbone, "--json")
+    if spec.cache_dir:
+        cmd += ["--cache-dir", str(spec.cache_dir)]
+    if spec.config:
+        cmd += ["--config", str(spec.config)]
+    for key, value in need.overrides.items():
+        cmd += ["--set", override_text(key, value)]
+    return cmd
+
+
+def fill_store(spec: SweepSpec, needs: list[Need], state_dir: Path, echo=print) -> list[dict]:
+    """Run `generate-neighbors` once per group of missing classes; returns what happened per group."""
+    results = []
+    for i, need in enumerate(needs):
+        if need.fixed_key:
+            results.append({"classes": need.missing, "rc": None,
+                            "message": "sept.generation_key names a stored generation; nothing to generate"})
+            continue
+        classes_file = state_dir / f"missing-classes-{i}.txt"
+        atomic_write_text(classes_file, "".join(f"{c}\n" for c in need.missing))
+        log = state_dir / "logs" / "generate-neighbors.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        cmd = generate_command(spec, need, classes_file)
+        echo(f"stage one: {len(need.missing)} classes lack neighbors for {len(need.cells)} SEPT runs; "
+             f"running generate-neighbors once (log: {log})")
+        with open(log, "ab") as fh:
+            fh.write(f"\n=== {' '.join(cmd)}\n".encode())
+            fh.flush()
+            rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env={**os.environ, **SAFE_PATH_ENV}).returncode
+        results.append({"classes": need.missing, "rc": rc, "log": str(log),
+                        "message": "" if rc == 0 else f"generate-neighbors failed (exit {rc}); see {log}"})
+    return results
