@@ -47,7 +47,7 @@ def damaged(path: Path, why: str) -> UserError:
     """The one-line error for a store file that cannot be trusted; nothing else is touched."""
     return UserError(
         f"neighbor-store file {path} is damaged ({why}); run `sept-pipeline neighbors verify` to list every "
-        f"problem, then `sept-pipeline neighbors verify --repair` to set damaged files aside so the next "
+        f"problem, then `sept-pipeline neighbors repair` to set damaged files aside so the next "
         f"run regenerates what they held"
     )
 
