@@ -1,0 +1,434 @@
+"""Stage one end to end: generate, clean, filter, encode and store the neighbors of a class list.
+
+    summary = generate_neighbors(classes, cfg, cache_dir)
+
+Order of work, and why:
+1. Resolve everything torch-free (LLM fingerprint, prompt hash, generation key, encoder fingerprint)
+   and ask the store what is missing. When nothing is, return: a warm rerun imports neither torch,
+   transformers, vLLM nor faiss.
+2. Classes missing under the key go to the LLM worker (worker.py, its own process): one batched chat
+   call per round. Its raw answers are text-cleaned here (cleaning.py).
+3. The worker has exited (engine gone) before the frozen text tower loads: candidates, class names and
+   phrases are encoded under the T templates; near-duplicates and boundary violations are dropped
+   (filters.py); up to N are kept. Classes left short get another worker round with fresh seeds while
+   the round budget (1 + max_retries) lasts; the encoder is released first.
+4. Whole classes are stored (short ones too, flagged, so reruns do not ask again), then the embeddings
+   of every text the class list needs that the store lacks.
+
+A per-key lock serialises two runs of the same generation on one cache: the second waits, then finds
+the classes present. A `kill -9` anywhere leaves the store as it was before the unfinished write; the
+rerun redoes only what was not committed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from cache.errors import UserError
+from cache.fingerprint import cache_root
+from cache.lock import file_lock
+from cache.store import ClassNeighbors, NeighborStore, Provenance, template_id, template_set_id
+from stages.neighbors import cleaning
+from stages.neighbors.keys import GenerationIdentity, resolve_generation
+
+
+def check_classes(classes: Sequence[str], where: str) -> list[str]:
+    """Class names as given (outer whitespace stripped); empty, blank or duplicated ones are UserErrors."""
+    names = [str(c).strip() for c in classes]
+    if not names:
+        raise UserError(f"{where}: no class names (give one class name per line)")
+    for i, (raw, name) in enumerate(zip(classes, names), 1):
+        if not name:
+            raise UserError(f"{where}: class {i} is blank; every line must name a class")
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names, 1):
+        key = cleaning.normalize(name)
+        if key in seen:
+            raise UserError(f"{where}: class {name!r} (line {i}) repeats line {seen[key]}; each class once")
+        seen[key] = i
+    return names
+
+
+def read_classes_file(path: str | os.PathLike) -> list[str]:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"--classes-file {path}: not found (expected a text file, one class name a line)")
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise UserError(f"--classes-file {path}: not UTF-8 text") from None
+    while lines and not lines[-1].strip():  # a trailing newline is not a blank class
+        lines.pop()
+    return check_classes(lines, f"--classes-file {path}")
+
+
+@dataclass
+class Candidate:
+    phrase: str
+    seed: int
+    round: int
+
+
+@dataclass
+class RunStats:
+    llm_requests: int = 0
+    llm_rounds: int = 0
+    worker_starts: int = 0
+    engine: str = ""
+    engine_version: str = ""
+    engine_startup_seconds: float = 0.0
+    generate_seconds: float = 0.0
+    tokens: int = 0
+    truncated_answers: int = 0
+    unseeded: int = 0  # requests that ran on another request's seed (sampled transformers batches)
+    filters: str = "on"  # embedding filters: "on" or why they were off
+    encode_seconds: float = 0.0
+    texts_encoded: int = 0
+    dropped: dict = field(default_factory=dict)  # reason -> count
+
+
+def sampling_spec(cfg) -> dict:
+    """The sampling recipe every request derives from (sampling.round_sampling)."""
+    from stages.neighbors.engines import neighbors_schema
+
+    n = cfg.neighbors
+    schema = neighbors_schema(n.overgenerate, n.max_chars) if n.output_format == "json" else None
+    return {"temperature": n.temperature, "retry_temperature": n.retry_temperature, "top_p": n.top_p,
+            "max_tokens": n.max_tokens, "seed": n.seed, "repetition_penalty": n.repetition_penalty,
+            "json_schema": schema}
+
+
+def _recorded_sampling(cfg, engine: str) -> dict:
+    spec = sampling_spec(cfg)
+    structured = "json" if spec.pop("json_schema") is not None else "none"
+    if structured == "json" and engine != "vllm":
+        structured = "json-prompted"  # transformers: asked for JSON in the prompt, not constrained
+    return {**spec, "structured_output": structured, "output_format": cfg.neighbors.output_format,
+            "overgenerate": cfg.neighbors.overgenerate, "seed_rule": "sha256(seed:round:class)"}
+
+
+def _cleaning_kwargs(cfg) -> dict:
+    n = cfg.neighbors
+    return {"max_words": n.max_words, "max_chars": n.max_chars, "latin_only": n.latin_only}
+
+
+# ------------------------------------------------------------------------------------------------
+# The LLM worker process
+
+
+def _run_worker(request: dict, cache_dir: Path) -> dict:
+    """Run worker.py in a child process; its logs go to our stderr, its answers come back as JSON."""
+    _remove_dead_scratch(cache_dir / "tmp")
+    tmp = Path(tempfile.mkdtemp(prefix=f"gen-{os.getpid()}-", dir=cache_dir / "tmp"))
+    try:
+        req_file, resp_file = tmp / "request.json", tmp / "response.json"
+        req_file.write_text(json.dumps(request))
+        env = dict(os.environ)
+        root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+        env.setdefault("TOKENIZERS_PARALLELISM", "false")
+        proc = subprocess.run([sys.executable, "-m", "stages.neighbors.worker", str(req_file), str(resp_file)],
+                              env=env, stdout=sys.stderr, stderr=sys.stderr)
+        if proc.returncode != 0 or not resp_file.is_file():
+            raise RuntimeError(f"the {request['backend']} generation worker failed (exit {proc.returncode}); "
+                               f"its log is above")
+        return json.loads(resp_file.read_text())
+    finally:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _remove_dead_scratch(folder: Path) -> None:
+    """Scratch folders of runs that were killed (their pid is gone) are removed; live ones are kept."""
+    import shutil
+
+    for d in folder.glob("gen-*-*"):
+        try:
+            pid = int(d.name.split("-")[1])
+        except (IndexError, ValueError):
+            continue
+        if pid != os.getpid() and not Path(f"/proc/{pid}").exists() and sys.platform.startswith("linux"):
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def worker_request(cfg, ident: GenerationIdentity, classes: list[str], candidates: dict[str, list[str]],
+                   start_round: int, max_rounds: int, cache_dir: Path) -> dict:
+    n = cfg.neighbors
+    src = ident.source
+    return {
+        "backend": n.backend,
+        "llm": {"spec": src.spec, "kind": src.kind, "path": str(src.path) if src.path else None, "name": src.name},
+        "model_dir": str(ident.model_dir),
+        "cache_dir": str(cache_dir),
+        "engine_seed": n.seed,
+        "max_model_len": n.max_model_len,
+        "dtype": n.dtype,
+        "batch_size": n.transformers_batch_size,
+        "classes": classes,
+        "messages": {c: ident.template.messages(c, n.output_format, n.overgenerate) for c in classes},
+        "sampling": sampling_spec(cfg),
+        "need": n.num_neighbors,
+        "cleaning": _cleaning_kwargs(cfg),
+        "candidates": {c: candidates.get(c, []) for c in classes},
+        "start_round": start_round,
+        "max_rounds": max_rounds,
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# Generation of the missing classes
+
+
+class _Embeddings:
+    """Frozen template embeddings of texts, from the store when there, else from the encoder."""
+
+    def __init__(self, store: NeighborStore, encoder, templates: list[str], encoder_fp: str):
+        self.store, self.encoder, self.templates, self.fp = store, encoder, templates, encoder_fp
+        self.vectors: dict[str, object] = {}
+
+    def ensure(self, texts: Sequence[str]) -> None:
+        todo = [t for t in dict.fromkeys(texts) if t not in self.vectors]
+        if not todo:
+            return
+        missing = set(self.store.missing_embeddings(todo, self.templates, self.fp))
+        stored = [t for t in todo if t not in missing]
+        if stored:
+            arr = self.store.get_embeddings(stored, self.templates, self.fp)
+            self.vectors.update(zip(stored, arr))
+        new = [t for t in todo if t in missing]
+        if new:
+            self.vectors.update(zip(new, self.encoder.encode(new, self.templates)))
+
+    def mean(self, texts: Sequence[str]):
+        import numpy as np
+
+        from stages.neighbors.filters import template_mean
+
+        if not texts:
+            return np.zeros((0, 1))
+        return template_mean(np.stack([self.vectors[t] for t in texts]))
+
+
+def _generate_missing(cfg, ident: GenerationIdentity, all_classes: list[str], missing: list[str],
+                      emb: _Embeddings, cache_dir: Path, stats: RunStats) -> list[ClassNeighbors]:
+    from stages.neighbors.filters import select_neighbors, separates_classes
+
+    n = cfg.neighbors
+    need = n.num_neighbors
+    budget = 1 + n.max_retries
+    candidates: dict[str, list[Candidate]] = {c: [] for c in missing}
+    rounds_of: dict[str, int] = {c: 0 for c in missing}
+    kept: dict[str, list[Candidate]] = {c: [] for c in missing}
+    pending = list(missing)
+    provenance = None
+    while pending and stats.llm_rounds < budget:
+        emb.encoder.release()  # never the encoder and the LLM on one device at once
+        request = worker_request(cfg, ident, pending, {c: [x.phrase for x in candidates[c]] for c in pending},
+                                 stats.llm_rounds, budget - stats.llm_rounds, cache_dir)
+        resp = _run_worker(request, cache_dir)
+        stats.worker_starts += 1
+        stats.llm_requests += resp["requests"]
+        stats.llm_rounds += len(resp["rounds"])
+        stats.engine, stats.engine_version = resp["engine"], resp["engine_version"]
+        stats.engine_startup_seconds += resp["startup_seconds"]
+        stats.generate_seconds += resp["generate_seconds"]
+        for rnd in resp["rounds"]:
+            for c, r in rnd["results"].items():
+                rounds_of[c] += 1
+                stats.unseeded += not r.get("seeded", True)
+                stats.tokens += r["tokens"]
+                stats.truncated_answers += r["finish"] == "length"
+                res = cleaning.clean_answer(r["text"], c, already=[x.phrase for x in candidates[c]],
+                                            **_cleaning_kwargs(cfg))
+                candidates[c] += [Candidate(p, r["seed"], rnd["round"]) for p in res.kept]
+                for _, reason in res.dropped:
+                    stats.dropped[reason] = stats.dropped.get(reason, 0) + 1
+        if provenance is None:
+            provenance = Provenance(
+                llm_id=ident.llm["id"], llm_revision=ident.llm["revision"], llm_fingerprint=ident.llm["fingerprint"],
+                engine=resp["engine"], engine_version=resp["engine_version"], prompt_hash=ident.prompt_hash,
+                prompt_version=ident.template.version, num_neighbors=need)
+        if n.near_duplicate_cos >= 1.0 and not n.boundary_filter:  # filters off: nothing to encode yet
+            kept = {c: candidates[c][:need] for c in missing}
+            pending = [c for c in missing if len(kept[c]) < need]
+            stats.filters = "off (near_duplicate_cos >= 1, boundary_filter false)"
+            continue
+        # Embedding filters over every candidate so far (the encoder loads here, after the worker exited).
+        emb.ensure(all_classes)
+        class_vecs = emb.mean(all_classes)
+        useful, mean_cos = separates_classes(class_vecs, n.near_duplicate_cos)
+        if useful:
+            emb.ensure([x.phrase for c in missing for x in candidates[c]])
+        elif stats.filters == "on":
+            stats.filters = (f"off: the encoder does not separate the class names (mean cosine {mean_cos:.4f} >= "
+                             f"neighbors.near_duplicate_cos {n.near_duplicate_cos}); text cleaning only")
+            print(f"warning: embedding filters {stats.filters}", file=sys.stderr)
+        pos = {c: i for i, c in enumerate(all_classes)}
+        for c in missing:
+            cands = candidates[c]
+            if not useful:
+                kept[c] = cands[:need]
+                continue
+            sel = select_neighbors(emb.mean([x.phrase for x in cands]), pos[c], class_vecs, need,
+                                   n.near_duplicate_cos, n.boundary_filter)
+            kept[c] = [cands[i] for i in sel.kept]
+            for _, reason in sel.dropped:
+                stats.dropped[reason] = stats.dropped.get(reason, 0) + 1
+        pending = [c for c in missing if len(kept[c]) < need]
+    sampling = _recorded_sampling(cfg, stats.engine)
+    if stats.unseeded:
+        sampling["seed_rule"] += f"; {stats.unseeded} request(s) shared their batch's seed (transformers batches)"
+    items = []
+    for c in missing:
+        ks = kept[c]
+        items.append(ClassNeighbors(c, [x.phrase for x in ks], provenance, sampling,
+                                    seed=[x.seed for x in ks] if ks else 0, rounds=rounds_of[c]))
+    return items
+
+
+# ------------------------------------------------------------------------------------------------
+# The entry point
+
+
+def generate_neighbors(classes: Sequence[str], cfg, cache_dir: str | os.PathLike | None = None,
+                       backbone: str | None = None) -> dict:
+    """Make sure every class has its neighbors and every needed text its embeddings; return a summary.
+
+    cfg: the root Config (sections neighbors, backbone, text). backbone: overrides cfg.backbone.id.
+    """
+    t0 = time.perf_counter()
+    classes = check_classes(classes, "class list")
+    cache = cache_root(cache_dir)
+    backbone_id = backbone or cfg.backbone.id
+    ident = resolve_generation(cfg.neighbors, cache)  # checks --llm and the prompt first
+    from stages.backbones.fingerprint import backbone_fingerprint
+
+    encoder_fp = backbone_fingerprint(backbone_id, cfg.backbone.kind, cache)
+    templates = list(cfg.text.templates)
+    store = NeighborStore.in_cache(cache)
+    stats = RunStats()
+    (cache / "tmp").mkdir(parents=True, exist_ok=True)
+    lock = cache / "locks" / f"generate-{ident.key}.lock"
+    with file_lock(lock):
+        check_files(store, ident.key, encoder_fp, templates)  # before anything is read or written
+        present = store.classes_present(classes, ident.key)
+        missing = [c for c in classes if c not in present]
+        encoder = _lazy_encoder(backbone_id, cfg, cache)
+        emb = _Embeddings(store, encoder, templates, encoder_fp)
+        written = []
+        if missing:
+            items = _generate_missing(cfg, ident, classes, missing, emb, cache, stats)
+            written = store.put_phrases(items).written
+        phrases = store.get_phrases(classes, ident.key)
+        texts = list(dict.fromkeys(list(classes) + [p for c in classes for p in phrases[c]]))
+        todo = store.missing_embeddings(texts, templates, encoder_fp)
+        if todo:
+            emb.ensure(todo)  # reuses what the filters already encoded
+            import numpy as np
+
+            vectors = np.stack([emb.vectors[t] for t in todo])
+            store.put_embeddings(todo, templates, encoder_fp, vectors)
+        encoder.release()
+        _ensure_index(store, texts, templates, encoder_fp)
+        status = store.class_status(classes, ident.key)
+        index_rows = _index_entry(store, templates, encoder_fp).rows
+    short_rows = sorted((r for r in status if r["short"]), key=lambda r: classes.index(r["class_name"]))
+    stats.texts_encoded = encoder.texts_encoded
+    stats.encode_seconds = encoder.seconds
+    return {
+        "classes": len(classes),
+        "llm_requests": stats.llm_requests,
+        "llm_rounds": stats.llm_rounds,
+        "classes_generated": len(written),
+        "classes_reused": len(classes) - len(missing),
+        "phrases_encoded": len(todo),
+        "phrases_reused": len(texts) - len(todo),
+        "phrases_kept": sum(len(v) for v in phrases.values()),
+        "texts_encoded_for_filters": stats.texts_encoded,
+        "classes_short": [r["class_name"] for r in short_rows],
+        "classes_short_counts": {r["class_name"]: r["num_kept"] for r in short_rows},
+        "store": str(store.root),
+        "generation_key": ident.key,
+        "llm_fingerprint": ident.llm["fingerprint"],
+        "prompt_hash": ident.prompt_hash,
+        "prompt": ident.template.path,
+        "encoder_fingerprint": encoder_fp,
+        "templates": len(templates),
+        "index_rows": index_rows,
+        "engine": stats.engine or None,
+        "engine_version": stats.engine_version or None,
+        "engine_startup_seconds": round(stats.engine_startup_seconds, 3),
+        "generate_seconds": round(stats.generate_seconds, 3),
+        "encode_seconds": round(stats.encode_seconds, 3),
+        "tokens_generated": stats.tokens,
+        "answers_truncated": stats.truncated_answers,
+        "dropped": stats.dropped,
+        "embedding_filters": None if not missing else stats.filters if stats.filters != "on" else (
+            f"on (near_duplicate_cos {cfg.neighbors.near_duplicate_cos}, "
+            f"boundary_filter {str(cfg.neighbors.boundary_filter).lower()})"),
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+
+
+def _index_entry(store: NeighborStore, templates: list[str], encoder_fp: str):
+    set_id = template_set_id([template_id(t) for t in templates])
+    return next((e for e in store.indexes(encoder_fp) if e.template_set_id == set_id), None)
+
+
+def _ensure_index(store: NeighborStore, texts: list[str], templates: list[str], encoder_fp: str) -> None:
+    """The FAISS index of this encoder and template set exists (rebuilt from stored vectors if not)."""
+    if _index_entry(store, templates, encoder_fp) is None:
+        store.put_embeddings(texts, templates, encoder_fp, store.get_embeddings(texts, templates, encoder_fp))
+
+
+def check_files(store: NeighborStore, generation_key: str, encoder_fp: str, templates: list[str]) -> None:
+    """Every store file this run relies on matches manifest.json (size and sha256), or a UserError.
+
+    A warm rerun reads only a few columns, so a flipped byte in an embedding vector or the FAISS index
+    would otherwise go unnoticed until training. Checked without faiss: hashing is cheap next to any
+    real work. A file that changed because another process committed meanwhile is re-checked against
+    the new manifest before being called damaged.
+    """
+    from cache.fingerprint import sha256_file
+
+    def problems(m) -> list[str]:
+        files = [(p.file, p.bytes, p.sha256) for p in m.parts
+                 if (p.table in ("phrases", "classes") and generation_key in p.generation_keys)
+                 or (p.table == "embeddings" and p.encoder_fingerprint == encoder_fp)]
+        set_id = template_set_id([template_id(t) for t in templates])
+        for e in m.indexes_of(encoder_fp):
+            if e.template_set_id == set_id:
+                files += [(e.file, e.bytes, e.sha256), (e.texts_file, e.texts_bytes, e.texts_sha256)]
+        out = []
+        for rel, size, sha in files:
+            path = store.root / rel
+            if not path.is_file() or path.stat().st_size != size or sha256_file(path) != sha:
+                out.append(str(path))
+        return out
+
+    first = store.manifest()
+    bad = problems(first)
+    if bad:
+        again = store.manifest()
+        if again.commit != first.commit:
+            bad = problems(again)
+    if bad:
+        kind = "index" if bad[0].endswith(".faiss") else "Parquet"
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise UserError(f"neighbor store {kind} file {bad[0]}{more}: missing or damaged (size/sha256 differ from "
+                        f"manifest.json); see `sept-pipeline neighbors verify`, fix with `neighbors repair`")
+
+
+def _lazy_encoder(backbone_id: str, cfg, cache: Path):
+    from stages.neighbors.encoding import TextEncoder
+
+    return TextEncoder(backbone_id, cfg.backbone, str(cache), cfg.backbone.text_batch_size)

@@ -1,0 +1,73 @@
+"""What `neighbors search` and `neighbors quality` compute (the CLI only prints it)."""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+from cache.errors import UserError
+from cache.fingerprint import cache_root
+from cache.store import NeighborStore
+
+
+def search_store(text: str, k: int, cfg, cache_dir: str | os.PathLike | None, backbone: str | None) -> dict:
+    """The k stored texts nearest to `text` in the FAISS index of the backbone's encoder.
+
+    The query is embedded like every stored text (template mean of the frozen text tower), from the
+    store when `text` is already there, else by loading the backbone.
+    """
+    from stages.backbones.fingerprint import backbone_fingerprint
+    from stages.neighbors.filters import template_mean
+
+    text = text.strip()
+    if not text:
+        raise UserError("search TEXT: empty; give a word or phrase")
+    cache = cache_root(cache_dir)
+    backbone_id = backbone or cfg.backbone.id
+    fp = backbone_fingerprint(backbone_id, cfg.backbone.kind, cache)
+    templates = list(cfg.text.templates)
+    store = NeighborStore.in_cache(cache)
+    if not store.indexes(fp):
+        raise UserError(f"no index for encoder {fp} in {store.root}; run `sept-pipeline generate-neighbors "
+                        f"--backbone {backbone_id}` first (see `sept-pipeline neighbors ls`)")
+    if not store.missing_embeddings([text], templates, fp):
+        vectors, source = store.get_embeddings([text], templates, fp), "store"
+    else:
+        from stages.neighbors.encoding import TextEncoder
+
+        enc = TextEncoder(backbone_id, cfg.backbone, str(cache), cfg.backbone.text_batch_size)
+        vectors, source = enc.encode([text], templates), "encoder"
+        enc.release()
+    hits = store.search(fp, template_mean(vectors), k, templates)[0]
+    owners: dict[str, set[str]] = {}
+    for row in store.phrase_rows():
+        owners.setdefault(row["phrase"], set()).add(row["class_name"])
+    class_names = {r["class_name"] for r in store.class_status(None)}
+    return {
+        "query": text,
+        "query_from": source,
+        "encoder_fingerprint": fp,
+        "store": str(store.root),
+        "hits": [{"text": t, "score": s, "is_class": t in class_names, "neighbor_of": sorted(owners.get(t, ()))}
+                 for t, s in hits],
+    }
+
+
+def quality_report(cfg, cache_dir: str | os.PathLike | None, classes: Sequence[str] | None,
+                   generation_key: str | None, reference: str) -> dict:
+    """Quality figures (quality.score) of the neighbors stored under one generation key."""
+    from stages.neighbors.keys import generation_key_for
+    from stages.neighbors.quality import load_reference, score
+
+    cache = cache_root(cache_dir)
+    store = NeighborStore.in_cache(cache)
+    key = generation_key or generation_key_for(cfg.neighbors, cache)
+    status = store.class_status(None, key)
+    if not status:
+        raise UserError(f"generation key {key}: nothing stored under it in {store.root} "
+                        f"(see `sept-pipeline neighbors ls`; pass --key or the config used to generate)")
+    if classes is None:
+        classes = list(dict.fromkeys(r["class_name"] for r in status))
+    neighbors = store.get_phrases(list(classes), key)
+    num_neighbors = status[0]["num_neighbors"]
+    result = score(list(classes), neighbors, load_reference(reference), num_neighbors)
+    return {"generation_key": key, "reference": reference, "store": str(store.root), **result}

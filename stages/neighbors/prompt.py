@@ -1,0 +1,143 @@
+"""Prompt templates for neighbor generation: a versioned text file whose hash keys the store.
+
+File format (plain text, UTF-8). Either a single block, which becomes the user message, or sections:
+
+    # comment lines start with '#'
+    [system]
+    You name sounds ...
+    [example: dog bark]
+    barking dog
+    canine barking
+    [user]
+    Sound: {classname}
+    List {count} other short names for this sound. {format}
+
+`[example: CLASS]` sections become worked examples: a user turn (the [user] text with CLASS in place
+of {classname}) and an assistant turn with the listed neighbors, written in the output format asked
+for (one a line, or `{"neighbors": [...]}`), so a small model sees the exact shape we want back.
+Placeholders: {classname} (required in [user]), {count} (phrases asked), {format} (the format rule).
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from cache.errors import UserError
+from cache.fingerprint import sha256_bytes, sha256_json, short
+
+PLACEHOLDERS = ("classname", "count", "format")
+FORMAT_RULES = {
+    "lines": "Write one phrase per line, with no numbering and nothing else.",
+    "json": 'Answer only with JSON of the form {"neighbors": ["...", "..."]}.',
+}
+_SECTION = re.compile(r"^\[(system|user|example:\s*(?P<cls>[^\]]+))\]\s*$")
+_FIELD = re.compile(r"\{([^{}]*)\}")
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    path: str
+    version: str  # the file's stem, e.g. "neighbors_v1"
+    file_hash: str  # sha256 of the file's bytes
+    system: str
+    user: str
+    examples: tuple[tuple[str, tuple[str, ...]], ...]  # (class, neighbors)
+
+    def prompt_hash(self, output_format: str, count: int) -> str:
+        """What keys the store: the template file, the answer format and the number of phrases asked."""
+        return short(sha256_json({"file": self.file_hash, "format": output_format, "count": int(count)}))
+
+    def _user(self, classname: str, output_format: str, count: int) -> str:
+        return (self.user.replace("{classname}", classname).replace("{count}", str(count))
+                .replace("{format}", FORMAT_RULES[output_format]))
+
+    def messages(self, classname: str, output_format: str, count: int) -> list[dict]:
+        """The chat conversation for one class: system, worked examples, then the question."""
+        msgs: list[dict] = []
+        if self.system:
+            msgs.append({"role": "system", "content": self.system})
+        for ex_class, ex_neighbors in self.examples:
+            msgs.append({"role": "user", "content": self._user(ex_class, output_format, count)})
+            msgs.append({"role": "assistant", "content": format_answer(ex_neighbors, output_format)})
+        msgs.append({"role": "user", "content": self._user(classname, output_format, count)})
+        return msgs
+
+
+def format_answer(neighbors, output_format: str) -> str:
+    if output_format == "json":
+        return json.dumps({"neighbors": list(neighbors)})
+    return "\n".join(neighbors)
+
+
+def resolve_path(path: str | Path, repo_root: Path | None = None) -> Path:
+    """A prompt path as given, else relative to the repository (the default lives in configs/prompts/)."""
+    p = Path(path).expanduser()
+    if p.is_file() or p.is_absolute() or repo_root is None:
+        return p
+    q = repo_root / p
+    return q if q.is_file() else p
+
+
+def load(path: str | Path, repo_root: Path | None = None) -> PromptTemplate:
+    p = resolve_path(path, repo_root)
+    if not p.is_file():
+        raise UserError(f"prompt template {path}: not found (config key neighbors.prompt; expected a text file "
+                        f"such as configs/prompts/neighbors_v1.txt)")
+    data = p.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"prompt template {p}: not UTF-8 text") from None
+    return parse(text, str(p), sha256_bytes(data))
+
+
+def parse(text: str, where: str = "<prompt>", file_hash: str | None = None) -> PromptTemplate:
+    sections: dict[str, list[str]] = {}
+    examples: list[tuple[str, list[str]]] = []
+    current: list[str] | None = None
+    saw_section = False
+    loose: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        m = _SECTION.match(line.strip())
+        if m:
+            saw_section = True
+            if m.group("cls"):
+                examples.append((m.group("cls").strip(), []))
+                current = examples[-1][1]
+            else:
+                name = m.group(1)
+                if name in sections:
+                    raise UserError(f"prompt template {where}: section [{name}] appears twice")
+                sections[name] = []
+                current = sections[name]
+            continue
+        (current if current is not None else loose).append(line)
+    if not saw_section:
+        sections["user"] = loose
+    elif any(s.strip() for s in loose):
+        raise UserError(f"prompt template {where}: text before the first section; put it under [system] or [user]")
+    if "user" not in sections:
+        raise UserError(f"prompt template {where}: no [user] section (it holds the question with {{classname}})")
+    user = "\n".join(sections["user"]).strip()
+    system = "\n".join(sections.get("system", [])).strip()
+    if "{classname}" not in user:
+        raise UserError(f"prompt template {where}: the user text has no {{classname}} placeholder "
+                        f"(it marks where each class name goes)")
+    for part, label in ((user, "[user]"), (system, "[system]")):
+        for name in _FIELD.findall(part):
+            if name not in PLACEHOLDERS or (label == "[system]" and name == "classname"):
+                allowed = ", ".join("{%s}" % n for n in PLACEHOLDERS)
+                raise UserError(f"prompt template {where}: unknown placeholder {{{name}}} in {label} "
+                                f"(allowed: {allowed}; {{classname}} only in [user])")
+    exs = []
+    for cls, lines in examples:
+        items = tuple(s.strip() for s in lines if s.strip())
+        if not items:
+            raise UserError(f"prompt template {where}: [example: {cls}] lists no neighbors (one a line)")
+        exs.append((cls, items))
+    version = Path(where).stem if where != "<prompt>" else "inline"
+    return PromptTemplate(where, version, file_hash or sha256_bytes(text.encode()), system, user, tuple(exs))

@@ -1,0 +1,30 @@
+"""Per-request sampling: the effective parameters of round r for one class, and its seed.
+
+The seed of a request depends only on (base seed, round, class name), not on the batch it runs in, so
+a class's sampled answer does not change when other classes join or leave the batch. Retries
+(round >= 1) sample at `retry_temperature` at least: with greedy decoding a fresh seed alone would
+give the same answer again.
+"""
+from __future__ import annotations
+
+import hashlib
+
+
+def request_seed(base_seed: int, round_index: int, class_name: str) -> int:
+    digest = hashlib.sha256(f"{int(base_seed)}:{int(round_index)}:{class_name}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def round_sampling(spec: dict, round_index: int, class_name: str) -> dict:
+    """Keyword arguments of engines.Sampling for one request; `spec` is generation.sampling_spec()."""
+    temperature = spec["temperature"]
+    if round_index > 0:
+        temperature = max(temperature, spec["retry_temperature"])
+    return {
+        "temperature": float(temperature),
+        "top_p": float(spec["top_p"]),
+        "max_tokens": int(spec["max_tokens"]),
+        "seed": request_seed(spec["seed"], round_index, class_name),
+        "repetition_penalty": float(spec.get("repetition_penalty", 1.0)),
+        "json_schema": spec.get("json_schema"),
+    }

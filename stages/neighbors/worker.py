@@ -1,0 +1,104 @@
+"""The generation worker: a separate process that owns the LLM engine for one or more rounds.
+
+Run as `python -m stages.neighbors.worker REQUEST.json RESPONSE.json` by generation.py. Keeping the
+engine in its own process guarantees it is gone (GPU memory included) before the parent loads the
+audio-language encoder, and gives vLLM's spawned engine core the `__main__` guard it needs.
+
+Rounds: round 0 asks every class once, in ONE batched chat call; a class whose text-cleaned
+candidates are still fewer than `need` is asked again in the next round (one batched call for all such
+classes) with a fresh per-request seed, until `max_rounds` are spent. The parent re-cleans the raw
+answers itself; the worker only decides whom to ask again.
+
+The request is plain JSON written by the parent (see generation.py: `worker_request`); the response
+holds every raw answer with its seed and sampling, the engine name and version, and timings.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from cache.atomic import atomic_write_json
+from stages.neighbors.cleaning import clean_answer
+from stages.neighbors.sampling import round_sampling
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL us when the parent dies (a `kill -9` of the CLI must not leave an engine)."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the parent died before the prctl: stop now
+            os._exit(1)
+    except Exception:  # noqa: BLE001 - not Linux: the parent's death only costs a finished run
+        pass
+
+
+def make_engine(req: dict):
+    from stages.neighbors import engines
+    from stages.neighbors.llm_source import LLMSource, materialize
+
+    src = LLMSource(req["llm"]["spec"], req["llm"]["kind"],
+                    Path(req["llm"]["path"]) if req["llm"]["path"] else None, req["llm"]["name"])
+    model = materialize(src, req["model_dir"])
+    if req["backend"] == "vllm":
+        engines.configure_vllm_env(req["cache_dir"])
+        return engines.VLLMEngine(model, seed=req["engine_seed"], max_model_len=req["max_model_len"],
+                                  dtype=req["dtype"])
+    return engines.TransformersEngine(model, seed=req["engine_seed"], batch_size=req["batch_size"],
+                                      dtype=req["dtype"])
+
+
+def run(req: dict) -> dict:
+    from stages.neighbors.engines import Sampling
+
+    t0 = time.perf_counter()
+    engine = make_engine(req)
+    started = time.perf_counter() - t0
+    need = int(req["need"])
+    clean_kw = req["cleaning"]
+    candidates: dict[str, list[str]] = {c: list(v) for c, v in req["candidates"].items()}
+    pending = list(req["classes"])
+    rounds = []
+    requests = 0
+    gen_seconds = 0.0
+    for r in range(req["start_round"], req["start_round"] + req["max_rounds"]):
+        if not pending:
+            break
+        samplings = [Sampling(**round_sampling(req["sampling"], r, c)) for c in pending]
+        convs = [req["messages"][c] for c in pending]
+        t = time.perf_counter()
+        outs = engine.chat(convs, samplings)
+        gen_seconds += time.perf_counter() - t
+        requests += len(pending)
+        results = {}
+        for c, s, o in zip(pending, samplings, outs):
+            # A request that could not be seeded on its own (a sampled transformers batch) records
+            # the seed that was applied.
+            own = o.applied_seed is None
+            results[c] = {"text": o.text, "tokens": o.tokens, "finish": o.finish_reason,
+                          "seed": s.seed if own else o.applied_seed, "seeded": own}
+            candidates[c].extend(clean_answer(o.text, c, already=candidates[c], **clean_kw).kept)
+        rounds.append({"round": r, "results": results})
+        pending = [c for c in pending if len(candidates[c]) < need]
+    engine.close()
+    return {"engine": engine.name, "engine_version": engine.version, "rounds": rounds, "requests": requests,
+            "startup_seconds": started, "generate_seconds": gen_seconds}
+
+
+def main(argv: list[str]) -> int:
+    _die_with_parent()
+    os.dup2(2, 1)  # engines print to stdout; the parent's stdout may be a --json summary
+    req_path, resp_path = argv
+    req = json.loads(Path(req_path).read_text())
+    atomic_write_json(resp_path, run(req))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
