@@ -107,6 +107,10 @@ def _cli(args: list[str], cache: Path) -> tuple[float, dict]:
 
 def bench_cold_warm(classes: list[str], clap: Path, model_dir: Path, work: Path) -> dict:
     cache = work / "cold-warm-cache"
+    if cache.exists():  # cold means an empty store
+        import shutil
+
+        shutil.rmtree(cache)
     f = work / "classes.txt"
     f.write_text("\n".join(classes) + "\n")
     args = ["generate-neighbors", "--classes-file", str(f), "--backbone", str(clap), "--cache-dir", str(cache),
@@ -168,11 +172,15 @@ def main(argv=None) -> None:
 
     results["generation"] = bench_generation(model, classes, work)
     print(json.dumps(results["generation"], indent=1), file=sys.stderr)
-    tiny = make_random_clap("tiny", 0, work / "tiny-clap")
+    tiny = work / "tiny-clap"
+    if not tiny.exists():  # a --work folder of an earlier run keeps its models
+        make_random_clap("tiny", 0, tiny)
     results["cold_warm"] = bench_cold_warm(classes, tiny, model_dir, work)
     results["encoding"] = [bench_encoding(tiny, args.encode_texts, "tiny random CLAP (0.46 M)")]
     if not args.skip_full_clap:
-        full = make_random_clap("full", 0, work / "full-clap")
+        full = work / "full-clap"
+        if not full.exists():
+            make_random_clap("full", 0, full)
         results["encoding"].append(bench_encoding(full, max(16, args.encode_texts // 4), "full-size random CLAP (153 M)"))
 
     g, cw = results["generation"], results["cold_warm"]

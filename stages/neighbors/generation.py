@@ -348,6 +348,7 @@ def generate_neighbors(classes: Sequence[str], cfg, cache_dir: str | os.PathLike
         "classes": len(classes),
         "llm_requests": stats.llm_requests,
         "llm_rounds": stats.llm_rounds,
+        "engine_starts": stats.worker_starts,
         "classes_generated": len(written),
         "classes_reused": len(classes) - len(missing),
         "phrases_encoded": len(todo),

@@ -105,9 +105,10 @@ def test_two_concurrent_runs_generate_once_and_agree(first):
     cold, warm = sorted(first["summaries"], key=lambda s: -s["llm_requests"])
     assert cold["classes_generated"] == 3 and cold["classes_reused"] == 0
     assert cold["llm_requests"] >= 3 and cold["llm_rounds"] >= 1
+    assert cold["engine_starts"] == 1  # all rounds on one engine; the encoder loads after it exits
     # The second process waited for the first's lock, then found everything: no engine, no encoding.
     assert warm["llm_requests"] == 0 and warm["classes_reused"] == 3 and warm["phrases_encoded"] == 0
-    assert warm["engine"] is None
+    assert warm["engine"] is None and warm["engine_starts"] == 0
     for key in ("llm_requests", "classes_generated", "classes_reused", "phrases_encoded", "phrases_reused",
                 "classes_short", "store", "generation_key", "encoder_fingerprint", "seconds"):
         assert key in cold
@@ -186,6 +187,7 @@ def test_warm_rerun_starts_nothing_and_imports_nothing_heavy(first, clap, llm_mo
     assert proc.returncode == 0, proc.stderr
     s = json.loads(proc.stdout)
     assert s["llm_requests"] == 0 and s["classes_generated"] == 0 and s["classes_reused"] == 3
+    assert s["engine_starts"] == 0
     assert s["phrases_encoded"] == 0 and s["phrases_reused"] == s["phrases_kept"] + 3
     heavy = json.loads(proc.stderr.split("HEAVY=")[1].splitlines()[0])
     assert heavy == []
