@@ -192,7 +192,7 @@ def register(cli) -> None:
           sept-pipeline neighbors search "barking" --backbone models/tiny-clap
           sept-pipeline neighbors search dog -k 5 --json
         """
-        from stages.neighbors.inspect import search_store
+        from stages.neighbors.inspection import search_store
 
         if k < 1:
             raise UserError(f"-k {k}: must be at least 1")
@@ -280,7 +280,7 @@ def register(cli) -> None:
           sept-pipeline neighbors quality --classes-file classes.txt --key 3f2a9c01d4e5b6a7 --json
           sept-pipeline neighbors quality --dataset esc50 --reference sentence-transformers/all-mpnet-base-v2
         """
-        from stages.neighbors.inspect import quality_report
+        from stages.neighbors.inspection import quality_report
         from stages.neighbors.quality import DEFAULT_REFERENCE
 
         classes = None
