@@ -17,6 +17,7 @@ from typing import Any
 from cache.errors import UserError
 from cache.fingerprint import sha256_file, sha256_json, short
 from pipeline.sweep.spec import SweepSpec
+from stages.tuning.methods import uses_neighbors
 
 IDENTITY_FILE = "sweep_cell.json"
 _SAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
@@ -63,7 +64,7 @@ def expand(spec: SweepSpec) -> list[Cell]:
     names = list(spec.config_axes)
     cells = []
     for dataset, method, sept, seed, shots, protocol in itertools.product(*spec.axes.values()):
-        if method == "zeroshot" and sept:
+        if sept and not uses_neighbors(method):  # zero-shot trains nothing; some methods have no prompt for SEPT
             continue
         for combo in itertools.product(*spec.config_axes.values()) if names else [()]:
             extra = tuple(zip(names, combo))

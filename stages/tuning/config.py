@@ -8,14 +8,17 @@ from stages.fields import check_choice, check_range, opt
 
 @dataclass(frozen=True)
 class MethodConfig:
-    name: str = opt("coop", "Prompt learner: zeroshot | coop | cocoop | kgcoop.")
+    name: str = opt("coop", "Prompt learner, one of the method table's names (stages/tuning/methods.py; "
+                            "`sept-pipeline tune --help` lists them).")
     n_ctx: int = opt(16, "Learnable context vectors M.")
     ctx_init: str = opt("", "Initialise the context from this text (e.g. 'a sound of a'); empty = N(0, 0.02^2).")
     kg_weight: float = opt(8.0, "KgCoOp weight w of 1 - mean cos(z_i, zero-shot_i).")
     cocoop_chunk: int = opt(4, "CoCoOp: clips per text-tower chunk (bounds memory).")
 
     def __post_init__(self):
-        check_choice("method", "name", self.name, ("zeroshot", "coop", "cocoop", "kgcoop"))
+        from stages.tuning.methods import method_names  # torch-free: the method table is the one list
+
+        check_choice("method", "name", self.name, method_names())
         check_range("method", "n_ctx", self.n_ctx, 1)
         check_range("method", "cocoop_chunk", self.cocoop_chunk, 1)
 
