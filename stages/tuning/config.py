@@ -14,6 +14,9 @@ class MethodConfig:
     ctx_init: str = opt("", "Initialise the context from this text (e.g. 'a sound of a'); empty = N(0, 0.02^2).")
     kg_weight: float = opt(8.0, "KgCoOp weight w of 1 - mean cos(z_i, zero-shot_i).")
     cocoop_chunk: int = opt(4, "CoCoOp: clips per text-tower chunk (bounds memory).")
+    dept_weight: float = opt(0.7, "DePT: weight w of the base head in (1 - w) CE(similarity) + w CE(head) and in "
+                                  "the fused base-class logits.")
+    dept_lr_mult: float = opt(6.5, "DePT: learning rate of the head and feature transforms, times the prompt's.")
 
     def __post_init__(self):
         from stages.tuning.methods import method_names  # torch-free: the method table is the one list
@@ -21,6 +24,8 @@ class MethodConfig:
         check_choice("method", "name", self.name, method_names())
         check_range("method", "n_ctx", self.n_ctx, 1)
         check_range("method", "cocoop_chunk", self.cocoop_chunk, 1)
+        check_range("method", "dept_weight", self.dept_weight, 0.0, 1.0)
+        check_range("method", "dept_lr_mult", self.dept_lr_mult, 0.0)
 
 
 @dataclass(frozen=True)

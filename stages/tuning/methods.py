@@ -39,6 +39,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            "Zhou et al., CVPR 2022 (KaiyangZhou/CoOp)"),
     Method("kgcoop", "KgCoOp", "stages.tuning.learners.kgcoop:KgCoOpLearner",
            "Yao et al., CVPR 2023 (htyao89/KgCoOp)"),
+    Method("dept", "DePT", "stages.tuning.learners.dept:DePTLearner", "Zhang et al., CVPR 2024 (Koorye/DePT)"),
 )}
 
 

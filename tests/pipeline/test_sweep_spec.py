@@ -167,7 +167,7 @@ def test_shipped_sweep_files_parse(tmp_path: Path):
         spec = parse_sweep(path)
         assert grid.expand(spec)
     palm = parse_sweep(root / "base2new-palm11.toml")
-    assert len(grid.expand(palm)) == 11 * 3 * 2 * 3
+    assert len(grid.expand(palm)) == 11 * 4 * 2 * 3  # datasets x CoOp, CoCoOp, KgCoOp, DePT x SEPT off/on x seeds
 
 
 def test_a_damaged_metrics_file_in_the_runs_folder_is_named(tmp_path: Path):
