@@ -17,6 +17,8 @@ class MethodConfig:
     dept_weight: float = opt(0.7, "DePT: weight w of the base head in (1 - w) CE(similarity) + w CE(head) and in "
                                   "the fused base-class logits.")
     dept_lr_mult: float = opt(6.5, "DePT: learning rate of the head and feature transforms, times the prompt's.")
+    palm_unseen: str = opt("refuse", "PALM on classes it never trained on (base2new's new half, cross targets): "
+                                     "refuse | zeroshot (score them with lambda = 0, labelled so).")
 
     def __post_init__(self):
         from stages.tuning.methods import method_names  # torch-free: the method table is the one list
@@ -26,6 +28,7 @@ class MethodConfig:
         check_range("method", "cocoop_chunk", self.cocoop_chunk, 1)
         check_range("method", "dept_weight", self.dept_weight, 0.0, 1.0)
         check_range("method", "dept_lr_mult", self.dept_lr_mult, 0.0)
+        check_choice("method", "palm_unseen", self.palm_unseen, ("refuse", "zeroshot"))
 
 
 @dataclass(frozen=True)

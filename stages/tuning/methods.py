@@ -40,6 +40,10 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("kgcoop", "KgCoOp", "stages.tuning.learners.kgcoop:KgCoOpLearner",
            "Yao et al., CVPR 2023 (htyao89/KgCoOp)"),
     Method("dept", "DePT", "stages.tuning.learners.dept:DePTLearner", "Zhang et al., CVPR 2024 (Koorye/DePT)"),
+    Method("palm", "PALM", "stages.tuning.learners.palm:PALMLearner", "Hanif et al., EMNLP 2024 (asif-hanif/palm)",
+           sept=False, sept_note="it has no shared prompt through which neighbor phrases could be embedded",
+           unseen=False, unseen_note="has no prompt for classes it never trained on (one vector per training class)",
+           unseen_key="palm_unseen"),
 )}
 
 
