@@ -76,6 +76,21 @@ def expand(spec: SweepSpec) -> list[Cell]:
     return cells
 
 
+def check_methods_fit(spec: SweepSpec, cells: list[Cell]) -> None:
+    """Refuse, before any run starts, a cell whose method cannot run its protocol (the method table says)."""
+    from stages.tuning.methods import check_run, method_info
+
+    for cell in cells:
+        m = method_info(cell.method)
+        if m.unseen and (m.sept or not cell.sept):
+            continue  # nothing this method could refuse
+        cfg = resolved_config(spec, cell).replace("method", name=cell.method)  # tune gets it as --method
+        try:
+            check_run(cfg.method, cell.protocol, cell.sept and cfg.sept.lam > 0)
+        except UserError as e:
+            raise UserError(f"sweep file {spec.source}: cell {cell.name}: {e}") from None
+
+
 def run_dir(spec: SweepSpec, cell: Cell) -> Path:
     return spec.runs_dir / cell.name
 
