@@ -112,9 +112,9 @@ def test_esc50_to_all_targets_never_averages_esc50_actions(data, no_leaky, capsy
                           "--out", tmp_path / "all", *FAST)
     assert code == 0, err
     m = json.loads(out)
-    assert m["fold"] == "fold1" and m["folds"] == ["fold1", "fold2", "fold3", "fold4", "fold5"]
     # every other dataset present is a target, except the one sharing ESC-50's clips: left out, and said why
     assert list(m["targets"]) == ["toy"] and m["overlapping_targets"] == {}
+    assert m["fold"] == "fold1" and m["folds"] == ["fold1", "fold2", "fold3", "fold4", "fold5"]
     assert list(m["targets_excluded"]) == ["esc50-actions"] and "ESC-50's own" in m["targets_excluded"]["esc50-actions"]
     assert m["mean_acc"] == m["targets"]["toy"]["acc"]
     assert "crema-d" in m["targets_missing"] and "esc50-actions" not in m["targets_missing"]
