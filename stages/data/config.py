@@ -24,4 +24,5 @@ class DataConfig:
         check_range("data", "seed", self.seed, 0)
         check_range("data", "base_fraction", self.base_fraction, 0.0, 1.0)
         if self.fold not in ("", ALL_FOLDS) and not FOLD_NAME.fullmatch(self.fold):
-            raise UserError(f"config key data.fold: {self.fold!r} is not one of '', 'all' or a fold name such as 'fold3'")
+            raise UserError(f"config key data.fold: {self.fold!r} is not one of '', 'all' or a fold name "
+                            f"such as 'fold3'")

@@ -1,9 +1,10 @@
 """One reader per on-disk dataset layout. Each returns (train clips, test clips, fold used, files read).
 
 - palm: `audios/` + `train.csv`/`test.csv` (columns path,classname; path relative to the dataset folder
-  or to audios/); a dataset that declares folds is read through its fold CSVs only. Official folds, either as PALM distributes them (`csv_files/train_<k>.csv` +
-  `test_<k>.csv`) or as one CSV per fold (`fold<k>.csv`, in the folder or in csv_files/): fold k is the
-  test split and the union of the other folds the train split.
+  or to audios/); a dataset that declares folds is read through its fold CSVs only. Official folds, either
+  as PALM distributes them (`csv_files/train_<k>.csv` + `test_<k>.csv`) or as one CSV per fold
+  (`fold<k>.csv`, in the folder or in csv_files/): fold k is the test split and the union of the other
+  folds the train split.
 - esc50: ESC-50 as published (`meta/esc50.csv` with filename,fold,category; `audio/`); fold k is test.
 - folder_per_class: `<class>/*.wav|flac|ogg` (sub-folders without audio are ignored); a deterministic
   per-class split (see `_hash_split`) recorded in `split.json` beside the class folders, and read back

@@ -83,10 +83,11 @@ def test_fold_axis_all_expands_to_each_datasets_official_folds(tmp_path: Path):
     spec = parse_sweep(write(tmp_path, 'dataset = ["esc50", "crema-d", "tut2017"]\nmethod = ["coop"]\n'
                                        'fold = ["all"]'))
     cells = grid.expand(spec)
-    assert [(c.dataset, c.fold) for c in cells] == (
-        [("esc50", f"fold{k}") for k in range(1, 6)] + [("crema-d", "")] + [("tut2017", f"fold{k}") for k in range(1, 5)])
+    assert [(c.dataset, c.fold) for c in cells] == ([("esc50", f"fold{k}") for k in range(1, 6)] + [("crema-d", "")]
+                                                   + [("tut2017", f"fold{k}") for k in range(1, 5)])
     names = [c.name for c in cells]
-    assert "esc50-base2new-coop-nosept-16shot-seed1-fold3" in names and "crema-d-base2new-coop-nosept-16shot-seed1" in names
+    assert "esc50-base2new-coop-nosept-16shot-seed1-fold3" in names
+    assert "crema-d-base2new-coop-nosept-16shot-seed1" in names
     fold3 = cells[2]
     args = grid.tune_args(spec, fold3)
     assert args[args.index("--fold") + 1] == "fold3"
