@@ -67,10 +67,13 @@ def _seed_list() -> list[pl.Expr]:
 
 def per_seed(frame: pl.DataFrame, keys: list[str], values: list[str]) -> pl.DataFrame:
     """One row per seed of each group: `values` averaged over the seed's folds (PALM averages folds first),
-    with n_folds (distinct folds averaged) and folds_declared (the dataset's official folds, when known)."""
-    return frame.group_by([*keys, "seed"]).agg(
+    with n_folds (distinct folds averaged) and folds_declared (the dataset's official folds, when known).
+    A fold run twice (reported by duplicate_seeds) counts once: its runs are averaged first."""
+    per_fold = frame.group_by([*keys, "seed", "fold"]).agg(
+        *[pl.col(v).mean() for v in values], pl.col("folds_declared").max())
+    return per_fold.group_by([*keys, "seed"]).agg(
         *[pl.col(v).mean() for v in values],
-        pl.col("fold").n_unique().alias("n_folds"), pl.col("folds_declared").max(),
+        pl.len().alias("n_folds"), pl.col("folds_declared").max(),
     )
 
 

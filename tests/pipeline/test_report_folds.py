@@ -137,3 +137,13 @@ def test_targets_left_out_by_default_are_named(tmp_path: Path):
     md = build_report(root, tmp_path / "rep").markdown
     assert ("Left out as sharing data with the source (name one in `--targets` to evaluate it apart): "
             "esc50-actions (esc50-actions declares overlaps = ['esc50']: shared clips).") in md
+
+
+def test_a_fold_run_twice_counts_once_in_its_seed(tri_runs: Path):
+    # seed 1 runs fold1 again with new 90: fold1's new becomes (30 + 90) / 2 = 60 and seed 1's new
+    # (60 + 40 + 50) / 3 = 50, where a plain mean of its four runs would give (30 + 90 + 40 + 50) / 4 = 52.5.
+    write_run(tri_runs, "tri-seed1-again/fold1", "fold1", protocol="base2new", dataset="tri", method="coop",
+              sept=False, seed=1, shots=16, base_acc=60.0, new_acc=90.0, hm=hm(60.0, 90.0))
+    r = [r for r in frames(tri_runs)["base2new"].iter_rows(named=True) if r["dataset"] == "tri"][0]
+    assert (r["folds_min"], r["folds_max"]) == (3, 3)
+    assert r["new_mean"] == pytest.approx((50.0 + 40.0) / 2)  # seed 1: 50, seed 2: 40
