@@ -1,4 +1,4 @@
-"""What each protocol trains on and what it evaluates (DESIGN.md section 3), as plain data.
+"""What each protocol trains on and what it evaluates (docs/method.md, Protocols), as plain data.
 
 - base2new: sorted class names, base = first ceil(C * base_fraction); few-shot train on base; evaluate
   base classes on base test clips and new classes on new test clips.
