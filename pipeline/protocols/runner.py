@@ -19,6 +19,7 @@ from cache.lock import file_lock
 from pipeline.config import Config
 from pipeline.protocols.plans import Plan, check_protocol, make_plan
 from pipeline.runs import METRICS, RunDir
+from stages.data.config import ALL_FOLDS
 
 # Keys of the resolved config that do not change what a run computes: a resume may differ in them.
 _NOT_IDENTITY = {("backbone", "device"), ("train", "eval_batch_size"), ("backbone", "text_batch_size"),
@@ -41,6 +42,9 @@ class TuneRequest:
 
 def run_tune(cfg: Config, req: TuneRequest) -> dict:
     check_protocol(req.protocol)
+    if cfg.data.fold == ALL_FOLDS:
+        raise UserError("data.fold 'all': one run covers one fold; run every fold with `sept-pipeline tune --fold all` "
+                        "(one run folder per fold) or a sweep's fold axis")
     if req.resume and req.force:
         raise UserError("--resume and --force: choose one (continue the checkpoint, or start over)")
     run = RunDir(req.out)
@@ -69,7 +73,7 @@ def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
 
     from stages.audio_features import clip_features
     from stages.backbones.factory import load_backbone
-    from stages.data.datasets import load_dataset
+    from stages.data.datasets import dataset_spec, load_dataset
     from stages.data.fewshot import fewshot_cache_file, fewshot_indices
     from stages.data.splits import persist_split
     from stages.tuning.evaluate import evaluate
@@ -88,7 +92,10 @@ def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
     seed, shots = cfg.data.seed, cfg.data.shots
 
     ds = load_dataset(req.dataset, req.data_root, fold=cfg.data.fold)
-    plan = make_plan(req.protocol, ds, req.data_root, cfg.data.base_fraction, req.targets)
+    if ds.fold != cfg.data.fold:  # '' on a folded dataset means its first fold: record the fold actually run
+        cfg = cfg.replace("data", fold=ds.fold)
+    spec = dataset_spec(req.dataset)
+    plan = make_plan(req.protocol, ds, req.data_root, cfg.data.base_fraction, req.targets, source_spec=spec)
     picked = fewshot_indices(plan.train_clips, shots, seed, fewshot_cache_file(cache, ds.name, shots, seed))
     train_clips = [plan.train_clips[i] for i in picked]
 
@@ -139,6 +146,7 @@ def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
         results[ev.name] = evaluate(learner, ev.classnames, eval_feats[ev.name], [c.label for c in ev.clips],
                                     cfg.train.eval_batch_size)
     metrics = _assemble(cfg, req, plan, results, use_sept)
+    metrics.update(fold=ds.fold, folds=list(spec.folds), warnings=plan.warnings)
     metrics["method_config"]["n_ctx_used"] = getattr(learner, "n_ctx", 0)  # an init text sets its own length
     metrics.update(
         fingerprints=fingerprints,
@@ -177,7 +185,11 @@ def _assemble(cfg: Config, req: TuneRequest, plan: Plan, results: dict, use_sept
     else:
         roles = {ev.name: ev.role for ev in plan.evals}
         targets = {k: v for k, v in results.items() if roles[k] == "target"}
-        out.update(targets=targets, mean_acc=sum(r["acc"] for r in targets.values()) / len(targets),
+        # Targets sharing data with the source are reported apart, like the source itself: never in the mean.
+        overlapping = {k: v for k, v in results.items() if roles[k] == "overlap"}
+        out.update(targets=targets,
+                   mean_acc=sum(r["acc"] for r in targets.values()) / len(targets) if targets else None,
+                   overlapping_targets=overlapping, targets_excluded=plan.targets_excluded,
                    targets_missing=plan.targets_missing, source_acc=results["source"]["acc"],
                    source=results["source"])
     return out

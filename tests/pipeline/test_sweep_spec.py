@@ -79,6 +79,30 @@ def test_config_key_axes_and_zero_shot_sept_twin(tmp_path: Path):
     assert "sept.lam=0.5" in grid.tune_args(spec, cell)
 
 
+def test_fold_axis_all_expands_to_each_datasets_official_folds(tmp_path: Path):
+    spec = parse_sweep(write(tmp_path, 'dataset = ["esc50", "crema-d", "tut2017"]\nmethod = ["coop"]\n'
+                                       'fold = ["all"]'))
+    cells = grid.expand(spec)
+    assert [(c.dataset, c.fold) for c in cells] == ([("esc50", f"fold{k}") for k in range(1, 6)] + [("crema-d", "")]
+                                                   + [("tut2017", f"fold{k}") for k in range(1, 5)])
+    names = [c.name for c in cells]
+    assert "esc50-base2new-coop-nosept-16shot-seed1-fold3" in names
+    assert "crema-d-base2new-coop-nosept-16shot-seed1" in names
+    fold3 = cells[2]
+    args = grid.tune_args(spec, fold3)
+    assert args[args.index("--fold") + 1] == "fold3"
+    assert grid.identity(spec, fold3)["fold"] == "fold3"
+    unfolded = cells[5]
+    assert "--fold" not in grid.tune_args(spec, unfolded) and "fold" not in grid.identity(spec, unfolded)
+    # a named fold must exist in every dataset of the grid
+    with pytest.raises(UserError, match=r"\[grid\] fold: 'fold5' is not an official fold of dataset tut2017"):
+        parse_sweep(write(tmp_path, 'dataset = ["esc50", "tut2017"]\nmethod = ["coop"]\nfold = ["fold5"]',
+                          name="bad.toml"))
+    with pytest.raises(UserError, match=r"'data.fold': is set by the grid's fold axis"):
+        parse_sweep(write(tmp_path, 'dataset = ["esc50"]\nmethod = ["coop"]\n"data.fold" = ["fold1"]',
+                          name="bad2.toml"))
+
+
 def test_identity_changes_with_what_the_run_computes_only(tmp_path: Path):
     a = parse_sweep(write(tmp_path, GRID, rest='[set]\n"train.epochs" = 2', name="a.toml"))
     b = parse_sweep(write(tmp_path, GRID, rest='[set]\n"train.epochs" = 2\n"backbone.device" = "cpu"',
@@ -167,7 +191,8 @@ def test_shipped_sweep_files_parse(tmp_path: Path):
         spec = parse_sweep(path)
         assert grid.expand(spec)
     palm = parse_sweep(root / "base2new-palm11.toml")
-    assert len(grid.expand(palm)) == 11 * 3 * 2 * 3
+    # every fold of the folded datasets: BO 5 + ESC50 5 + ESC50-Actions 5 + TUT2017 4 + US8K 10 + 6 unfolded
+    assert len(grid.expand(palm)) == (5 + 5 + 5 + 4 + 10 + 6) * 3 * 2 * 3
 
 
 def test_a_damaged_metrics_file_in_the_runs_folder_is_named(tmp_path: Path):
