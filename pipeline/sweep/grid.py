@@ -1,9 +1,10 @@
 """A sweep's grid -> cells: one `tune` run each, with a stable folder name and a recorded identity.
 
 A cell's name is made from its parameters (`demo-base2new-coop-sept-16shot-seed1`, plus `-recipe=NAME` when
-the recipe axis is given and `-key=value` for config-key axes), so a rerun of the sweep finds the same folders. Its identity is everything that decides
-what the run computes; it is written beside the run, and a finished run whose identity differs from the
-cell's (the sweep file was edited) is refused rather than silently taken as done.
+the recipe axis is given and `-key=value` for config-key axes), so a rerun of the sweep finds the same
+folders. Its identity is everything that decides what the run computes; it is written beside the run, and a
+finished run whose identity differs from the cell's (the sweep file was edited) is refused rather than
+silently taken as done.
 """
 from __future__ import annotations
 

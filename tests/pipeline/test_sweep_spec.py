@@ -90,7 +90,8 @@ def test_recipe_axis_names_cells_passes_the_flag_and_enters_the_identity(tmp_pat
     cells = grid.expand(spec)
     assert len(cells) == 16 and len({c.name for c in cells}) == 16
     coop = next(c for c in cells if c.recipe == "coop")
-    assert coop.name == f"demo-base2new-{coop.method}-{'sept' if coop.sept else 'nosept'}-4shot-seed{coop.seed}-recipe=coop"
+    tag = "sept" if coop.sept else "nosept"
+    assert coop.name == f"demo-base2new-{coop.method}-{tag}-4shot-seed{coop.seed}-recipe=coop"
     args = grid.tune_args(spec, coop)
     assert args[args.index("--recipe") + 1] == "coop"
     assert grid.identity(spec, coop)["recipe"] == "coop"

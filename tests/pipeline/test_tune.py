@@ -99,7 +99,8 @@ def test_recipe_flag_is_applied_and_recorded(world, capsys, tiny_backbone):
     m = json.loads(stdout)
     assert m["recipe"]["name"] == "kgcoop-original" and "htyao89/KgCoOp" in m["recipe"]["source"]
     assert m["train"]["logit_scale"] == pytest.approx(tiny_backbone.logit_scale())  # "checkpoint"
-    assert m["method_config"]["kg_templates"] == ["a sound of a {}."] and m["method_config"]["ctx_init"] == "a sound of a"
+    assert m["method_config"]["kg_templates"] == ["a sound of a {}."]
+    assert m["method_config"]["ctx_init"] == "a sound of a"
     saved = tomllib.loads((out / "config.toml").read_text())
     # The recipe's values, under the run's own --set keys (FAST: 2 epochs, no warm-up).
     assert saved["recipe"]["name"] == "kgcoop-original" and saved["train"]["batch_size"] == 128
