@@ -85,7 +85,7 @@ def register(cli) -> None:
     @click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory to write.")
     @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
     @click.option("--force", is_flag=True, help="Redo a run that already finished (or start an unfinished one over).")
-    @config_options
+    @config_options(recipe=True)
     @json_option
     def tune(dataset, data_root, method, sept, protocol, targets, backbone, cache_dir, fold, seed, shots, out,
              resume, force, cfg, as_json) -> None:
@@ -100,12 +100,15 @@ def register(cli) -> None:
         With --sept, neighbors come from the neighbor store (fill it with `sept-pipeline generate-neighbors`
         with the same --backbone and --cache-dir first); audio features are cached per backbone.
         A finished run is skipped unless --force; --resume continues an interrupted one exactly.
+        Optimizer, schedule, epochs, batch, context and logit scale follow a named recipe (--recipe,
+        default palm); metrics.json records the recipe and its source.
         \b
         Examples:
           sept-pipeline tune --dataset demo --data-root data/ --method coop --sept --protocol base2new \\
               --backbone models/tiny-clap --out runs/coop-sept --set train.epochs=5
           sept-pipeline tune --dataset esc50 --data-root /data --method cocoop --no-sept --protocol cross \\
-              --targets urbansound8k,tut2017 --backbone laion/clap-htsat-unfused --seed 1 --out runs/cross
+              --targets urbansound8k,tut2017 --backbone laion/clap-htsat-unfused --seed 1 --out runs/cross \\
+              --recipe cocoop-original
           sept-pipeline tune --dataset tut2017 --data-root /data --method coop --sept --protocol fewshot \\
               --fold all --backbone laion/clap-htsat-unfused --seed 1 --out runs/tut2017-coop-sept
           sept-pipeline tune --dataset ravdess --data-root /data --method kgcoop --sept --protocol fewshot \\

@@ -100,7 +100,7 @@ def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
     train_clips = [plan.train_clips[i] for i in picked]
 
     backbone = load_backbone(cfg.backbone.id, cfg.backbone)
-    learner = build_learner(backbone, cfg.method, cfg.text.templates, seed).to(backbone.device)
+    learner = build_learner(backbone, cfg.method, cfg.text.templates, seed, cfg.train.logit_scale).to(backbone.device)
     for ev in plan.evals:  # every evaluation class list must fit the context too: fail now, not after training
         learner.set_classnames(ev.classnames)
     learner.set_classnames(plan.train_classes)
@@ -163,19 +163,21 @@ def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
 
 
 def _assemble(cfg: Config, req: TuneRequest, plan: Plan, results: dict, use_sept: bool) -> dict:
+    from pipeline.config import recipe_record
     from stages.evaluation.metrics import harmonic_mean
 
     out = {
         "method": cfg.method.name,
+        "recipe": recipe_record(cfg.recipe.name),
         "protocol": req.protocol,
         "dataset": plan.dataset,
         "seed": cfg.data.seed,
         "shots": cfg.data.shots,
         "sept": {"enabled": cfg.sept.enabled, "active": use_sept, "lam": cfg.sept.lam, "alpha": cfg.sept.alpha,
                  "beta": cfg.sept.beta, "neighbors_per_step": cfg.sept.neighbors_per_step,
-                 "inter_negatives": cfg.sept.inter_negatives},
+                 "inter_negatives": cfg.sept.inter_negatives, "cocoop_bias": cfg.sept.cocoop_bias},
         "method_config": {"n_ctx": cfg.method.n_ctx, "ctx_init": cfg.method.ctx_init,
-                          "kg_weight": cfg.method.kg_weight},
+                          "kg_weight": cfg.method.kg_weight, "kg_templates": cfg.method.kg_templates},
     }
     if req.protocol == "base2new":
         b, n = results["base"]["acc"], results["new"]["acc"]

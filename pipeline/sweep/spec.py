@@ -20,6 +20,8 @@
     shots   = [16]               default [16]
     fold    = ["all"]            PALM's folds: "all" = every official fold of each dataset (one cell each;
                                  a dataset without folds gets its one split), or fold names; default [""]
+    recipe  = ["palm", "coop"]   named training recipes (configs/recipes/); default: none given (the
+                                 config file's [recipe] name, else palm)
     "sept.lam" = [0.5, 1.0]      any config key, quoted, as an axis (passed to tune as --set)
 
     [set]                        fixed config keys of every run (--set), e.g. "train.epochs" = 5
@@ -38,8 +40,8 @@ from typing import Any
 
 from cache.errors import UserError
 
-AXES = ("dataset", "method", "sept", "seed", "shots", "protocol", "fold")
-AXIS_DEFAULTS = {"sept": [False], "seed": [1], "shots": [16], "fold": [""]}
+AXES = ("dataset", "method", "sept", "seed", "shots", "protocol", "fold", "recipe")
+AXIS_DEFAULTS = {"sept": [False], "seed": [1], "shots": [16], "fold": [""], "recipe": [""]}  # "" = no --recipe
 PROTOCOLS = ("base2new", "cross", "fewshot")
 EXECUTORS = ("local", "ray")
 _SWEEP_KEYS = {"runs_dir", "data_root", "backbone", "cache_dir", "config", "protocol", "targets", "executor",
@@ -48,7 +50,7 @@ _RAY_KEYS = {"address", "num_cpus_per_run", "num_gpus_per_run"}
 _SECTIONS = ("sweep", "grid", "set", "ray")
 # Config keys that `tune` sets from a cell's own axes (--seed, --shots, --method, --sept/--no-sept).
 _AXIS_KEYS = {"data.seed": "seed", "data.shots": "shots", "method.name": "method", "sept.enabled": "sept",
-              "data.fold": "fold"}
+              "data.fold": "fold", "recipe.name": "recipe"}
 
 
 @dataclass(frozen=True)
@@ -194,21 +196,28 @@ def _axes(source: str, grid: dict, default_protocol: str) -> tuple[dict[str, lis
         if v not in PROTOCOLS:
             raise _fail(source, "[grid] protocol", f"{v!r} is not one of {', '.join(PROTOCOLS)}")
     _check_folds(source, axes["fold"], axes["dataset"])
+    if axes["recipe"] != [""]:
+        from pipeline.config import recipe_names
+
+        for v in axes["recipe"]:
+            if not isinstance(v, str) or v not in recipe_names():
+                raise _fail(source, "[grid] recipe", f"{v!r} is not one of {', '.join(recipe_names())}")
     return {k: axes[k] for k in AXES}, config_axes
 
 
-def _check_config_keys(source: str, config: Path | None, fixed: dict, config_axes: dict) -> None:
-    """Every combination of config-key values must load as a config (types, ranges, choices)."""
+def _check_config_keys(source: str, config: Path | None, fixed: dict, config_axes: dict, recipes: list) -> None:
+    """Every combination of recipe and config-key values must load as a config (types, ranges, choices)."""
     from pipeline.config import load_config
     from pipeline.sweep.grid import override_text
 
     names = list(config_axes)
-    for combo in itertools.product(*config_axes.values()) if names else [()]:
-        overrides = [override_text(k, v) for k, v in {**fixed, **dict(zip(names, combo))}.items()]
-        try:
-            load_config(config, overrides)
-        except UserError as e:
-            raise _fail(source, "[set]/[grid] config keys", str(e)) from None
+    for recipe in recipes:
+        for combo in itertools.product(*config_axes.values()) if names else [()]:
+            overrides = [override_text(k, v) for k, v in {**fixed, **dict(zip(names, combo))}.items()]
+            try:
+                load_config(config, overrides, recipe=recipe or None)
+            except UserError as e:
+                raise _fail(source, "[set]/[grid] config keys", str(e)) from None
 
 
 def parse_sweep(path: str | Path, overrides: dict | None = None, extra_set: dict | None = None) -> SweepSpec:
@@ -281,7 +290,7 @@ def parse_sweep(path: str | Path, overrides: dict | None = None, extra_set: dict
     overlap = set(fixed) & set(config_axes)
     if overlap:
         raise _fail(source, f"[set] {sorted(overlap)[0]}", "is also a [grid] axis; keep it in one place")
-    _check_config_keys(source, config, fixed, config_axes)
+    _check_config_keys(source, config, fixed, config_axes, axes["recipe"])
 
     ray = RaySettings(
         address=_typed(source, "[ray] address", ray_raw.get("address", ""), str, "an address"),

@@ -103,6 +103,28 @@ def test_fold_axis_all_expands_to_each_datasets_official_folds(tmp_path: Path):
                           name="bad2.toml"))
 
 
+def test_recipe_axis_names_cells_passes_the_flag_and_enters_the_identity(tmp_path: Path):
+    plain = parse_sweep(write(tmp_path, GRID, name="plain.toml"))
+    assert all(c.recipe == "" and "recipe" not in c.name for c in grid.expand(plain))
+    cell = grid.expand(plain)[0]
+    assert "--recipe" not in grid.tune_args(plain, cell) and "recipe" not in grid.identity(plain, cell)
+    assert grid.resolved_config(plain, cell).recipe.name == "palm"
+
+    spec = parse_sweep(write(tmp_path, GRID + '\nrecipe = ["palm", "coop"]', name="r.toml"))
+    cells = grid.expand(spec)
+    assert len(cells) == 16 and len({c.name for c in cells}) == 16
+    coop = next(c for c in cells if c.recipe == "coop")
+    tag = "sept" if coop.sept else "nosept"
+    assert coop.name == f"demo-base2new-{coop.method}-{tag}-4shot-seed{coop.seed}-recipe=coop"
+    args = grid.tune_args(spec, coop)
+    assert args[args.index("--recipe") + 1] == "coop"
+    assert grid.identity(spec, coop)["recipe"] == "coop"
+    assert grid.resolved_config(spec, coop).train.schedule == "cosine"
+    twin = next(c for c in cells if c.recipe == "palm" and (c.method, c.sept, c.seed) == (coop.method, coop.sept,
+                                                                                          coop.seed))
+    assert grid.identity(spec, twin) != grid.identity(spec, coop)
+
+
 def test_identity_changes_with_what_the_run_computes_only(tmp_path: Path):
     a = parse_sweep(write(tmp_path, GRID, rest='[set]\n"train.epochs" = 2', name="a.toml"))
     b = parse_sweep(write(tmp_path, GRID, rest='[set]\n"train.epochs" = 2\n"backbone.device" = "cpu"',
@@ -151,6 +173,10 @@ def test_a_runs_folder_made_with_other_settings_is_refused(tmp_path: Path):
     ('dataset = ["demo"]\nmethod = ["coop"]', "", "[slurm]\nqueue = 1", r"\[slurm\]: unknown section"),
     ('dataset = ["demo"]\nmethod = ["coop"]\n"data.seed" = [1, 2]', "", "",
      r"'data.seed': is set by the grid's seed axis; use \[grid\] seed"),
+    ('dataset = ["demo"]\nmethod = ["coop"]\nrecipe = ["palm", "adamw"]', "", "",
+     r"\[grid\] recipe: 'adamw' is not one of cocoop-original, coop, kgcoop-original, palm"),
+    ('dataset = ["demo"]\nmethod = ["coop"]', "", '[set]\n"recipe.name" = "coop"',
+     r"'recipe.name': is set by the grid's recipe axis; use \[grid\] recipe"),
 ])
 def test_bad_sweep_files_are_one_line_errors_naming_file_and_key(tmp_path, grid_text, sweep_extra, rest, message):
     path = write(tmp_path, grid_text, sweep_extra, rest)

@@ -20,13 +20,15 @@ LEARNERS: dict[str, type[PromptLearner]] = {
 }
 
 
-def build_learner(backbone, method_cfg, templates: Sequence[str], seed: int) -> PromptLearner:
-    """A fresh learner for `method_cfg.name`; its random initial values come from `seed` alone."""
+def build_learner(backbone, method_cfg, templates: Sequence[str], seed: int,
+                  logit_scale: float | str = "checkpoint") -> PromptLearner:
+    """A fresh learner for `method_cfg.name`; its random initial values come from `seed` alone.
+    `logit_scale` is `train.logit_scale`: a number, or "checkpoint" for the backbone's own scale."""
     cls = LEARNERS.get(method_cfg.name)
     if cls is None:
         raise UserError(f"--method {method_cfg.name!r}: unknown (known: {', '.join(LEARNERS)})")
     generator = torch.Generator().manual_seed(int(seed))
-    return cls(backbone, method_cfg, templates, generator)
+    return cls(backbone, method_cfg, templates, generator, logit_scale=logit_scale)
 
 
 __all__ = ["LEARNERS", "PromptLearner", "TrainForward", "build_learner"]
