@@ -1,13 +1,17 @@
 """TOML -> frozen, typed dataclasses, with `--set section.key=value` overrides.
 
 One root `Config` holds one frozen dataclass per TOML section. Loading order: the defaults declared
-on the dataclasses, then `configs/default.toml`, then the user's `--config FILE`, then each `--set`.
+on the dataclasses, then `configs/default.toml`, then the named recipe (`configs/recipes/NAME.toml`),
+then the user's `--config FILE`, then each `--set`. The recipe goes under the user's layers so that a
+config file or a --set can still change one of its values; which recipe is used is decided first
+(`tune --recipe`, else `--set recipe.name=...`, else the config file's `[recipe] name`, else the default).
 Any unknown key, wrong type or missing file is a one-line UserError naming the file and key.
 """
 from __future__ import annotations
 
 import dataclasses
 import tomllib
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,15 +21,36 @@ from cache.errors import UserError
 from stages.backbones.config import BackboneConfig, TextConfig
 from stages.data.config import DataConfig
 from stages.neighbors.config import NeighborsConfig
+from stages.fields import opt
 from stages.tuning.config import MethodConfig, SeptConfig, TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIGS_DIR = REPO_ROOT / "configs"
 DEFAULT_CONFIG = CONFIGS_DIR / "default.toml"
+RECIPES_DIR = CONFIGS_DIR / "recipes"
+DEFAULT_RECIPE = "palm"
+
+
+def recipe_names() -> list[str]:
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.toml"))
+
+
+@dataclass(frozen=True)
+class RecipeConfig:
+    name: str = opt(DEFAULT_RECIPE, "Named training recipe (configs/recipes/NAME.toml, layered under --config and "
+                                    "--set): palm | coop | cocoop-original | kgcoop-original.")
+
+    def __post_init__(self):
+        from cache.errors import UserError
+
+        if self.name not in recipe_names():
+            raise UserError(f"recipe {self.name!r}: unknown (known: {', '.join(recipe_names())}; "
+                            f"each is a file under {RECIPES_DIR})")
 
 
 @dataclass(frozen=True)
 class Config:
+    recipe: RecipeConfig = field(default_factory=RecipeConfig)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     text: TextConfig = field(default_factory=TextConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -61,7 +86,13 @@ def _field_types(cls) -> dict[str, Any]:
 def _coerce(value: Any, typ: Any, where: str) -> Any:
     """Check `value` against a field type; allow int -> float, nothing else implicit."""
     origin = typing.get_origin(typ)
-    if typ is bool:
+    if origin in (typing.Union, types.UnionType):  # e.g. float | str: the first member that takes the value
+        for member in typing.get_args(typ):
+            try:
+                return _coerce(value, member, where)
+            except UserError:
+                continue
+    elif typ is bool:
         if isinstance(value, bool):
             return value
     elif typ is int:
@@ -81,7 +112,7 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
             return dict(value)
     else:  # pragma: no cover - only the types above are used by config sections
         return value
-    name = getattr(typ, "__name__", str(typ))
+    name = getattr(typ, "__name__", None) or str(typ).replace(" | ", " or ")
     raise UserError(f"{where}: expected {name}, got {type(value).__name__} {value!r}")
 
 
@@ -124,18 +155,65 @@ def build(layers: dict) -> Config:
     return Config(**sections)
 
 
+def recipe_file(name: str) -> Path:
+    path = RECIPES_DIR / f"{name}.toml"
+    if not isinstance(name, str) or not name or "/" in name or not path.is_file():
+        raise UserError(f"recipe {name!r}: unknown (known: {', '.join(recipe_names())}; each is a file under "
+                        f"{RECIPES_DIR})")
+    return path
+
+
+def recipe_record(name: str) -> dict:
+    """What a run records of its recipe: the name, the source the file states, and the file's hash."""
+    from cache.fingerprint import sha256_file, short
+
+    path = recipe_file(name)
+    return {"name": name, "source": read_toml(path).get("source", ""), "file_sha256": short(sha256_file(path))}
+
+
+def _recipe_layer(name: str) -> dict:
+    """A recipe file's config sections (its top-level `source` is provenance, not config)."""
+    path = recipe_file(name)
+    raw = read_toml(path)
+    if not isinstance(raw.get("source"), str) or not raw["source"].strip():
+        raise UserError(f"recipe file {path}: missing top-level key source = \"...\" (where the recipe comes from)")
+    sections = {k: v for k, v in raw.items() if k != "source"}
+    if "recipe" in sections:
+        raise UserError(f"recipe file {path}: a recipe cannot name another recipe ([recipe] section)")
+    return _merge({}, sections, str(path))
+
+
+def _chosen_recipe(recipe: str | None, default_layer: dict, file_layer: dict, set_layers: list[dict]) -> str:
+    """The recipe to layer: the explicit one, else the last --set recipe.name, the config file's, the default's."""
+    if recipe:
+        return recipe
+    for layer in reversed(set_layers):
+        if "name" in layer.get("recipe", {}):
+            return layer["recipe"]["name"]
+    for layer in (file_layer, default_layer):
+        if "name" in layer.get("recipe", {}):
+            return layer["recipe"]["name"]
+    return DEFAULT_RECIPE
+
+
 def load_config(
     config_file: str | Path | None = None,
     overrides: Iterable[str] = (),
     defaults_file: str | Path | None = DEFAULT_CONFIG,
+    recipe: str | None = None,
 ) -> Config:
-    layers: dict = {}
+    """defaults -> configs/default.toml -> recipe -> `config_file` -> each override (see the module's doc)."""
+    default_layer, file_layer = {}, {}
     if defaults_file is not None and Path(defaults_file).is_file():
-        layers = _merge(layers, read_toml(defaults_file), str(defaults_file))
+        default_layer = _merge({}, read_toml(defaults_file), str(defaults_file))
     if config_file is not None:
-        layers = _merge(layers, read_toml(config_file), str(config_file))
-    for text in overrides:
-        layers = _merge(layers, parse_override(text), f"--set {text}")
+        file_layer = _merge({}, read_toml(config_file), str(config_file))
+    set_layers = [_merge({}, parse_override(text), f"--set {text}") for text in overrides]
+    name = _chosen_recipe(recipe, default_layer, file_layer, set_layers)
+    layers = default_layer
+    for layer in (_recipe_layer(name), file_layer, *set_layers):
+        layers = _merge(layers, layer, "")
+    layers["recipe"] = {"name": name}
     try:
         return build(layers)
     except TypeError as e:  # a missing required field: none today, kept precise anyway

@@ -10,18 +10,26 @@ import click
 from pipeline.config import Config, load_config
 
 
-def config_options(fn: Callable) -> Callable:
-    """Add `--config FILE` and repeatable `--set section.key=value`; pass a loaded `cfg: Config`."""
+def config_options(fn: Callable | None = None, *, recipe: bool = False) -> Callable:
+    """Add `--config FILE` and repeatable `--set section.key=value` (and `--recipe NAME` when `recipe`);
+    pass a loaded `cfg: Config`."""
+    if fn is None:
+        return functools.partial(config_options, recipe=recipe)
 
     @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
-                  help="TOML file layered over configs/default.toml.")
+                  help="TOML file layered over configs/default.toml (and the recipe).")
     @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
                   help="Override one config key (repeatable), e.g. --set train.epochs=5.")
     @functools.wraps(fn)
-    def wrapper(*args, config_file=None, overrides=(), **kwargs):
-        cfg = load_config(config_file, overrides)
+    def wrapper(*args, config_file=None, overrides=(), recipe_name=None, **kwargs):
+        cfg = load_config(config_file, overrides, recipe=recipe_name)
         return fn(*args, cfg=cfg, **kwargs)
 
+    if recipe:
+        wrapper = click.option(
+            "--recipe", "recipe_name", default=None, metavar="NAME",
+            help="Training recipe of an original paper, configs/recipes/NAME.toml: palm (the default), coop, "
+                 "cocoop-original, kgcoop-original. Layered under --config and --set.")(wrapper)
     return wrapper
 
 

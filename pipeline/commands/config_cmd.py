@@ -18,14 +18,15 @@ def register(cli) -> None:
         """
 
     @config_group.command("show")
-    @config_options
+    @config_options(recipe=True)
     @json_option
     def show(cfg, as_json: bool) -> None:
-        """Print the resolved config (defaults + --config + --set) as TOML, or JSON with --json.
+        """Print the resolved config (defaults + recipe + --config + --set) as TOML, or JSON with --json.
 
         \b
         Example:
           sept-pipeline config show --config configs/experiments/demo.toml --set sept.lam=0.5
+          sept-pipeline config show --recipe kgcoop-original
         """
         from pipeline.config import to_toml
 

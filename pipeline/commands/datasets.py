@@ -24,7 +24,7 @@ def register(cli) -> None:
     @datasets_group.command("ls")
     @json_option
     def ls(as_json: bool) -> None:
-        """List known datasets: classes, layout and official folds (from their configs; no audio needed).
+        """List known datasets: classes, layout, official folds and declared overlaps (from their configs).
 
         \b
         Examples:
@@ -37,7 +37,8 @@ def register(cli) -> None:
         for name in list_datasets():
             s = dataset_spec(name)
             rows.append({"name": s.name, "display_name": s.display_name, "num_classes": s.num_classes,
-                         "layout": s.layout, "folds": list(s.folds), "task": s.task, "config": str(s.path)})
+                         "layout": s.layout, "folds": list(s.folds), "overlaps": list(s.overlaps),
+                         "task": s.task, "config": str(s.path)})
         if as_json:
             emit_json(rows)
             return

@@ -1,4 +1,4 @@
-"""What each protocol trains on and what it evaluates (DESIGN.md section 3), as plain data.
+"""What each protocol trains on and what it evaluates (docs/method.md, Protocols), as plain data.
 
 - base2new: sorted class names, base = first ceil(C * base_fraction); few-shot train on base; evaluate
   base classes on base test clips and new classes on new test clips.
@@ -6,6 +6,11 @@
 - cross:    train on the source dataset's classes (all of them, few-shot); evaluate every target
             dataset's test set with that dataset's own class names (and the source's own test set,
             reported apart as source_acc: it is not part of the cross-dataset mean).
+            A target that shares recordings or classes with the source (declared in either dataset's
+            config: `overlaps`) is left out by default and listed in `targets_excluded`; named in
+            --targets it is evaluated with a warning and reported apart (role "overlap"), never in the
+            mean. Independently of any declaration, a target whose test clips have the same content
+            (sha256) as clips of the source's train split is refused: that would test on training data.
 No torch here: a plan is dataset bookkeeping only.
 """
 from __future__ import annotations
@@ -25,7 +30,7 @@ class EvalSet:
     dataset: str
     classnames: list[str]
     clips: list               # Clips labelled into `classnames`
-    role: str = ""            # "target" for cross-dataset targets; "" otherwise
+    role: str = ""            # cross: "target" (in the mean) or "overlap" (shares data with the source); else ""
 
 
 @dataclass
@@ -37,6 +42,8 @@ class Plan:
     evals: list[EvalSet]
     split: dict = field(default_factory=dict)         # base/new lists for base2new
     targets_missing: list[str] = field(default_factory=list)
+    targets_excluded: dict[str, str] = field(default_factory=dict)  # cross: overlapping target -> why left out
+    warnings: list[str] = field(default_factory=list)
 
 
 def check_protocol(protocol: str) -> None:
@@ -45,7 +52,9 @@ def check_protocol(protocol: str) -> None:
 
 
 def make_plan(protocol: str, ds, data_root: Path, base_fraction: float,
-              targets: Sequence[str] | None = None) -> Plan:
+              targets: Sequence[str] | None = None, source_spec=None) -> Plan:
+    """`source_spec`: the DatasetSpec of `ds` (needed for its declared overlaps when the dataset was given
+    as a .toml path outside the config folders; by default looked up by name)."""
     from stages.data.splits import base_new_split, restrict_clips
 
     check_protocol(protocol)
@@ -66,8 +75,7 @@ def make_plan(protocol: str, ds, data_root: Path, base_fraction: float,
     else:
         plan = Plan(protocol, ds.name, list(ds.classnames), list(ds.train),
                     [EvalSet("source", ds.name, list(ds.classnames), list(ds.test))])
-        target_sets, plan.targets_missing = _cross_targets(ds.name, data_root, targets)
-        plan.evals += target_sets
+        plan.evals += _cross_targets(plan, data_root, targets, source_spec)
     _check_train_clips(plan)
     for ev in plan.evals:
         if not ev.clips:
@@ -86,28 +94,63 @@ def _check_train_clips(plan: Plan) -> None:
                         f"(every class trained on needs at least one clip in the train split)")
 
 
-def _cross_targets(source: str, data_root: Path, targets: Sequence[str] | None
-                   ) -> tuple[list[EvalSet], list[str]]:
+def _cross_targets(plan: Plan, data_root: Path, targets: Sequence[str] | None, source_spec=None) -> list[EvalSet]:
     """Evaluation sets of the targets. Named targets must load; by default every other known dataset
-    found under the data root is a target and the absent ones are listed, not fatal."""
+    found under the data root is a target and the absent ones are listed, not fatal. Overlapping targets
+    are excluded (default) or kept apart (named); `plan` receives the missing/excluded lists and warnings."""
     from stages.data.datasets import list_datasets, load_dataset
-    from stages.data.specs import dataset_spec
+    from stages.data.specs import dataset_spec, datasets_overlap
 
+    source = source_spec or dataset_spec(plan.dataset)
     explicit = targets is not None and len(targets) > 0
-    names = list(targets) if explicit else [n for n in list_datasets() if n != source]
-    evals, missing = [], []
+    names = list(targets) if explicit else [n for n in list_datasets() if n != source.name]
+    train_hashes = None  # computed on the first target that loads
+    evals = []
     for name in names:
-        if dataset_spec(name).name == source:
+        spec = dataset_spec(name)
+        if spec.name == source.name:
             raise UserError(f"--targets {name}: is the source dataset; cross-dataset targets must be other datasets")
+        overlap = datasets_overlap(source, spec)
+        if overlap and not explicit:
+            plan.targets_excluded[spec.name] = overlap
+            continue
         try:
             ds = load_dataset(name, data_root)
         except UserError:
             if explicit:
                 raise
-            missing.append(name)
+            plan.targets_missing.append(name)
             continue
-        evals.append(EvalSet(ds.name, ds.name, list(ds.classnames), list(ds.test), role="target"))
+        if train_hashes is None:
+            train_hashes = _content_hashes(plan.train_clips)
+        _refuse_shared_clips(source.name, train_hashes, ds)
+        if overlap:
+            plan.warnings.append(f"--targets {ds.name}: shares data with the source ({overlap}); evaluated but "
+                                 f"reported apart, not in the cross-dataset mean")
+        evals.append(EvalSet(ds.name, ds.name, list(ds.classnames), list(ds.test),
+                             role="overlap" if overlap else "target"))
     if not evals:
+        excluded = f"; left out as overlapping the source: {', '.join(plan.targets_excluded)}" \
+            if plan.targets_excluded else ""
         raise UserError(f"--protocol cross: no target dataset found under {data_root} (looked for: "
-                        f"{', '.join(names) or 'none'}); give --targets NAME,... of datasets present there")
-    return evals, missing
+                        f"{', '.join(n for n in names if n not in plan.targets_excluded) or 'none'}{excluded}); "
+                        f"give --targets NAME,... of datasets present there")
+    return evals
+
+
+def _content_hashes(clips) -> dict[str, Path]:
+    """sha256 of each clip's bytes -> its path: a copy of a clip under another name is the same clip."""
+    from cache.fingerprint import sha256_file
+
+    return {sha256_file(c.path): c.path for c in clips}
+
+
+def _refuse_shared_clips(source: str, train_hashes: dict[str, Path], target) -> None:
+    test_hashes = _content_hashes(target.test)
+    shared = [(path, train_hashes[h]) for h, path in test_hashes.items() if h in train_hashes]
+    if shared:
+        (test_path, train_path), n = shared[0], len(shared)
+        raise UserError(f"cross-dataset target {target.name}: {n} of its {len(target.test)} test clips have the same "
+                        f"content as training clips of the source {source} (e.g. {test_path} = {train_path}); "
+                        f"a target must not test on what the source trains on (use another fold or another target)")
+

@@ -20,6 +20,7 @@ from pipeline.config import Config
 from pipeline.protocols.plans import Plan, check_protocol, make_plan
 from pipeline.runs import METRICS, RunDir
 from stages.tuning.methods import check_run
+from stages.data.config import ALL_FOLDS
 
 # Keys of the resolved config that do not change what a run computes: a resume may differ in them.
 _NOT_IDENTITY = {("backbone", "device"), ("train", "eval_batch_size"), ("backbone", "text_batch_size"),
@@ -43,6 +44,9 @@ class TuneRequest:
 def run_tune(cfg: Config, req: TuneRequest) -> dict:
     check_protocol(req.protocol)
     check_run(cfg.method, req.protocol, cfg.sept.enabled and cfg.sept.lam > 0)  # what the method cannot do
+    if cfg.data.fold == ALL_FOLDS:
+        raise UserError("data.fold 'all': one run covers one fold; run every fold with `sept-pipeline tune --fold all` "
+                        "(one run folder per fold) or a sweep's fold axis")
     if req.resume and req.force:
         raise UserError("--resume and --force: choose one (continue the checkpoint, or start over)")
     run = RunDir(req.out)
@@ -71,7 +75,7 @@ def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
 
     from stages.audio_features import clip_features
     from stages.backbones.factory import load_backbone
-    from stages.data.datasets import load_dataset
+    from stages.data.datasets import dataset_spec, load_dataset
     from stages.data.fewshot import fewshot_cache_file, fewshot_indices
     from stages.data.splits import persist_split
     from stages.tuning.evaluate import evaluate
@@ -90,12 +94,15 @@ def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
     seed, shots = cfg.data.seed, cfg.data.shots
 
     ds = load_dataset(req.dataset, req.data_root, fold=cfg.data.fold)
-    plan = make_plan(req.protocol, ds, req.data_root, cfg.data.base_fraction, req.targets)
+    if ds.fold != cfg.data.fold:  # '' on a folded dataset means its first fold: record the fold actually run
+        cfg = cfg.replace("data", fold=ds.fold)
+    spec = dataset_spec(req.dataset)
+    plan = make_plan(req.protocol, ds, req.data_root, cfg.data.base_fraction, req.targets, source_spec=spec)
     picked = fewshot_indices(plan.train_clips, shots, seed, fewshot_cache_file(cache, ds.name, shots, seed))
     train_clips = [plan.train_clips[i] for i in picked]
 
     backbone = load_backbone(cfg.backbone.id, cfg.backbone)
-    learner = build_learner(backbone, cfg.method, cfg.text.templates, seed).to(backbone.device)
+    learner = build_learner(backbone, cfg.method, cfg.text.templates, seed, cfg.train.logit_scale).to(backbone.device)
     learner.set_train_classes(plan.train_classes)
     for ev in plan.evals:  # every evaluation class list must be scorable too: fail now, not after training
         learner.set_classnames(ev.classnames)
@@ -142,6 +149,7 @@ def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
         results[ev.name] = evaluate(learner, ev.classnames, eval_feats[ev.name], [c.label for c in ev.clips],
                                     cfg.train.eval_batch_size)
     metrics = _assemble(cfg, req, plan, results, use_sept)
+    metrics.update(fold=ds.fold, folds=list(spec.folds), warnings=plan.warnings)
     metrics["method_config"]["n_ctx_used"] = getattr(learner, "n_ctx", 0)  # an init text sets its own length
     metrics["method_notes"] = learner.run_notes()  # e.g. classes scored without a learned prompt
     metrics.update(
@@ -159,17 +167,19 @@ def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
 
 
 def _assemble(cfg: Config, req: TuneRequest, plan: Plan, results: dict, use_sept: bool) -> dict:
+    from pipeline.config import recipe_record
     from stages.evaluation.metrics import harmonic_mean
 
     out = {
         "method": cfg.method.name,
+        "recipe": recipe_record(cfg.recipe.name),
         "protocol": req.protocol,
         "dataset": plan.dataset,
         "seed": cfg.data.seed,
         "shots": cfg.data.shots,
         "sept": {"enabled": cfg.sept.enabled, "active": use_sept, "lam": cfg.sept.lam, "alpha": cfg.sept.alpha,
                  "beta": cfg.sept.beta, "neighbors_per_step": cfg.sept.neighbors_per_step,
-                 "inter_negatives": cfg.sept.inter_negatives},
+                 "inter_negatives": cfg.sept.inter_negatives, "cocoop_bias": cfg.sept.cocoop_bias},
         "method_config": asdict(cfg.method),
     }
     if req.protocol == "base2new":
@@ -180,7 +190,11 @@ def _assemble(cfg: Config, req: TuneRequest, plan: Plan, results: dict, use_sept
     else:
         roles = {ev.name: ev.role for ev in plan.evals}
         targets = {k: v for k, v in results.items() if roles[k] == "target"}
-        out.update(targets=targets, mean_acc=sum(r["acc"] for r in targets.values()) / len(targets),
+        # Targets sharing data with the source are reported apart, like the source itself: never in the mean.
+        overlapping = {k: v for k, v in results.items() if roles[k] == "overlap"}
+        out.update(targets=targets,
+                   mean_acc=sum(r["acc"] for r in targets.values()) / len(targets) if targets else None,
+                   overlapping_targets=overlapping, targets_excluded=plan.targets_excluded,
                    targets_missing=plan.targets_missing, source_acc=results["source"]["acc"],
                    source=results["source"])
     return out

@@ -49,7 +49,8 @@ def build_report(runs_dir: str | Path, out_dir: str | Path | None = None, compar
         raise UserError(f"RUNS_DIR {runs_dir}: no finished run found (no usable metrics.json){why}")
 
     runs = tables.runs_frame(collected)
-    report = Report(out_dir=out_dir, markdown="", collected=collected, warnings=tables.duplicate_seeds(runs))
+    report = Report(out_dir=out_dir, markdown="", collected=collected,
+                    warnings=tables.duplicate_seeds(runs) + tables.uneven_folds(runs))
     sections = [f"# Results: {runs_dir}",
                 f"{len(collected.runs)} finished runs read from `{runs_dir}`"
                 + (f", {len(collected.skipped)} metrics files skipped (listed at the end)." if collected.skipped
@@ -69,7 +70,7 @@ def build_report(runs_dir: str | Path, out_dir: str | Path | None = None, compar
 
     cross = tables.cross_table(collected)
     if not cross.is_empty():
-        sections += ["## Cross-dataset transfer", render.cross_markdown(cross)]
+        sections += ["## Cross-dataset transfer", render.cross_markdown(cross, collected.excluded)]
         report.files.append(render.write_csv(cross, out_dir / "cross.csv"))
 
     fewshot = tables.fewshot_table(runs)

@@ -4,7 +4,12 @@ A run directory is any folder holding `metrics.json` (written last by `tune`/`ev
 means the run finished). A file that cannot be read, is not a JSON object, or lacks what its protocol needs
 is skipped and named with the reason: one broken run never hides the others.
 
-Runs that differ in anything besides the seed must not be averaged together. Where the runs' resolved
+Folds: a run records the official fold it tested (`fold`) and the dataset's declared folds (`folds`); runs
+that differ only in fold and seed are one cell, averaged over folds within a seed, then over seeds (tables.py).
+Cross-dataset runs give one record per target; targets that share data with the source (`overlapping_targets`)
+are flagged and kept out of the target mean, and the targets left out as overlapping are kept per source.
+
+Runs that differ in anything besides the seed (and fold) must not be averaged together. Where the runs' resolved
 configs (config.json beside metrics.json) differ in a key that changes the experiment (say sept.lam), that
 key becomes part of the run's `variant` label, so a lambda sweep gives one table row per lambda.
 """
@@ -24,7 +29,7 @@ PROTOCOLS = ("base2new", "cross", "fewshot")
 
 # Config keys that name the cell (they have their own columns) or only change how a run executes.
 _NOT_A_VARIANT = {
-    "data.seed", "data.shots", "method.name", "sept.enabled",
+    "data.seed", "data.shots", "data.fold", "method.name", "sept.enabled",
     "backbone.device", "backbone.text_batch_size", "backbone.audio_batch_size",
     "train.eval_batch_size", "method.cocoop_chunk",
 }
@@ -46,6 +51,7 @@ class Collected:
     root: Path
     runs: list[dict] = field(default_factory=list)
     cross: list[dict] = field(default_factory=list)
+    excluded: dict[str, dict[str, str]] = field(default_factory=dict)  # cross source -> {left-out target: why}
     skipped: list[Skipped] = field(default_factory=list)
 
 
@@ -112,19 +118,39 @@ def _protocol(metrics: dict) -> str:
     return protocol
 
 
-def _target_accuracies(metrics: dict) -> dict[str, float]:
-    """Per-target accuracy of a cross-dataset run: `targets` maps a dataset to {acc: ...} or to a number."""
-    targets = metrics.get("targets")
-    if not isinstance(targets, dict) or not targets:
-        raise MetricsError("a cross-dataset run needs a non-empty 'targets' table (dataset -> {acc: ...})")
+def _accuracies(metrics: dict, key: str) -> dict[str, float]:
+    """Per-dataset accuracy of a cross-dataset run's `key` table: dataset -> {acc: ...} or a number."""
+    table = metrics.get(key) or {}
+    if not isinstance(table, dict):
+        raise MetricsError(f"key {key!r} is {table!r}, expected a table (dataset -> {{acc: ...}})")
     out = {}
-    for name, value in targets.items():
+    for name, value in table.items():
         holder = value if isinstance(value, dict) else {"acc": value}
         try:
             out[str(name)] = _number(holder, "acc")
         except MetricsError as e:
-            raise MetricsError(f"targets.{name}: {e}") from None
+            raise MetricsError(f"{key}.{name}: {e}") from None
     return out
+
+
+def _target_accuracies(metrics: dict) -> dict[str, tuple[float, bool]]:
+    """target -> (accuracy, overlaps the source). Overlapping targets come from `overlapping_targets`."""
+    targets = _accuracies(metrics, "targets")
+    overlapping = _accuracies(metrics, "overlapping_targets")
+    if not targets and not overlapping:
+        raise MetricsError("a cross-dataset run needs a non-empty 'targets' table (dataset -> {acc: ...})")
+    return {**{k: (v, False) for k, v in targets.items()}, **{k: (v, True) for k, v in overlapping.items()}}
+
+
+def _fold(metrics: dict, config: dict) -> tuple[str, int | None]:
+    """(fold tested, number of folds the dataset declares or None when the run does not say)."""
+    fold = metrics.get("fold", config.get("data.fold", ""))
+    if fold is None:
+        fold = ""
+    if not isinstance(fold, str):
+        raise MetricsError(f"key 'fold' is {fold!r}, expected a fold name such as 'fold1' (or '')")
+    declared = metrics.get("folds")
+    return fold, len(declared) if isinstance(declared, list) else None
 
 
 def flatten_config(config: dict) -> dict[str, Any]:
@@ -162,6 +188,7 @@ def read_run(metrics_path: Path, root: Path) -> tuple[dict, list[dict], dict]:
             raise MetricsError(f"missing key {key!r} (expected a non-empty string)")
     protocol = _protocol(metrics)
     run_name = str(metrics_path.parent.relative_to(root)) or "."
+    fold, folds_declared = _fold(metrics, config)
     record = {
         "run": run_name,
         "protocol": protocol,
@@ -171,6 +198,7 @@ def read_run(metrics_path: Path, root: Path) -> tuple[dict, list[dict], dict]:
         "seed": _integer(metrics, config, "seed", "data.seed"),
         # evaluate's zero-shot runs train on nothing: 0 shots.
         "shots": _integer(metrics, config, "shots", "data.shots", 0 if not trains(metrics["method"]) else None),
+        "fold": fold, "folds_declared": folds_declared,
         "base_acc": None, "new_acc": None, "hm": None, "acc": None, "macro_f1": None,
         "_notes": _method_notes(metrics),
     }
@@ -183,10 +211,13 @@ def read_run(metrics_path: Path, root: Path) -> tuple[dict, list[dict], dict]:
         record["acc"] = _number(metrics, "acc")
         record["macro_f1"] = _number(metrics, "macro_f1", required=False)
     else:
-        # The source dataset's own test accuracy, where the run measured it.
-        record["acc"] = _number(metrics, "acc", required=False)
-        for target, acc in _target_accuracies(metrics).items():
-            cross_rows.append({"run": run_name, "target": target, "acc": acc})
+        # The source dataset's own test accuracy, where the run measured it (`tune` writes source_acc).
+        record["acc"] = _number(metrics, "acc" if "acc" in metrics else "source_acc", required=False)
+        for target, (acc, overlap) in _target_accuracies(metrics).items():
+            cross_rows.append({"run": run_name, "target": target, "acc": acc, "overlap": overlap})
+        excluded = metrics.get("targets_excluded") or {}
+        if isinstance(excluded, dict):  # popped by collect_runs: targets left out as sharing data with the source
+            record["targets_excluded"] = {str(k): str(v) for k, v in excluded.items()}
     return record, cross_rows, config
 
 
@@ -228,6 +259,9 @@ def collect_runs(root: str | Path) -> Collected:
             continue
         out.runs.append(record)
         out.cross.extend(cross_rows)
+        excluded = record.pop("targets_excluded", None)
+        if excluded:
+            out.excluded.setdefault(record["dataset"], {}).update(excluded)
         configs.append(config)
     for record, label in zip(out.runs, _variant_labels(configs, out.runs)):
         notes = record.pop("_notes")

@@ -11,12 +11,17 @@ from pipeline.report import published
 from pipeline.report.tables import AVERAGE, SETTING, STD_DDOF, method_label
 
 CONVENTIONS = (
-    f"Accuracies in %, mean ± std over seeds (sample std, ddof = {STD_DDOF}; a single seed shows no ±)."
+    f"Accuracies in %, mean ± std over seeds (sample std, ddof = {STD_DDOF}; a single seed shows no ±). "
+    "Folded datasets (PALM's cross-validation): a seed's figure is the mean over its folds, taken before the "
+    "mean over seeds; the Folds column says how many folds each seed averages (\"1 of 5\": one of the "
+    "dataset's 5 official folds; – : a dataset without folds)."
 )
 BASE2NEW_NOTE = (
-    "Average rows: base and new are the means over datasets of the per-dataset means; **HM is the mean over "
-    "datasets of the per-dataset HM** (not the HM of the averaged base and new). Each run's HM is its own "
-    "2·B·N/(B+N)."
+    "Two HM conventions. **HM (mean of per-seed HM)**: each run's HM is its own 2·B·N/(B+N), a seed's HM the "
+    "mean over its folds, a dataset's the mean ± std over seeds; in Average rows, the mean over datasets of the "
+    "per-dataset HM. **HM of means** (CoOp's tables): 2·B·N/(B+N) of the Base and New shown in the same row "
+    "(seed-averaged for a dataset; dataset-averaged in Average rows). Average rows: base and new are the means "
+    "over datasets of the per-dataset means."
 )
 
 
@@ -46,16 +51,30 @@ def _label(row: dict) -> str:
     return method_label(row["method"], row["sept"], row["variant"])
 
 
+def fmt_folds(row: dict) -> str:
+    """How many folds each seed's figure averages: '5', '1 of 5', '3–5' (seeds differ), '–' (no folds)."""
+    lo, hi, declared = row.get("folds_min"), row.get("folds_max"), row.get("folds_declared")
+    if lo is None:
+        return ""
+    if declared == 0 and hi == 1:
+        return "–"
+    if lo != hi:
+        return f"{lo}–{hi}" + (f" of {declared}" if declared else "")
+    return f"{lo} of {declared}" if declared and declared != lo else str(lo)
+
+
 def base2new_markdown(table: pl.DataFrame) -> str:
     rows = []
     for r in table.iter_rows(named=True):
         is_avg = r["dataset"] == AVERAGE
         name = f"**{AVERAGE} ({plural(r['n_datasets'], 'dataset')})**" if is_avg else r["dataset"]
         rows.append([
-            name, _label(r), r["shots"], "" if is_avg else r["seeds"],
+            name, _label(r), r["shots"], "" if is_avg else r["seeds"], "" if is_avg else fmt_folds(r),
             fmt(r["base_mean"], r["base_std"]), fmt(r["new_mean"], r["new_std"]), fmt(r["hm_mean"], r["hm_std"]),
+            fmt(r["hm_of_means"]),
         ])
-    return markdown_table(["Dataset", "Method", "Shots", "Seeds", "Base", "New", "HM"], rows, right_from=2)
+    return markdown_table(["Dataset", "Method", "Shots", "Seeds", "Folds", "Base", "New",
+                           "HM (mean of per-seed HM)", "HM of means"], rows, right_from=2)
 
 
 def compare_frame(table: pl.DataFrame) -> pl.DataFrame:
@@ -117,26 +136,35 @@ def fewshot_compare_markdown(frame: pl.DataFrame) -> str:
     return markdown_table(header, rows) + "\n\n" + note
 
 
-def cross_markdown(table: pl.DataFrame) -> str:
+def cross_markdown(table: pl.DataFrame, excluded: dict[str, dict[str, str]] | None = None) -> str:
     parts = []
     for source in table["source"].unique(maintain_order=True).to_list():
         sub = table.filter(pl.col("source") == source)
-        targets = sorted(c for c in sub["column"].unique().to_list() if c not in ("source", AVERAGE))
-        columns = [c for c in ("source", *targets, AVERAGE) if c in set(sub["column"].to_list())]
+        overlapping = sorted(set(sub.filter(pl.col("overlap"))["column"].to_list()))
+        targets = sorted(c for c in sub["column"].unique().to_list()
+                         if c not in ("source", AVERAGE) and c not in overlapping)
+        present = set(sub["column"].to_list())
+        columns = [c for c in ("source", *targets, AVERAGE, *overlapping) if c in present]
         groups: dict[tuple, dict[str, str]] = {}
         for r in sub.iter_rows(named=True):
             key = (r["method"], _label(r), r["shots"], r["variant"], r["sept"])
             cells = groups.setdefault(key, {})
             cells[r["column"]] = fmt(r["acc_mean"], r["acc_std"])
             if r["seeds"]:
-                cells["_seeds"] = r["seeds"]
-        header_cols = [f"{source} (source)" if c == "source" else c for c in columns]
-        rows = [[key[1], key[2], cells.get("_seeds", ""), *(cells.get(c, "–") for c in columns)]
-                for key, cells in groups.items()]
-        parts.append(f"Source: **{source}**\n\n" +
-                     markdown_table(["Method", "Shots", "Seeds", *header_cols], rows, right_from=1))
+                cells["_seeds"], cells["_folds"] = r["seeds"], fmt_folds(r)
+        header_cols = [f"{source} (source)" if c == "source" else f"{c} (overlaps source)" if c in overlapping
+                       else c for c in columns]
+        rows = [[key[1], key[2], cells.get("_seeds", ""), cells.get("_folds", ""),
+                 *(cells.get(c, "–") for c in columns)] for key, cells in groups.items()]
+        part = f"Source: **{source}**\n\n" + markdown_table(["Method", "Shots", "Seeds", "Folds", *header_cols], rows,
+                                                              right_from=1)
+        left_out = (excluded or {}).get(source, {})
+        if left_out:
+            part += "\n\nLeft out as sharing data with the source (name one in `--targets` to evaluate it apart): " \
+                    + "; ".join(f"{name} ({why})" for name, why in sorted(left_out.items())) + "."
+        parts.append(part)
     return "\n\n".join(parts) + ("\n\nAverage = mean over target datasets of the per-target mean accuracy "
-                                 "(the source is not averaged in).")
+                                 "(neither the source nor a target that overlaps it is averaged in).")
 
 
 def fewshot_markdown(table: pl.DataFrame) -> str:
@@ -145,10 +173,16 @@ def fewshot_markdown(table: pl.DataFrame) -> str:
     for r in table.iter_rows(named=True):
         key = (r["method"], _label(r), r["shots"], r["variant"], r["sept"])
         groups.setdefault(key, {})[r["dataset"]] = fmt(r["acc_mean"], r["acc_std"])
+    folds: dict[str, set[str]] = {}
+    for r in table.iter_rows(named=True):
+        if r["dataset"] != AVERAGE and fmt_folds(r) not in ("", "–"):
+            folds.setdefault(r["dataset"], set()).add(fmt_folds(r))
     rows = [[key[1], key[2], *(cells.get(c, "–") for c in (*datasets, AVERAGE))] for key, cells in groups.items()]
+    folded = [f"{d}: {' / '.join(sorted(f))}" for d, f in sorted(folds.items())]
     return (markdown_table(["Method", "Shots", *datasets, AVERAGE], rows, right_from=1)
             + "\n\nAll classes, accuracy. Average = mean over datasets of the per-dataset mean accuracy "
-              "(macro-F1 in fewshot.csv).")
+              "(macro-F1 in fewshot.csv)."
+            + (f" Folds averaged per seed: {', '.join(folded)}." if folded else ""))
 
 
 def write_csv(frame: pl.DataFrame, path: Path) -> Path:

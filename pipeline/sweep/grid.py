@@ -1,9 +1,10 @@
 """A sweep's grid -> cells: one `tune` run each, with a stable folder name and a recorded identity.
 
-A cell's name is made from its parameters (`demo-base2new-coop-sept-16shot-seed1`, plus `-key=value` for
-config-key axes), so a rerun of the sweep finds the same folders. Its identity is everything that decides
-what the run computes; it is written beside the run, and a finished run whose identity differs from the
-cell's (the sweep file was edited) is refused rather than silently taken as done.
+A cell's name is made from its parameters (`demo-base2new-coop-sept-16shot-seed1`, then `-fold3` for a
+fold, `-recipe=NAME` when the recipe axis is given, plus `-key=value` for config-key axes), so a rerun of
+the sweep finds the same folders. Its identity is everything that decides what the run computes; it is
+written beside the run, and a finished run whose identity differs from the cell's (the sweep file was
+edited) is refused rather than silently taken as done.
 """
 from __future__ import annotations
 
@@ -47,11 +48,17 @@ class Cell:
     protocol: str
     extra: tuple[tuple[str, Any], ...] = ()        # config-key axes of this cell
     name: str = field(default="", compare=False)
+    fold: str = ""                                 # official fold tested ('' = the dataset's default split)
+    recipe: str = ""                               # "" = no --recipe (the config file's, else the default)
 
 
 def cell_name(dataset: str, protocol: str, method: str, sept: bool, shots: int, seed: int,
-              extra: tuple[tuple[str, Any], ...]) -> str:
+              extra: tuple[tuple[str, Any], ...], fold: str = "", recipe: str = "") -> str:
     parts = [dataset, protocol, method, "sept" if sept else "nosept", f"{shots}shot", f"seed{seed}"]
+    if fold:
+        parts.append(fold)
+    if recipe:
+        parts.append(f"recipe={recipe}")
     for key, value in extra:
         text = f"{key}={value if not isinstance(value, (list, dict)) else json.dumps(value)}"
         safe = _SAFE.sub("_", text)
@@ -59,17 +66,27 @@ def cell_name(dataset: str, protocol: str, method: str, sept: bool, shots: int, 
     return "-".join(parts)
 
 
+def dataset_folds(dataset: str, folds: list[str]) -> list[str]:
+    """The fold axis of one dataset: "all" becomes its official folds (or its one split, ''), in order, once each."""
+    from pipeline.protocols.folds import folds_to_run
+
+    return list(dict.fromkeys(f for value in folds for f in folds_to_run(dataset, value)))
+
+
 def expand(spec: SweepSpec) -> list[Cell]:
     """Every combination of the axes, in file order; zero-shot's SEPT twin is dropped (it trains nothing)."""
     names = list(spec.config_axes)
+    axes = {k: v for k, v in spec.axes.items() if k != "fold"}
     cells = []
-    for dataset, method, sept, seed, shots, protocol in itertools.product(*spec.axes.values()):
+    for dataset, method, sept, seed, shots, protocol, recipe in itertools.product(*axes.values()):
         if sept and not uses_neighbors(method):  # zero-shot trains nothing; some methods have no prompt for SEPT
             continue
-        for combo in itertools.product(*spec.config_axes.values()) if names else [()]:
-            extra = tuple(zip(names, combo))
-            cells.append(Cell(dataset, method, sept, seed, shots, protocol, extra,
-                              name=cell_name(dataset, protocol, method, sept, shots, seed, extra)))
+        for fold in dataset_folds(dataset, spec.axes.get("fold", [""])):
+            for combo in itertools.product(*spec.config_axes.values()) if names else [()]:
+                extra = tuple(zip(names, combo))
+                cells.append(Cell(dataset, method, sept, seed, shots, protocol, extra, fold=fold, recipe=recipe,
+                                  name=cell_name(dataset, protocol, method, sept, shots, seed, extra, fold,
+                                                 recipe)))
     if not cells:
         raise UserError(f"sweep file {spec.source}: [grid] gives no runs (zero-shot trains nothing, so its "
                         f"SEPT variant is dropped; add sept = [false] or a trained method)")
@@ -101,9 +118,11 @@ def overrides(spec: SweepSpec, cell: Cell) -> dict[str, Any]:
 
 def identity(spec: SweepSpec, cell: Cell) -> dict:
     """What decides the run's results: recorded beside it and compared on every rerun of the sweep."""
+    fold = {"fold": cell.fold} if cell.fold else {}  # absent for the default split: older runs stay valid
     return {
         "dataset": cell.dataset, "method": cell.method, "sept": cell.sept, "seed": cell.seed,
-        "shots": cell.shots, "protocol": cell.protocol,
+        "shots": cell.shots, "protocol": cell.protocol, **fold,
+        **({"recipe": cell.recipe} if cell.recipe else {}),  # absent when unused: older sweeps stay valid
         "targets": list(spec.targets) if cell.protocol == "cross" else [],
         "backbone": spec.backbone,
         "config_file": sha256_file(spec.config) if spec.config else None,
@@ -116,6 +135,8 @@ def tune_args(spec: SweepSpec, cell: Cell) -> list[str]:
     args = ["tune", "--dataset", cell.dataset, "--data-root", str(spec.data_root), "--method", cell.method,
             "--sept" if cell.sept else "--no-sept", "--protocol", cell.protocol, "--seed", str(cell.seed),
             "--shots", str(cell.shots), "--out", str(run_dir(spec, cell)), "--json"]
+    if cell.fold:
+        args += ["--fold", cell.fold]
     if spec.backbone:
         args += ["--backbone", spec.backbone]
     if spec.cache_dir:
@@ -124,6 +145,8 @@ def tune_args(spec: SweepSpec, cell: Cell) -> list[str]:
         args += ["--config", str(spec.config)]
     if cell.protocol == "cross" and spec.targets:
         args += ["--targets", ",".join(spec.targets)]
+    if cell.recipe:
+        args += ["--recipe", cell.recipe]
     for key, value in overrides(spec, cell).items():
         args += ["--set", override_text(key, value)]
     return args
@@ -156,5 +179,6 @@ def resolved_config(spec: SweepSpec, cell: Cell):
     """The Config the cell's `tune` will resolve (config file, then --set keys, then the sweep's backbone)."""
     from pipeline.config import load_config
 
-    cfg = load_config(spec.config, [override_text(k, v) for k, v in overrides(spec, cell).items()])
+    cfg = load_config(spec.config, [override_text(k, v) for k, v in overrides(spec, cell).items()],
+                      recipe=cell.recipe or None)
     return cfg.replace("backbone", id=spec.backbone) if spec.backbone else cfg

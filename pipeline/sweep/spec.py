@@ -18,6 +18,10 @@
     sept    = [false, true]      default [false]
     seed    = [1, 2, 3]          default [1]
     shots   = [16]               default [16]
+    fold    = ["all"]            PALM's folds: "all" = every official fold of each dataset (one cell each;
+                                 a dataset without folds gets its one split), or fold names; default [""]
+    recipe  = ["palm", "coop"]   named training recipes (configs/recipes/); default: none given (the
+                                 config file's [recipe] name, else palm)
     "sept.lam" = [0.5, 1.0]      any config key, quoted, as an axis (passed to tune as --set)
 
     [set]                        fixed config keys of every run (--set), e.g. "train.epochs" = 5
@@ -36,8 +40,8 @@ from typing import Any
 
 from cache.errors import UserError
 
-AXES = ("dataset", "method", "sept", "seed", "shots", "protocol")
-AXIS_DEFAULTS = {"sept": [False], "seed": [1], "shots": [16]}
+AXES = ("dataset", "method", "sept", "seed", "shots", "protocol", "fold", "recipe")
+AXIS_DEFAULTS = {"sept": [False], "seed": [1], "shots": [16], "fold": [""], "recipe": [""]}  # "" = no --recipe
 PROTOCOLS = ("base2new", "cross", "fewshot")
 EXECUTORS = ("local", "ray")
 _SWEEP_KEYS = {"runs_dir", "data_root", "backbone", "cache_dir", "config", "protocol", "targets", "executor",
@@ -45,7 +49,8 @@ _SWEEP_KEYS = {"runs_dir", "data_root", "backbone", "cache_dir", "config", "prot
 _RAY_KEYS = {"address", "num_cpus_per_run", "num_gpus_per_run"}
 _SECTIONS = ("sweep", "grid", "set", "ray")
 # Config keys that `tune` sets from a cell's own axes (--seed, --shots, --method, --sept/--no-sept).
-_AXIS_KEYS = {"data.seed": "seed", "data.shots": "shots", "method.name": "method", "sept.enabled": "sept"}
+_AXIS_KEYS = {"data.seed": "seed", "data.shots": "shots", "method.name": "method", "sept.enabled": "sept",
+              "data.fold": "fold", "recipe.name": "recipe"}
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,23 @@ def _check_datasets(source: str, where: str, names: list) -> None:
             raise _fail(source, where, str(e)) from None
 
 
+def _check_folds(source: str, folds: list, datasets: list) -> None:
+    """'' and 'all' fit every dataset; a fold name must be an official fold of every dataset of the grid."""
+    from stages.data.config import ALL_FOLDS
+    from stages.data.specs import dataset_spec
+
+    for fold in folds:
+        _typed(source, "[grid] fold", fold, str, "a fold name, \"all\" or \"\"")
+        if fold in ("", ALL_FOLDS):
+            continue
+        for name in datasets:
+            spec = dataset_spec(name)
+            if fold not in spec.folds:
+                accepted = ", ".join(spec.folds) if spec.folds else "none"
+                raise _fail(source, "[grid] fold", f"{fold!r} is not an official fold of dataset {spec.name} "
+                                                   f"(its folds: {accepted}; \"all\" expands per dataset)")
+
+
 def _check_methods(source: str, names: list) -> None:
     from stages.tuning.config import MethodConfig
 
@@ -173,21 +195,29 @@ def _axes(source: str, grid: dict, default_protocol: str) -> tuple[dict[str, lis
     for v in axes["protocol"]:
         if v not in PROTOCOLS:
             raise _fail(source, "[grid] protocol", f"{v!r} is not one of {', '.join(PROTOCOLS)}")
+    _check_folds(source, axes["fold"], axes["dataset"])
+    if axes["recipe"] != [""]:
+        from pipeline.config import recipe_names
+
+        for v in axes["recipe"]:
+            if not isinstance(v, str) or v not in recipe_names():
+                raise _fail(source, "[grid] recipe", f"{v!r} is not one of {', '.join(recipe_names())}")
     return {k: axes[k] for k in AXES}, config_axes
 
 
-def _check_config_keys(source: str, config: Path | None, fixed: dict, config_axes: dict) -> None:
-    """Every combination of config-key values must load as a config (types, ranges, choices)."""
+def _check_config_keys(source: str, config: Path | None, fixed: dict, config_axes: dict, recipes: list) -> None:
+    """Every combination of recipe and config-key values must load as a config (types, ranges, choices)."""
     from pipeline.config import load_config
     from pipeline.sweep.grid import override_text
 
     names = list(config_axes)
-    for combo in itertools.product(*config_axes.values()) if names else [()]:
-        overrides = [override_text(k, v) for k, v in {**fixed, **dict(zip(names, combo))}.items()]
-        try:
-            load_config(config, overrides)
-        except UserError as e:
-            raise _fail(source, "[set]/[grid] config keys", str(e)) from None
+    for recipe in recipes:
+        for combo in itertools.product(*config_axes.values()) if names else [()]:
+            overrides = [override_text(k, v) for k, v in {**fixed, **dict(zip(names, combo))}.items()]
+            try:
+                load_config(config, overrides, recipe=recipe or None)
+            except UserError as e:
+                raise _fail(source, "[set]/[grid] config keys", str(e)) from None
 
 
 def parse_sweep(path: str | Path, overrides: dict | None = None, extra_set: dict | None = None) -> SweepSpec:
@@ -260,7 +290,7 @@ def parse_sweep(path: str | Path, overrides: dict | None = None, extra_set: dict
     overlap = set(fixed) & set(config_axes)
     if overlap:
         raise _fail(source, f"[set] {sorted(overlap)[0]}", "is also a [grid] axis; keep it in one place")
-    _check_config_keys(source, config, fixed, config_axes)
+    _check_config_keys(source, config, fixed, config_axes, axes["recipe"])
 
     ray = RaySettings(
         address=_typed(source, "[ray] address", ray_raw.get("address", ""), str, "an address"),

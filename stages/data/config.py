@@ -3,7 +3,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cache.errors import UserError
+from stages.data.specs import FOLD_NAME
 from stages.fields import check_range, opt
+
+ALL_FOLDS = "all"  # every official fold of the dataset, one run each
 
 
 @dataclass(frozen=True)
@@ -11,10 +15,14 @@ class DataConfig:
     shots: int = opt(16, "Few-shot clips per class drawn for training (0 = all).")
     seed: int = opt(1, "Seed of the few-shot draw and of training (0 works).")
     base_fraction: float = opt(0.5, "Base share of sorted class names for base2new: base = first ceil(C*f).")
-    fold: str = opt("", "Official fold used as the test split, the other folds as train (e.g. 'fold1'); empty = "
-                        "train.csv/test.csv, or the first fold where a folded dataset has none.")
+    fold: str = opt("", "Official fold used as the test split, the other folds as train (e.g. 'fold3'); 'all' = "
+                        "every fold of the dataset, one run each (`tune --fold all`, sweeps' fold axis); empty = "
+                        "train.csv/test.csv, or the first fold of a folded dataset.")
 
     def __post_init__(self):
         check_range("data", "shots", self.shots, 0)
         check_range("data", "seed", self.seed, 0)
         check_range("data", "base_fraction", self.base_fraction, 0.0, 1.0)
+        if self.fold not in ("", ALL_FOLDS) and not FOLD_NAME.fullmatch(self.fold):
+            raise UserError(f"config key data.fold: {self.fold!r} is not one of '', 'all' or a fold name "
+                            f"such as 'fold3'")

@@ -8,8 +8,9 @@
 recognised from the files present: PALM's CSVs, ESC-50's meta/esc50.csv, or (when the spec says
 folder_per_class) sub-folders named after classes; the spec's own layout is tried first.
 
-Fold semantics: fold '' reads train.csv/test.csv; a dataset with official folds but no train/test CSVs
-(and ESC-50's own layout, which has none) uses its first fold, and `AudioDataset.fold` says which.
+Fold semantics: a dataset without official folds reads train.csv/test.csv (fold ''); a dataset with official
+folds is always read through its fold CSVs (ESC-50's own layout: meta/esc50.csv's fold column), fold '' meaning
+its first fold, and `AudioDataset.fold` says which. Running every fold is the caller's loop (`tune --fold all`).
 """
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
 """One reader per on-disk dataset layout. Each returns (train clips, test clips, fold used, files read).
 
 - palm: `audios/` + `train.csv`/`test.csv` (columns path,classname; path relative to the dataset folder
-  or to audios/). Official folds, either as PALM distributes them (`csv_files/train_<k>.csv` +
-  `test_<k>.csv`) or as one CSV per fold (`fold<k>.csv`, in the folder or in csv_files/): fold k is the
-  test split and the union of the other folds the train split.
+  or to audios/); a dataset that declares folds is read through its fold CSVs only. Official folds, either
+  as PALM distributes them (`csv_files/train_<k>.csv` + `test_<k>.csv`) or as one CSV per fold
+  (`fold<k>.csv`, in the folder or in csv_files/): fold k is the test split and the union of the other
+  folds the train split.
 - esc50: ESC-50 as published (`meta/esc50.csv` with filename,fold,category; `audio/`); fold k is test.
 - folder_per_class: `<class>/*.wav|flac|ogg` (sub-folders without audio are ignored); a deterministic
   per-class split (see `_hash_split`) recorded in `split.json` beside the class folders, and read back
@@ -103,13 +104,16 @@ def _palm_fold_files(folder: Path, spec: DatasetSpec, fold: str) -> tuple[list[P
         train, test = sub / f"train_{k}.csv", sub / f"test_{k}.csv"
         if train.is_file() and test.is_file():
             return [train], [test]
-    raise UserError(f"dataset {spec.name} at {folder}: no CSVs for {fold} (expected {folder}/{fold}.csv "
-                    f"with the other folds' CSVs, or {folder}/csv_files/train_{k}.csv + test_{k}.csv)")
+    raise UserError(f"dataset {spec.name} at {folder}: no CSVs for {fold} (expected {folder}/csv_files/"
+                    f"train_{k}.csv + test_{k}.csv as PALM ships them, or {folder}/{fold}.csv with the other "
+                    f"folds' CSVs; a folded dataset never falls back to train.csv/test.csv)")
 
 
 def read_palm(spec: DatasetSpec, folder: Path, fold: str) -> Result:
-    if not fold and not (folder / "train.csv").is_file() and not (folder / "test.csv").is_file() and spec.folds:
-        fold = spec.folds[0]  # no default split on disk: PALM's protocol for folded datasets starts at fold 1
+    if not fold and spec.folds:
+        # A folded dataset is read through its fold CSVs only: a train.csv beside them (PALM's download has
+        # one) is some other split, and reading it would silently change what "fold 1" means.
+        fold = spec.folds[0]
     if fold:
         train_csvs, test_csvs = _palm_fold_files(folder, spec, fold)
     else:

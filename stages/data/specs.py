@@ -11,6 +11,14 @@ Labels found in data files are matched to `classes` exactly first, then after no
 '_' -> ' ', runs of spaces collapsed: ESC-50's 'chirping_birds' == PALM's 'chirping birds'), then
 through the spec's `[aliases]` table (raw label -> class, e.g. CREMA-D's 'ANG' -> 'anger').
 
+Overlaps. `overlaps = ["esc50"]` (with `overlap_reason`) declares datasets that share recordings or classes
+with this one (ESC50-Actions is 10 of ESC-50's classes and clips). The relation is symmetric
+(`datasets_overlap`): the cross-dataset protocol leaves such a pair out of a source's target mean.
+
+Folds. `folds` lists the official cross-validation folds ('fold1', 'fold2', ...: a name ending in its
+number, which PALM's CSV names use: csv_files/train_<k>.csv + test_<k>.csv). A folded dataset is always
+read through its fold CSVs, never through a train.csv/test.csv that happens to sit beside them.
+
 Where specs are found: a path to a .toml file, else `<name>.toml` (case-insensitive) in the folders of
 $SEPT_DATASET_CONFIGS (os.pathsep-separated, searched first) and then the repository's configs/datasets/.
 """
@@ -18,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +57,8 @@ class DatasetSpec:
     subset: bool = False  # rows/folders of classes outside `classes` are skipped, not errors
     test_fraction: float = 0.3  # folder_per_class: share of each class's clips drawn into test
     aliases: tuple[tuple[str, str], ...] = ()
+    overlaps: tuple[str, ...] = ()  # datasets sharing recordings or classes with this one (see datasets_overlap)
+    overlap_reason: str = ""
     path: Path = field(default=Path(), compare=False)
 
     @property
@@ -76,7 +87,8 @@ class DatasetSpec:
 
 
 _KEYS = {"name", "display_name", "classes", "layout", "folds", "folder", "task", "source", "subset",
-         "test_fraction", "aliases"}
+         "test_fraction", "aliases", "overlaps", "overlap_reason"}
+FOLD_NAME = re.compile(r"fold[1-9][0-9]*")
 
 
 def _fail(path: Path, message: str) -> UserError:
@@ -123,6 +135,16 @@ def parse_spec(path: Path) -> DatasetSpec:
     folds = _str_list(path, "folds", raw.get("folds", []))
     if len(set(folds)) != len(folds):
         raise _fail(path, f"key folds has duplicates: {list(folds)}")
+    for f in folds:
+        if not FOLD_NAME.fullmatch(f):
+            raise _fail(path, f"key folds: {f!r} is not a fold name (expected 'fold1', 'fold2', ...)")
+    overlaps = _str_list(path, "overlaps", raw.get("overlaps", []))
+    if name in overlaps:
+        raise _fail(path, f"key overlaps lists the dataset itself ({name!r}); list other datasets")
+    reason = raw.get("overlap_reason", "")
+    if not isinstance(reason, str) or (overlaps and not reason.strip()):
+        raise _fail(path, "key overlap_reason must be a non-empty string saying what is shared "
+                          "(required when overlaps is given)")
     aliases_raw = raw.get("aliases", {})
     if not isinstance(aliases_raw, dict):
         raise _fail(path, "[aliases] must be a table of raw label = class name")
@@ -150,6 +172,8 @@ def parse_spec(path: Path) -> DatasetSpec:
         subset=subset,
         test_fraction=float(test_fraction),
         aliases=tuple(sorted(aliases_raw.items())),
+        overlaps=tuple(o.lower() for o in overlaps),
+        overlap_reason=reason.strip(),
         path=path,
     )
 
@@ -199,3 +223,12 @@ def dataset_spec(name: str | os.PathLike) -> DatasetSpec:
 def dataset_classnames(name: str | os.PathLike) -> list[str]:
     """Class names of a dataset in label order, from its config alone (no audio needed)."""
     return list(dataset_spec(name).classes)
+
+
+def datasets_overlap(a: DatasetSpec, b: DatasetSpec) -> str:
+    """Why datasets `a` and `b` share recordings or classes ('' when they do not): either one may declare it."""
+    if b.name in a.overlaps:
+        return f"{a.name} declares overlaps = [{b.name!r}]: {a.overlap_reason}"
+    if a.name in b.overlaps:
+        return f"{b.name} declares overlaps = [{a.name!r}]: {b.overlap_reason}"
+    return ""

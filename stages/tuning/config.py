@@ -1,9 +1,16 @@
-"""[method], [train] and [sept] config sections: what stage two trains and how."""
+"""[method], [train] and [sept] config sections: what stage two trains and how.
+
+The defaults are PALM's recipe on the audio benchmark (configs/recipes/palm.toml states the source); the
+other named recipes under configs/recipes/ are layers over them (docs/method.md lists what each changes).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from stages.fields import check_choice, check_range, opt
+
+AMP_CHOICES = ("auto", "bf16", "fp16", "off")
+COCOOP_BIAS_CHOICES = ("none", "batch_mean")
 
 
 @dataclass(frozen=True)
@@ -13,6 +20,8 @@ class MethodConfig:
     n_ctx: int = opt(16, "Learnable context vectors M.")
     ctx_init: str = opt("", "Initialise the context from this text (e.g. 'a sound of a'); empty = N(0, 0.02^2).")
     kg_weight: float = opt(8.0, "KgCoOp weight w of 1 - mean cos(z_i, zero-shot_i).")
+    kg_templates: list = opt([], "KgCoOp: templates of the zero-shot reference zero-shot_i (the original uses one); "
+                                 "empty = every [text] template, averaged.")
     cocoop_chunk: int = opt(4, "CoCoOp: clips per text-tower chunk (bounds memory).")
     dept_weight: float = opt(0.7, "DePT: weight w of the base head in (1 - w) CE(similarity) + w CE(head) and in "
                                   "the fused base-class logits.")
@@ -21,6 +30,7 @@ class MethodConfig:
                                      "refuse | zeroshot (score them with lambda = 0, labelled so).")
 
     def __post_init__(self):
+        from cache.errors import UserError
         from stages.tuning.methods import method_names  # torch-free: the method table is the one list
 
         check_choice("method", "name", self.name, method_names())
@@ -29,6 +39,9 @@ class MethodConfig:
         check_range("method", "dept_weight", self.dept_weight, 0.0, 1.0)
         check_range("method", "dept_lr_mult", self.dept_lr_mult, 0.0)
         check_choice("method", "palm_unseen", self.palm_unseen, ("refuse", "zeroshot"))
+        for t in self.kg_templates:
+            if not isinstance(t, str) or t.count("{}") != 1:
+                raise UserError(f"config key method.kg_templates: {t!r} must contain exactly one '{{}}' placeholder")
 
 
 @dataclass(frozen=True)
@@ -37,20 +50,30 @@ class TrainConfig:
     batch_size: int = opt(16, "Clips per step.")
     lr: float = opt(0.05, "SGD learning rate.")
     momentum: float = opt(0.9, "SGD momentum.")
-    weight_decay: float = opt(5e-4, "SGD weight decay.")
-    schedule: str = opt("cosine", "Learning-rate schedule: constant | cosine.")
-    warmup_epochs: int = opt(1, "Constant-lr warm-up epochs before the cosine schedule.")
+    weight_decay: float = opt(0.0, "SGD weight decay.")
+    schedule: str = opt("constant", "Learning-rate schedule: constant | cosine (Dassl's: decays over all `epochs`).")
+    warmup_epochs: int = opt(0, "Epochs at the constant warmup_lr before the schedule starts.")
     warmup_lr: float = opt(1e-5, "Learning rate during warm-up.")
-    amp: str = opt("auto", "Autocast on CUDA: auto (bf16 if supported) | bf16 | fp16 | off.")
+    logit_scale: float | str = opt(100.0, "Scale of the cosine logits: a number, or 'checkpoint' for the "
+                                          "backbone's own learned scale.")
+    amp: str = opt("auto", "Autocast of the towers: auto (CUDA: bf16 if supported, else fp16; CPU: off) | bf16 | "
+                           "fp16 (CUDA only) | off. Losses are always computed in float32.")
     random_crop: bool = opt(False, "Random-crop augmentation of training clips (bypasses the feature cache).")
     eval_batch_size: int = opt(64, "Clips per evaluation batch.")
 
     def __post_init__(self):
+        from cache.errors import UserError
+
         check_range("train", "epochs", self.epochs, 1)
         check_range("train", "batch_size", self.batch_size, 1)
         check_range("train", "lr", self.lr, 0.0)
+        check_range("train", "weight_decay", self.weight_decay, 0.0)
+        check_range("train", "warmup_epochs", self.warmup_epochs, 0)
         check_choice("train", "schedule", self.schedule, ("constant", "cosine"))
-        check_choice("train", "amp", self.amp, ("auto", "bf16", "fp16", "off"))
+        check_choice("train", "amp", self.amp, AMP_CHOICES)
+        s = self.logit_scale
+        if (s != "checkpoint") if isinstance(s, str) else not s > 0:
+            raise UserError(f"config key train.logit_scale: {s!r} is not 'checkpoint' or a number > 0")
 
 
 @dataclass(frozen=True)
@@ -59,15 +82,21 @@ class SeptConfig:
     lam: float = opt(1.0, "lambda: weight of L_se in L = L_method + lambda * L_se.")
     alpha: float = opt(1.0, "alpha: weight of L_intra.")
     beta: float = opt(1.0, "beta: weight of L_inter.")
-    neighbors_per_step: int = opt(4, "Neighbors drawn per class per step (all N when N is smaller).")
+    neighbors_per_step: int | str = opt("all", "Neighbors per class in each step's L_se: 'all' (every stored "
+                                               "neighbor) or a number drawn at random per step (faster).")
     inter_negatives: str = opt("all", "Other classes' neighbors in L_inter: 'all' drawn, or 'hardest:h' closest by frozen distance.")
+    cocoop_bias: str = opt("none", "CoCoOp: context of L_se's prompts: none (plain context) | batch_mean (plus the "
+                                   "batch's mean meta-net bias, so L_se also trains the meta-net).")
     generation_key: str = opt("", "Neighbor-store generation to read; empty = the one the [neighbors] section describes.")
 
     def __post_init__(self):
         from cache.errors import UserError
 
         check_range("sept", "lam", self.lam, 0.0)
-        check_range("sept", "neighbors_per_step", self.neighbors_per_step, 1)
+        k = self.neighbors_per_step
+        if k != "all" and (isinstance(k, str) or k < 1):
+            raise UserError(f"config key sept.neighbors_per_step: {k!r} is not 'all' or a whole number >= 1")
+        check_choice("sept", "cocoop_bias", self.cocoop_bias, COCOOP_BIAS_CHOICES)
         v = self.inter_negatives
         if v != "all":
             ok = v.startswith("hardest:") and v.split(":", 1)[1].isdigit() and int(v.split(":", 1)[1]) > 0

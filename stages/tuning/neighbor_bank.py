@@ -30,7 +30,7 @@ class NeighborBank:
     """ids/mask [C, N, L] (padded over classes with fewer than N neighbors), counts [C], margins [C, C, N]."""
 
     def __init__(self, ids: torch.Tensor, mask: torch.Tensor, counts: torch.Tensor, margins: torch.Tensor,
-                 per_step: int, pad_id: int):
+                 per_step: int | str, pad_id: int):
         c, n, _ = ids.shape
         if margins.shape != (c, c, n) or counts.shape != (c,):
             raise ValueError(f"neighbor bank shapes disagree: ids {tuple(ids.shape)}, counts {tuple(counts.shape)}, "
@@ -38,7 +38,7 @@ class NeighborBank:
         if int(counts.max()) < 1:  # a class may have none (cleaning left it empty); all of them may not
             raise ValueError("no class has a neighbor")
         self.ids, self.mask, self.counts, self.margins = ids, mask, counts.long(), margins.float()
-        self.per_step = int(per_step)
+        self.per_step = None if per_step == "all" else int(per_step)  # None: every stored neighbor, every step
         self.pad_id = int(pad_id)
 
     @property
@@ -47,16 +47,18 @@ class NeighborBank:
 
     @property
     def draws_per_class(self) -> int:
-        """K: neighbors_per_step, or all N when every class has fewer."""
-        return min(self.per_step, int(self.counts.max()))
+        """K: neighbors_per_step, or all N when every class has fewer (or neighbors_per_step is "all")."""
+        n_max = int(self.counts.max())
+        return n_max if self.per_step is None else min(self.per_step, n_max)
 
     def sample(self, generator: torch.Generator) -> NeighborDraw:
+        """This step's neighbors; with "all", every stored one in stored order (the generator is not used)."""
         c, k = self.num_classes, self.draws_per_class
         picks = torch.zeros(c, k, dtype=torch.long)
         valid = torch.zeros(c, k, dtype=torch.bool)
         for j in range(c):
             n_j = int(self.counts[j])
-            chosen = torch.randperm(n_j, generator=generator)[:k]
+            chosen = torch.arange(n_j) if self.per_step is None else torch.randperm(n_j, generator=generator)[:k]
             picks[j, : len(chosen)] = chosen
             valid[j, : len(chosen)] = True
         rows = torch.arange(c)[:, None].expand(c, k)

@@ -1,4 +1,4 @@
-"""The semantic expansion loss L_se of SEPT (DESIGN.md section 2) and its frozen margins.
+"""The semantic expansion loss L_se of SEPT (docs/method.md) and its frozen margins.
 
 Distances are Euclidean between unit vectors. Margins are the template-averaged frozen distances
 m[i, j, n] = mean_t d(e_t(c_i), e_t(w_j^n)), computed once at set-up from cached embeddings. The loss keeps

@@ -4,6 +4,11 @@ Per step: a batch of frozen audio embeddings (cached, or encoded with a random c
 neighbors when L_se is on, a forward through the learnable prompt, L = L_method + lambda * L_se,
 SGD on the prompt parameters only. Per epoch: the lr of the schedule, a JSONL log row, a checkpoint.
 
+Precision: with `train.amp` the towers run under autocast, but every loss (the logits and their
+cross-entropy, KgCoOp's term, L_se's distances) is computed in float32 with autocast switched off. In bf16
+a distance near 0.6 is off by ~3e-3, enough to move hinges across their margins, and training would no
+longer optimise what float32 evaluation measures.
+
 Randomness comes from three generators seeded from the run's seed: shuffling, audio crops, and neighbor
 draws. They are separate so that switching L_se off (or lambda = 0, where the neighbor path is skipped
 entirely) leaves the shuffles and crops, hence the whole run, bit-identical to the baseline. All three
@@ -54,12 +59,20 @@ def derived_generator(seed: int, stream: int) -> torch.Generator:
 
 
 def amp_settings(device: torch.device, amp: str) -> tuple[torch.dtype | None, bool]:
-    """(autocast dtype or None, use a GradScaler) for this device and `train.amp`."""
-    if device.type != "cuda" or amp == "off":
+    """(autocast dtype or None, use a GradScaler) for this device and `train.amp`.
+
+    CUDA: auto = bf16 where supported, else fp16 with a GradScaler. CPU: only an explicit bf16 turns
+    autocast on (auto stays off: on most CPUs bf16 is slower than float32); fp16 is for CUDA only.
+    """
+    if amp == "off":
         return None, False
-    if amp == "auto":
-        return (torch.bfloat16, False) if torch.cuda.is_bf16_supported() else (torch.float16, True)
-    return (torch.bfloat16, False) if amp == "bf16" else (torch.float16, True)
+    if device.type == "cuda":
+        if amp == "auto":
+            return (torch.bfloat16, False) if torch.cuda.is_bf16_supported() else (torch.float16, True)
+        return (torch.bfloat16, False) if amp == "bf16" else (torch.float16, True)
+    if device.type == "cpu" and amp == "bf16":
+        return torch.bfloat16, False
+    return None, False
 
 
 def sept_active(sept_cfg) -> bool:
@@ -76,15 +89,21 @@ def training_step(learner, audio: torch.Tensor, labels: torch.Tensor, draw: Neig
                   optimizer, scaler, amp_dtype: torch.dtype | None) -> tuple[float, dict]:
     """One optimisation step: L = L_method (+ lambda * L_se when `draw` is given); returns (loss, parts).
 
-    Losses are computed in float32 whatever the autocast dtype; only prompt parameters are in `optimizer`.
+    The towers run under autocast of `amp_dtype` on the batch's device (none when None); the losses are
+    computed in float32 with autocast off, even inside a caller's own autocast. Only prompt parameters
+    are in `optimizer`.
     """
-    autocast = torch.autocast("cuda", dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
+    device_type = audio.device.type
+    autocast = torch.autocast(device_type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
     with autocast:
-        out = learner.forward_train(audio, draw.ids if draw else None, draw.mask if draw else None)
+        out = learner.forward_train(audio, draw.ids if draw else None, draw.mask if draw else None,
+                                    cocoop_bias=sept_cfg.cocoop_bias)
+    with torch.autocast(device_type, enabled=False):
+        out = out.float()
         loss, parts = learner.method_loss(out, labels)
         if draw is not None:
-            se = semantic_expansion_loss(out.z.float(), scatter_draws(out.p.float(), draw.valid), draw.valid,
-                                         draw.margins, sept_cfg.alpha, sept_cfg.beta, hardest_count(sept_cfg))
+            se = semantic_expansion_loss(out.z, scatter_draws(out.p, draw.valid), draw.valid, draw.margins.float(),
+                                         sept_cfg.alpha, sept_cfg.beta, hardest_count(sept_cfg))
             loss = loss + sept_cfg.lam * se.total
             parts.update(se=se.total.detach(), intra=se.intra.detach(), inter=se.inter.detach())
     optimizer.zero_grad(set_to_none=True)
@@ -191,7 +210,8 @@ def train(
     last = log_rows[-1] if log_rows else {}
     return {"epochs": train_cfg.epochs, "resumed_from_epoch": start_epoch, "steps_per_epoch": steps_per_epoch,
             "final_loss": last.get("loss"), "train_seconds": round(time.time() - started, 3),
-            "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else "off", "sept_active": use_sept}
+            "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else "off", "sept_active": use_sept,
+            "logit_scale": learner.logit_scale()}
 
 
 def _read_log(path: Path) -> list[dict]:

@@ -20,6 +20,8 @@ def test_ls_json_lists_the_benchmark(capsys):
     rows = {r["name"]: r for r in json.loads(out)}
     assert code == 0
     assert rows["esc50"]["num_classes"] == 50 and len(rows["urbansound8k"]["folds"]) == 10
+    assert rows["esc50-actions"]["overlaps"] == ["esc50"] and rows["esc50"]["overlaps"] == []
+    assert [len(rows[n]["folds"]) for n in ("beijing-opera", "esc50", "esc50-actions", "tut2017")] == [5, 5, 5, 4]
     assert rows["demo"]["num_classes"] == 10 and len(rows) >= 12
 
 

@@ -90,10 +90,10 @@ def test_average_row_averages_per_dataset_hm(runs: Path):
 def test_markdown_and_csv_say_the_same_numbers(runs: Path, tmp_path: Path):
     report = build_report(runs, tmp_path / "rep")
     md = (tmp_path / "rep" / "report.md").read_text()
-    assert "| alpha | CoOp | 16 | 1,2,3 | 70.00 ± 10.00 | 40.00 ± 10.00 |" in md
-    assert "| alpha | CoOp+SEPT | 16 | 1 | 66.00 | 44.00 | 52.80 |" in md  # hm(66, 44) = 52.8
-    assert "**Average (2 datasets)** | CoOp | 16 |  | 61.00 | 31.00 |" in md
-    assert "HM is the mean over datasets of the per-dataset HM" in md
+    assert "| alpha | CoOp | 16 | 1,2,3 | 1 | 70.00 ± 10.00 | 40.00 ± 10.00 |" in md
+    assert "| alpha | CoOp+SEPT | 16 | 1 | 1 | 66.00 | 44.00 | 52.80 | 52.80 |" in md  # hm(66, 44) = 52.8
+    assert "**Average (2 datasets)** | CoOp | 16 |  |  | 61.00 | 31.00 |" in md
+    assert "in Average rows, the mean over datasets of the per-dataset HM" in md
     with open(tmp_path / "rep" / "base2new.csv") as fh:
         rows = list(csv.DictReader(fh))
     beta = [r for r in rows if r["dataset"] == "beta"][0]
@@ -134,7 +134,7 @@ def test_cross_dataset_table(tmp_path: Path):
     # Average over targets of per-target means: (52 + 33) / 2; the source is not in it.
     assert row(table, column="Average")["acc_mean"] == pytest.approx(42.5)
     md = build_report(root, tmp_path / "rep").markdown
-    assert "| CoOp+SEPT | 16 | 1,2 | 92.00 ± 2.83 | 52.00 ± 2.83 | 33.00 ± 4.24 | 42.50 |" in md
+    assert "| CoOp+SEPT | 16 | 1,2 | 1 | 92.00 ± 2.83 | 52.00 ± 2.83 | 33.00 ± 4.24 | 42.50 |" in md
 
 
 def test_fewshot_table(tmp_path: Path):

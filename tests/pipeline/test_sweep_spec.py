@@ -79,6 +79,52 @@ def test_config_key_axes_and_zero_shot_sept_twin(tmp_path: Path):
     assert "sept.lam=0.5" in grid.tune_args(spec, cell)
 
 
+def test_fold_axis_all_expands_to_each_datasets_official_folds(tmp_path: Path):
+    spec = parse_sweep(write(tmp_path, 'dataset = ["esc50", "crema-d", "tut2017"]\nmethod = ["coop"]\n'
+                                       'fold = ["all"]'))
+    cells = grid.expand(spec)
+    assert [(c.dataset, c.fold) for c in cells] == ([("esc50", f"fold{k}") for k in range(1, 6)] + [("crema-d", "")]
+                                                   + [("tut2017", f"fold{k}") for k in range(1, 5)])
+    names = [c.name for c in cells]
+    assert "esc50-base2new-coop-nosept-16shot-seed1-fold3" in names
+    assert "crema-d-base2new-coop-nosept-16shot-seed1" in names
+    fold3 = cells[2]
+    args = grid.tune_args(spec, fold3)
+    assert args[args.index("--fold") + 1] == "fold3"
+    assert grid.identity(spec, fold3)["fold"] == "fold3"
+    unfolded = cells[5]
+    assert "--fold" not in grid.tune_args(spec, unfolded) and "fold" not in grid.identity(spec, unfolded)
+    # a named fold must exist in every dataset of the grid
+    with pytest.raises(UserError, match=r"\[grid\] fold: 'fold5' is not an official fold of dataset tut2017"):
+        parse_sweep(write(tmp_path, 'dataset = ["esc50", "tut2017"]\nmethod = ["coop"]\nfold = ["fold5"]',
+                          name="bad.toml"))
+    with pytest.raises(UserError, match=r"'data.fold': is set by the grid's fold axis"):
+        parse_sweep(write(tmp_path, 'dataset = ["esc50"]\nmethod = ["coop"]\n"data.fold" = ["fold1"]',
+                          name="bad2.toml"))
+
+
+def test_recipe_axis_names_cells_passes_the_flag_and_enters_the_identity(tmp_path: Path):
+    plain = parse_sweep(write(tmp_path, GRID, name="plain.toml"))
+    assert all(c.recipe == "" and "recipe" not in c.name for c in grid.expand(plain))
+    cell = grid.expand(plain)[0]
+    assert "--recipe" not in grid.tune_args(plain, cell) and "recipe" not in grid.identity(plain, cell)
+    assert grid.resolved_config(plain, cell).recipe.name == "palm"
+
+    spec = parse_sweep(write(tmp_path, GRID + '\nrecipe = ["palm", "coop"]', name="r.toml"))
+    cells = grid.expand(spec)
+    assert len(cells) == 16 and len({c.name for c in cells}) == 16
+    coop = next(c for c in cells if c.recipe == "coop")
+    tag = "sept" if coop.sept else "nosept"
+    assert coop.name == f"demo-base2new-{coop.method}-{tag}-4shot-seed{coop.seed}-recipe=coop"
+    args = grid.tune_args(spec, coop)
+    assert args[args.index("--recipe") + 1] == "coop"
+    assert grid.identity(spec, coop)["recipe"] == "coop"
+    assert grid.resolved_config(spec, coop).train.schedule == "cosine"
+    twin = next(c for c in cells if c.recipe == "palm" and (c.method, c.sept, c.seed) == (coop.method, coop.sept,
+                                                                                          coop.seed))
+    assert grid.identity(spec, twin) != grid.identity(spec, coop)
+
+
 def test_identity_changes_with_what_the_run_computes_only(tmp_path: Path):
     a = parse_sweep(write(tmp_path, GRID, rest='[set]\n"train.epochs" = 2', name="a.toml"))
     b = parse_sweep(write(tmp_path, GRID, rest='[set]\n"train.epochs" = 2\n"backbone.device" = "cpu"',
@@ -127,6 +173,10 @@ def test_a_runs_folder_made_with_other_settings_is_refused(tmp_path: Path):
     ('dataset = ["demo"]\nmethod = ["coop"]', "", "[slurm]\nqueue = 1", r"\[slurm\]: unknown section"),
     ('dataset = ["demo"]\nmethod = ["coop"]\n"data.seed" = [1, 2]', "", "",
      r"'data.seed': is set by the grid's seed axis; use \[grid\] seed"),
+    ('dataset = ["demo"]\nmethod = ["coop"]\nrecipe = ["palm", "adamw"]', "", "",
+     r"\[grid\] recipe: 'adamw' is not one of cocoop-original, coop, kgcoop-original, palm"),
+    ('dataset = ["demo"]\nmethod = ["coop"]', "", '[set]\n"recipe.name" = "coop"',
+     r"'recipe.name': is set by the grid's recipe axis; use \[grid\] recipe"),
 ])
 def test_bad_sweep_files_are_one_line_errors_naming_file_and_key(tmp_path, grid_text, sweep_extra, rest, message):
     path = write(tmp_path, grid_text, sweep_extra, rest)
@@ -167,7 +217,9 @@ def test_shipped_sweep_files_parse(tmp_path: Path):
         spec = parse_sweep(path)
         assert grid.expand(spec)
     palm = parse_sweep(root / "base2new-palm11.toml")
-    assert len(grid.expand(palm)) == 11 * 4 * 2 * 3  # datasets x CoOp, CoCoOp, KgCoOp, DePT x SEPT off/on x seeds
+    # every fold of the folded datasets: BO 5 + ESC50 5 + ESC50-Actions 5 + TUT2017 4 + US8K 10 + 6 unfolded,
+    # x CoOp, CoCoOp, KgCoOp, DePT x SEPT off/on x seeds
+    assert len(grid.expand(palm)) == (5 + 5 + 5 + 4 + 10 + 6) * 4 * 2 * 3
 
 
 def test_a_damaged_metrics_file_in_the_runs_folder_is_named(tmp_path: Path):

@@ -53,7 +53,9 @@ def test_base2new_coop_sept_writes_a_complete_run_and_skips_it_next_time(world, 
     assert m["base"]["num_clips"] == 6 and m["new"]["num_clips"] == 6  # 3 classes x 2 test clips each
     assert m["train_classes"] == CLASSES[:3] and m["num_train_clips"] == 6
     assert m["sept"] == {"enabled": True, "active": True, "lam": 1.0, "alpha": 1.0, "beta": 1.0,
-                         "neighbors_per_step": 4, "inter_negatives": "all"}
+                         "neighbors_per_step": "all", "inter_negatives": "all", "cocoop_bias": "none"}
+    assert m["recipe"]["name"] == "palm" and "asif-hanif/palm" in m["recipe"]["source"]
+    assert m["train"]["logit_scale"] == 100.0
     fp = m["fingerprints"]
     assert fp["backbone"] == tiny_backbone.fingerprint
     assert fp["store"]["encoder_fingerprint"] == tiny_backbone.fingerprint and fp["store"]["num_phrases"] == 15
@@ -84,6 +86,30 @@ def test_fewshot_protocol_for_each_method(world, capsys, method):
     assert m["num_clips"] == 12 and set(m["per_class_acc"]) == set(CLASSES)
     assert 0 <= m["acc"] <= 100 and 0 <= m["macro_f1"] <= 100
     assert (out / "prompt.safetensors").is_file() == (method != "zeroshot")
+
+
+def test_recipe_flag_is_applied_and_recorded(world, capsys, tiny_backbone):
+    import tomllib
+
+    out = world["root"] / "runs" / "kg-original"
+    code, stdout, err = cli(capsys, "--dataset", world["spec"], "--method", "kgcoop", "--no-sept", "--protocol",
+                            "fewshot", "--shots", 1, "--out", out, "--recipe", "kgcoop-original", *world["common"],
+                            "--json")
+    assert code == 0, err
+    m = json.loads(stdout)
+    assert m["recipe"]["name"] == "kgcoop-original" and "htyao89/KgCoOp" in m["recipe"]["source"]
+    assert m["train"]["logit_scale"] == pytest.approx(tiny_backbone.logit_scale())  # "checkpoint"
+    assert m["method_config"]["kg_templates"] == ["a sound of a {}."]
+    assert m["method_config"]["ctx_init"] == "a sound of a"
+    saved = tomllib.loads((out / "config.toml").read_text())
+    # The recipe's values, under the run's own --set keys (FAST: 2 epochs, no warm-up).
+    assert saved["recipe"]["name"] == "kgcoop-original" and saved["train"]["batch_size"] == 128
+    assert saved["train"]["schedule"] == "cosine" and saved["train"]["epochs"] == 2
+    assert saved["train"]["warmup_epochs"] == 0
+    line = _one_line_exit_2(*cli(capsys, "--dataset", world["spec"], "--method", "coop", "--protocol", "fewshot",
+                                 "--out", world["root"] / "runs" / "bad-recipe", "--recipe", "sgd-fast",
+                                 *world["common"])[::2])
+    assert "recipe 'sgd-fast': unknown (known: cocoop-original, coop, kgcoop-original, palm" in line
 
 
 def test_cross_protocol_evaluates_each_target_with_its_own_classes(world, capsys):

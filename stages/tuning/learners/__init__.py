@@ -24,11 +24,13 @@ def registered_learners() -> dict[str, type[PromptLearner]]:
     return {name: learner_class(name) for name in METHODS}
 
 
-def build_learner(backbone, method_cfg, templates: Sequence[str], seed: int) -> PromptLearner:
-    """A fresh learner for `method_cfg.name`; its random initial values come from `seed` alone."""
+def build_learner(backbone, method_cfg, templates: Sequence[str], seed: int,
+                  logit_scale: float | str = "checkpoint") -> PromptLearner:
+    """A fresh learner for `method_cfg.name`; its random initial values come from `seed` alone.
+    `logit_scale` is `train.logit_scale`: a number, or "checkpoint" for the backbone's own scale."""
     cls = learner_class(method_cfg.name)
     generator = torch.Generator().manual_seed(int(seed))
-    return cls(backbone, method_cfg, templates, generator)
+    return cls(backbone, method_cfg, templates, generator, logit_scale=logit_scale)
 
 
 __all__ = ["PromptLearner", "TrainForward", "build_learner", "learner_class", "registered_learners"]

@@ -10,7 +10,10 @@ the towers. The contract, in the order a run uses it:
 - `set_classnames(names)`: the classes `predict_logits` scores next (training classes, new classes,
   another dataset's). A learner that cannot score classes it never trained on raises a UserError here,
   saying so, which the run calls before training.
-- `forward_train` / `method_loss`: one training forward and the baseline's own loss.
+- `forward_train` / `method_loss`: one training forward, stopped before any loss (embeddings only, under
+  the towers' autocast), and the method's own loss on them, everything it adds on top included (a head, a
+  regulariser): the trainer runs `method_loss` in float32 with autocast off.
+- `logit_scale()`: `train.logit_scale`, a fixed number (PALM's 100) or the backbone's learned scale.
 - `predict_logits(audio)`: evaluation logits for the current class names.
 - `param_groups()`: the trainable parameters with their learning-rate multiplier.
 - `prompt_state()` / `load_prompt_state(state)`: exactly what a checkpoint holds; loading onto other
@@ -23,7 +26,7 @@ Class-specific tensors built by `set_classnames` (token ids, zero-shot embedding
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -33,13 +36,25 @@ from torch import nn
 
 @dataclass
 class TrainForward:
-    """One training forward pass: logits [B, C]; and, when phrases were given, the unit class embeddings
-    z [C, D] and unit phrase embeddings p [P, D] from the plain (instance-free) context, for L_se."""
+    """One training forward pass, stopped before any loss so the trainer can compute every loss in float32
+    outside autocast: unit audio embeddings `audio` [B, D]; the unit class embeddings the logits use, `text`
+    [C, D] shared by all clips or [B, C, D] per clip (CoCoOp); and, when phrases were given, the unit class
+    embeddings z [C, D] and unit phrase embeddings p [P, D] of L_se."""
 
-    logits: torch.Tensor
+    audio: torch.Tensor
+    text: torch.Tensor
     z: torch.Tensor | None = None
     p: torch.Tensor | None = None
-    extras: dict = field(default_factory=dict)   # what a learner's own method_loss needs besides these
+
+    def float(self) -> "TrainForward":
+        return TrainForward(*(None if t is None else t.float() for t in (self.audio, self.text, self.z, self.p)))
+
+
+def cosine_logits(scale: float, audio: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    """scale * cos(audio_b, text_c) as [B, C] for unit `audio` [B, D] and unit `text` [C, D] or [B, C, D]."""
+    if text.ndim == 2:
+        return scale * audio @ text.t()
+    return scale * torch.einsum("bd,bcd->bc", audio, text)
 
 
 class PromptLearner(nn.Module):
@@ -50,10 +65,11 @@ class PromptLearner(nn.Module):
     # template before any step (the frozen model); False where an extra part changes it from the start.
     starts_at_template: bool = False
 
-    def __init__(self, backbone):
+    def __init__(self, backbone, logit_scale: float | str = "checkpoint"):
         super().__init__()
         self.__dict__["backbone"] = backbone  # not a submodule: the towers stay out of state_dict/parameters
         self.classnames: list[str] = []
+        self.fixed_logit_scale = None if logit_scale == "checkpoint" else float(logit_scale)
 
     # ---- classes -----------------------------------------------------------------------------
     def set_train_classes(self, classnames: Sequence[str]) -> None:
@@ -66,14 +82,21 @@ class PromptLearner(nn.Module):
 
     # ---- forward -----------------------------------------------------------------------------
     def logit_scale(self) -> float:
-        return float(self.backbone.logit_scale())
+        """`train.logit_scale`: a fixed number (PALM uses 100), or the backbone's own learned scale."""
+        return self.fixed_logit_scale if self.fixed_logit_scale is not None else float(self.backbone.logit_scale())
 
-    def forward_train(self, audio: torch.Tensor, phrase_ids=None, phrase_mask=None) -> TrainForward:
+    def forward_train(self, audio: torch.Tensor, phrase_ids=None, phrase_mask=None,
+                      cocoop_bias: str = "none") -> TrainForward:
+        """Embeddings of one training step (no loss). `cocoop_bias` is `sept.cocoop_bias` (CoCoOp only)."""
         raise NotImplementedError
 
+    def logits(self, out: TrainForward) -> torch.Tensor:
+        return cosine_logits(self.logit_scale(), out.audio, out.text)
+
     def method_loss(self, out: TrainForward, labels: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """The baseline's own loss (cross-entropy over the training classes) and named parts for the log."""
-        ce = F.cross_entropy(out.logits.float(), labels)
+        """The baseline's own loss (cross-entropy over the training classes) and named parts for the log.
+        Computed in the dtype of `out`: the trainer hands it float32 embeddings outside autocast."""
+        ce = F.cross_entropy(self.logits(out), labels)
         return ce, {"ce": ce.detach()}
 
     @torch.no_grad()

@@ -3,7 +3,9 @@
 meta-net: Linear(D, D/16) -> ReLU -> Linear(D/16, W). The text tower then runs once per clip and class,
 so clips go through it `method.cocoop_chunk` at a time; in training each chunk is recomputed in the
 backward pass (activation checkpointing) so memory holds one chunk's activations, not the batch's.
-For L_se, class names and neighbors use the plain context without the instance bias (DESIGN.md).
+For L_se (`sept.cocoop_bias`): "none" gives class names and neighbors the plain context without any
+instance bias, so L_se trains the shared context only; "batch_mean" adds the mean of this batch's meta-net
+biases, so the meta-net feels L_se too (docs/method.md).
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from stages.tuning.learners.base import TrainForward, unit
+from stages.tuning.learners.base import TrainForward, cosine_logits, unit
 from stages.tuning.learners.coop import CoOpLearner
 
 
@@ -21,8 +23,9 @@ class CoCoOpLearner(CoOpLearner):
     name = "cocoop"
     starts_at_template = False  # the meta-net's bias moves the context from the first step
 
-    def __init__(self, backbone, method_cfg, templates: Sequence[str], generator: torch.Generator | None = None):
-        super().__init__(backbone, method_cfg, templates, generator)
+    def __init__(self, backbone, method_cfg, templates: Sequence[str], generator: torch.Generator | None = None,
+                 logit_scale: float | str = "checkpoint"):
+        super().__init__(backbone, method_cfg, templates, generator, logit_scale)
         d, w = backbone.embed_dim, backbone.text_width
         hidden = max(1, d // 16)
         self.meta_net = nn.Sequential(nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, w))
@@ -35,31 +38,41 @@ class CoCoOpLearner(CoOpLearner):
         self.meta_net.to(self.ctx.device)
         self.chunk = int(method_cfg.cocoop_chunk)
 
-    def _chunk_logits(self, a: torch.Tensor) -> torch.Tensor:
-        """Logits [b, C] of unit audio embeddings `a` [b, D] with instance-conditioned contexts."""
+    def _chunk_text(self, a: torch.Tensor) -> torch.Tensor:
+        """Unit class embeddings [b, C, D] for unit audio embeddings `a` [b, D], instance-conditioned contexts."""
         b, n_cls = a.shape[0], self.class_ids.shape[0]
         ctx = self.ctx[None] + self.meta_net(a.to(self.ctx.dtype))[:, None, :]       # [b, M, W]
         ctx = ctx.repeat_interleave(n_cls, dim=0)                                    # [b*C, M, W]
         ids = self.class_ids.repeat(b, 1)
         mask = self.class_mask.repeat(b, 1)
-        z = self.encode_prompts(ids, mask, ctx).view(b, n_cls, -1)                   # [b, C, D]
-        return self.logit_scale() * (a[:, None, :] * z).sum(-1)
+        return self.encode_prompts(ids, mask, ctx).view(b, n_cls, -1)
 
-    def _logits(self, audio: torch.Tensor, recompute: bool) -> torch.Tensor:
-        a = unit(audio)
+    def _instance_text(self, a: torch.Tensor, recompute: bool) -> torch.Tensor:
+        """[B, C, D] for unit `a` [B, D], `method.cocoop_chunk` clips at a time through the text tower."""
         rows = []
         for start in range(0, a.shape[0], self.chunk):
             part = a[start : start + self.chunk]
-            rows.append(checkpoint(self._chunk_logits, part, use_reentrant=False) if recompute
-                        else self._chunk_logits(part))
+            rows.append(checkpoint(self._chunk_text, part, use_reentrant=False) if recompute
+                        else self._chunk_text(part))
         return torch.cat(rows)
 
-    def forward_train(self, audio: torch.Tensor, phrase_ids=None, phrase_mask=None) -> TrainForward:
-        logits = self._logits(audio, recompute=torch.is_grad_enabled())
+    def _logits(self, audio: torch.Tensor, recompute: bool) -> torch.Tensor:
+        a = unit(audio)
+        return cosine_logits(self.logit_scale(), a, self._instance_text(a, recompute))
+
+    def forward_train(self, audio: torch.Tensor, phrase_ids=None, phrase_mask=None,
+                      cocoop_bias: str = "none") -> TrainForward:
+        a = unit(audio)
+        text = self._instance_text(a, recompute=torch.is_grad_enabled())
         if phrase_ids is None:
-            return TrainForward(logits=logits)
-        z, p = self.classes_and_phrases(phrase_ids, phrase_mask)
-        return TrainForward(logits=logits, z=z, p=p)
+            return TrainForward(audio=a, text=text)
+        ctx = None  # "none": the plain learned context
+        if cocoop_bias == "batch_mean":
+            ctx = self.ctx + self.meta_net(a.to(self.ctx.dtype)).mean(dim=0)
+        elif cocoop_bias != "none":
+            raise ValueError(f"cocoop_bias {cocoop_bias!r}: expected none or batch_mean")
+        z, p = self.classes_and_phrases(phrase_ids, phrase_mask, ctx)
+        return TrainForward(audio=a, text=text, z=z, p=p)
 
     @torch.no_grad()
     def predict_logits(self, audio: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from stages.tuning.learners.base import PromptLearner, TrainForward, unit
+from stages.tuning.learners.base import PromptLearner, TrainForward, cosine_logits, unit
 from stages.tuning.prompt_tokens import PromptLayout, pad_to
 
 
@@ -20,8 +20,9 @@ class CoOpLearner(PromptLearner):
     supports_sept = True
     starts_at_template = True
 
-    def __init__(self, backbone, method_cfg, templates: Sequence[str], generator: torch.Generator | None = None):
-        super().__init__(backbone)
+    def __init__(self, backbone, method_cfg, templates: Sequence[str], generator: torch.Generator | None = None,
+                 logit_scale: float | str = "checkpoint"):
+        super().__init__(backbone, logit_scale)
         self.layout = PromptLayout.build(backbone, method_cfg.n_ctx, method_cfg.ctx_init)
         device = backbone.device
         if method_cfg.ctx_init.strip():
@@ -67,22 +68,24 @@ class CoOpLearner(PromptLearner):
     def class_embeddings(self) -> torch.Tensor:
         return self.encode_prompts(self.class_ids, self.class_mask)
 
-    def classes_and_phrases(self, phrase_ids=None, phrase_mask=None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """z [C, D] and p [P, D] from one tower call (one batch is cheaper than two on any device)."""
+    def classes_and_phrases(self, phrase_ids=None, phrase_mask=None, ctx: torch.Tensor | None = None
+                            ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """z [C, D] and p [P, D] from one tower call (one batch is cheaper than two on any device), with the
+        context `ctx` [M, W] (default: the learned context itself)."""
         if phrase_ids is None:
-            return self.class_embeddings(), None
+            return self.encode_prompts(self.class_ids, self.class_mask, ctx), None
         n_cls = self.class_ids.shape[0]
         length = max(self.class_ids.shape[1], phrase_ids.shape[1])
         ci, cm = pad_to(self.class_ids, self.class_mask, length, self.layout.pad_id)
         pi, pm = pad_to(phrase_ids, phrase_mask, length, self.layout.pad_id)
-        feats = self.encode_prompts(torch.cat([ci, pi]), torch.cat([cm, pm]))
+        feats = self.encode_prompts(torch.cat([ci, pi]), torch.cat([cm, pm]), ctx)
         return feats[:n_cls], feats[n_cls:]
 
-    def forward_train(self, audio: torch.Tensor, phrase_ids=None, phrase_mask=None) -> TrainForward:
+    def forward_train(self, audio: torch.Tensor, phrase_ids=None, phrase_mask=None,
+                      cocoop_bias: str = "none") -> TrainForward:
         z, p = self.classes_and_phrases(phrase_ids, phrase_mask)
-        logits = self.logit_scale() * unit(audio) @ z.t()
-        return TrainForward(logits=logits, z=z, p=p)
+        return TrainForward(audio=unit(audio), text=z, z=z, p=p)
 
     @torch.no_grad()
     def predict_logits(self, audio: torch.Tensor) -> torch.Tensor:
-        return self.logit_scale() * unit(audio) @ self.class_embeddings().t()
+        return cosine_logits(self.logit_scale(), unit(audio), self.class_embeddings())

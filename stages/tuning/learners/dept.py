@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stages.tuning.learners.base import TrainForward, unit
+from stages.tuning.learners.base import TrainForward, cosine_logits, unit
 from stages.tuning.learners.coop import CoOpLearner
 
 HEAD_CLASSES = "head_classes"
@@ -38,15 +38,16 @@ class ChannelTransform(nn.Module):
         self.shift = nn.Parameter(torch.zeros(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.scale + self.shift
+        return x * self.scale.to(x.dtype) + self.shift.to(x.dtype)  # in x's dtype: the loss's precision
 
 
 class DePTLearner(CoOpLearner):
     name = "dept"
     starts_at_template = False  # the base head is fused into the training classes' logits from the start
 
-    def __init__(self, backbone, method_cfg, templates: Sequence[str], generator: torch.Generator | None = None):
-        super().__init__(backbone, method_cfg, templates, generator)
+    def __init__(self, backbone, method_cfg, templates: Sequence[str], generator: torch.Generator | None = None,
+                 logit_scale: float | str = "checkpoint"):
+        super().__init__(backbone, method_cfg, templates, generator, logit_scale)
         d = backbone.embed_dim
         self.weight = float(method_cfg.dept_weight)
         self.lr_mult = float(method_cfg.dept_lr_mult)
@@ -72,19 +73,22 @@ class DePTLearner(CoOpLearner):
         return self.head is not None and self.classnames == self.head_classes
 
     # ---- forward ------------------------------------------------------------------------------
-    def forward_train(self, audio: torch.Tensor, phrase_ids=None, phrase_mask=None) -> TrainForward:
+    def forward_train(self, audio: torch.Tensor, phrase_ids=None, phrase_mask=None,
+                      cocoop_bias: str = "none") -> TrainForward:
+        """CoOp's embeddings; the transforms and the head run later, in `method_loss`, outside autocast."""
         if not self.fuses():
             raise RuntimeError("DePT trains on the classes given to set_train_classes")
-        z, p = self.classes_and_phrases(phrase_ids, phrase_mask)
-        a = unit(audio)
-        return TrainForward(logits=self.logit_scale() * a @ z.t(), z=z, p=p, extras={"audio": a})
+        return super().forward_train(audio, phrase_ids, phrase_mask, cocoop_bias)
 
     def head_logits(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(features.float())
+        """The base head in the dtype of `features` (float32 in training, whatever the towers ran in)."""
+        return F.linear(features, self.head.weight.to(features.dtype), self.head.bias.to(features.dtype))
 
     def method_loss(self, out: TrainForward, labels: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        ce = F.cross_entropy(out.logits.float(), labels)
-        feats = torch.cat([self.text_transform(out.z.float()[labels]), self.audio_transform(out.extras["audio"])])
+        """(1 - w) CE(similarity) + w CE(head over [transformed text of the labels; transformed audio]).
+        Computed in the dtype of `out` (float32 from the trainer), the transforms and the head included."""
+        ce = F.cross_entropy(self.logits(out), labels)
+        feats = torch.cat([self.text_transform(out.text[labels]), self.audio_transform(out.audio)])
         head = F.cross_entropy(self.head_logits(feats), torch.cat([labels, labels]))
         loss = (1.0 - self.weight) * ce + self.weight * head
         return loss, {"ce": ce.detach(), "head": head.detach()}
@@ -92,7 +96,7 @@ class DePTLearner(CoOpLearner):
     @torch.no_grad()
     def predict_logits(self, audio: torch.Tensor) -> torch.Tensor:
         a = unit(audio)
-        sim = self.logit_scale() * a @ self.class_embeddings().t()
+        sim = cosine_logits(self.logit_scale(), a, self.class_embeddings())
         if not self.fuses():
             return sim  # new classes, other datasets: the prompt alone
         return (1.0 - self.weight) * sim + self.weight * self.head_logits(self.audio_transform(a))

@@ -2,6 +2,8 @@
 
 The zero-shot embeddings of the training classes are computed once by the frozen text tower when the
 class names are set (a buffer, not saved: new classes get their own on evaluation, where it is unused).
+Their templates are `method.kg_templates` (the original, htyao89/KgCoOp, uses one hand-written template
+per dataset), or every [text] template averaged when that list is empty.
 """
 from __future__ import annotations
 
@@ -17,9 +19,10 @@ from stages.zeroshot import zeroshot_class_embeddings
 class KgCoOpLearner(CoOpLearner):
     name = "kgcoop"
 
-    def __init__(self, backbone, method_cfg, templates: Sequence[str], generator: torch.Generator | None = None):
-        super().__init__(backbone, method_cfg, templates, generator)
-        self.templates = list(templates)
+    def __init__(self, backbone, method_cfg, templates: Sequence[str], generator: torch.Generator | None = None,
+                 logit_scale: float | str = "checkpoint"):
+        super().__init__(backbone, method_cfg, templates, generator, logit_scale)
+        self.templates = list(method_cfg.kg_templates) or list(templates)
         self.kg_weight = float(method_cfg.kg_weight)
         self.register_buffer("zeroshot_emb", torch.empty(0), persistent=False)
 
@@ -29,6 +32,6 @@ class KgCoOpLearner(CoOpLearner):
 
     def method_loss(self, out: TrainForward, labels: torch.Tensor) -> tuple[torch.Tensor, dict]:
         ce, parts = super().method_loss(out, labels)
-        kg = 1.0 - (out.z.float() * self.zeroshot_emb).sum(-1).mean()
+        kg = 1.0 - (out.z * self.zeroshot_emb.to(out.z.dtype)).sum(-1).mean()  # both unit: the dot is the cosine
         parts["kg"] = kg.detach()
         return ce + self.kg_weight * kg, parts

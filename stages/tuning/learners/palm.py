@@ -4,6 +4,7 @@ Hanif et al., "PALM: Few-Shot Prompt Learning for Audio Language Models", EMNLP 
 read for ideas only). The text input is the class name alone; f_T(c_i) is its unit frozen text feature.
 Per training class i: a learnable vector z_i (dimension D, init N(0, 0.02^2)) and lambda_i = sigmoid(l_i),
 l_i ~ U(0, 1) at init; class feature = normalise((1 - lambda_i) f_T(c_i) + lambda_i z_i).
+Logits are scale * cos with the scale of `train.logit_scale` (PALM fixes it at 100: the palm recipe).
 
 f_T is computed once per backbone fingerprint and class name and kept in memory (`frozen_name_features`),
 so training and evaluation never call the text tower again and no gradient reaches it.
@@ -20,7 +21,7 @@ import torch
 from torch import nn
 
 from cache.errors import UserError
-from stages.tuning.learners.base import PromptLearner, TrainForward, unit
+from stages.tuning.learners.base import PromptLearner, TrainForward, cosine_logits, unit
 
 CLASSES_KEY = "classes"
 # (backbone fingerprint, class name) -> unit frozen feature of the bare name, on the CPU.
@@ -47,8 +48,9 @@ class PALMLearner(PromptLearner):
     supports_sept = False
     starts_at_template = False  # class-name-only text and random z_i: not the template's frozen model
 
-    def __init__(self, backbone, method_cfg, templates: Sequence[str], generator: torch.Generator | None = None):
-        super().__init__(backbone)
+    def __init__(self, backbone, method_cfg, templates: Sequence[str], generator: torch.Generator | None = None,
+                 logit_scale: float | str = "checkpoint"):
+        super().__init__(backbone, logit_scale)
         self.unseen = method_cfg.palm_unseen
         self._generator = generator
         self.train_classes: list[str] = []
@@ -90,15 +92,15 @@ class PALMLearner(PromptLearner):
         z = torch.where(seen[:, None], self.z[rows], torch.zeros_like(f))
         return unit((1.0 - lam[:, None]) * f + lam[:, None] * z)
 
-    def forward_train(self, audio: torch.Tensor, phrase_ids=None, phrase_mask=None) -> TrainForward:
+    def forward_train(self, audio: torch.Tensor, phrase_ids=None, phrase_mask=None,
+                      cocoop_bias: str = "none") -> TrainForward:
         if phrase_ids is not None:
             raise ValueError("PALM has no shared prompt for neighbor phrases (no SEPT)")
-        z = self.class_embeddings()
-        return TrainForward(logits=self.logit_scale() * unit(audio) @ z.t(), z=z)
+        return TrainForward(audio=unit(audio), text=self.class_embeddings())
 
     @torch.no_grad()
     def predict_logits(self, audio: torch.Tensor) -> torch.Tensor:
-        return self.logit_scale() * unit(audio) @ self.class_embeddings().t()
+        return cosine_logits(self.logit_scale(), unit(audio), self.class_embeddings())
 
     # ---- checkpoints and reporting ------------------------------------------------------------
     def prompt_state(self) -> dict[str, torch.Tensor]:

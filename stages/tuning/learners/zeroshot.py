@@ -14,8 +14,9 @@ class ZeroShotLearner(PromptLearner):
     trainable = False
     starts_at_template = True
 
-    def __init__(self, backbone, method_cfg, templates: Sequence[str], generator: torch.Generator | None = None):
-        super().__init__(backbone)
+    def __init__(self, backbone, method_cfg, templates: Sequence[str], generator: torch.Generator | None = None,
+                 logit_scale: float | str = "checkpoint"):
+        super().__init__(backbone, logit_scale)
         self.templates = list(templates)
         self.register_buffer("class_emb", torch.empty(0), persistent=False)
 

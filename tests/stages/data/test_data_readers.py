@@ -9,6 +9,7 @@ from cache.errors import UserError
 from data_fixtures import snapshot, toy_spec, write_csv, write_sine
 from stages.data.clips import classes_without_train_clips
 from stages.data.datasets import load_dataset
+from stages.data.specs import dataset_spec, datasets_overlap
 
 
 def palm_toy(folder, train=None, test=None):
@@ -72,6 +73,41 @@ def test_fold_csvs_test_one_fold_train_on_the_others(tmp_path, toy_configs):
     assert load_dataset("toy", tmp_path).fold == "fold1"
 
 
+def test_folded_dataset_never_reads_a_stray_train_csv(tmp_path, toy_configs):
+    toy_configs("toy", toy_spec(folds=["fold1", "fold2"]))
+    for p in ("a.wav", "b.wav", "c.wav", "stray.wav"):
+        write_sine(tmp_path / "audios" / p)
+    write_csv(tmp_path / "csv_files" / "train_1.csv", [("audios/a.wav", "bird"), ("audios/b.wav", "dog")])
+    write_csv(tmp_path / "csv_files" / "test_1.csv", [("audios/c.wav", "dog")])
+    # PALM's download also carries a top-level train.csv/test.csv: another split, never the folds'
+    write_csv(tmp_path / "train.csv", [("audios/stray.wav", "bird")])
+    write_csv(tmp_path / "test.csv", [("audios/stray.wav", "dog")])
+    ds = load_dataset("toy", tmp_path)
+    assert ds.fold == "fold1" and [c.path.name for c in ds.train] == ["a.wav", "b.wav"]
+    assert [c.path.name for c in ds.test] == ["c.wav"]
+    assert all(p.parent.name == "csv_files" for p in ds.sources)
+    # a fold whose CSVs are absent is an error naming them, not a fall-back to train.csv
+    with pytest.raises(UserError, match=r"no CSVs for fold2 .*csv_files/train_2.csv .*never falls back"):
+        load_dataset("toy", tmp_path, fold="fold2")
+
+
+def test_fold_names_and_overlaps_are_checked_in_dataset_configs(tmp_path, toy_configs):
+    # one file name per case: specs are cached by file and mtime
+    toy_configs("bad1", toy_spec(folds=["first", "second"]).replace('"toy"', '"bad1"'))
+    with pytest.raises(UserError, match=r"key folds: 'first' is not a fold name \(expected 'fold1'"):
+        dataset_spec("bad1")
+    toy_configs("bad2", toy_spec().replace('"toy"', '"bad2"') + 'overlaps = ["esc50"]\n')
+    with pytest.raises(UserError, match=r"key overlap_reason must be a non-empty string"):
+        dataset_spec("bad2")
+    toy_configs("toy", toy_spec() + 'overlaps = ["esc50"]\noverlap_reason = "same clips"\n')
+    toy, esc50 = dataset_spec("toy"), dataset_spec("esc50")
+    # declared on one side, it holds both ways
+    assert datasets_overlap(toy, esc50) == "toy declares overlaps = ['esc50']: same clips"
+    assert datasets_overlap(esc50, toy) == datasets_overlap(toy, esc50)
+    assert "ESC-50's own" in datasets_overlap(esc50, dataset_spec("esc50-actions"))
+    assert datasets_overlap(esc50, dataset_spec("urbansound8k")) == ""
+
+
 def test_palm_csv_files_folds(tmp_path, toy_configs):
     toy_configs("toy", toy_spec(folds=["fold1", "fold2"]))
     for p in ("a.wav", "b.wav", "c.wav"):
@@ -105,8 +141,9 @@ def test_esc50_own_layout_and_the_actions_subset(tmp_path):
 
 def test_palm_labels_of_tut2017_load_under_spaced_names(tmp_path):
     write_sine(tmp_path / "audios" / "a.wav")
-    write_csv(tmp_path / "train.csv", [("audios/a.wav", "city_center")])
-    write_csv(tmp_path / "test.csv", [("audios/a.wav", "cafe/restaurant")])
+    # TUT2017 declares 4 folds: read through PALM's fold CSVs (csv_files/train_<k>.csv + test_<k>.csv)
+    write_csv(tmp_path / "csv_files" / "train_1.csv", [("audios/a.wav", "city_center")])
+    write_csv(tmp_path / "csv_files" / "test_1.csv", [("audios/a.wav", "cafe/restaurant")])
     ds = load_dataset("tut2017", tmp_path)
     assert ds.train[0].classname == "city center" and ds.test[0].classname == "cafe/restaurant"
 

@@ -1,6 +1,8 @@
 """Prompt learners on the tiny random CLAP: step-0 equivalence, layout, what is saved, CoCoOp and KgCoOp."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -114,7 +116,7 @@ def test_cocoop_logits_match_a_hand_built_instance_prompt_and_chunking_is_exact(
     # Training path: activation checkpointing gives the same values and gradients as no checkpointing.
     labels = torch.tensor([0, 1, 2, 3, 4])
     learner.zero_grad()
-    F.cross_entropy(learner.forward_train(audio).logits, labels).backward()
+    F.cross_entropy(learner.logits(learner.forward_train(audio)), labels).backward()
     grads = {k: p.grad.clone() for k, p in learner.named_parameters()}
     learner.zero_grad()
     F.cross_entropy(learner._logits(audio, recompute=False), labels).backward()
@@ -134,3 +136,38 @@ def test_kgcoop_term_is_one_minus_mean_cosine_to_zero_shot(tiny_backbone):
     assert parts["kg"].item() == pytest.approx(expected_kg.item(), abs=1e-6)
     assert loss.item() == pytest.approx(parts["ce"].item() + 8.0 * expected_kg.item(), abs=1e-5)
     assert parts["kg"].item() > 0  # a random context differs from the zero-shot embeddings
+
+
+def test_kgcoop_original_takes_its_reference_from_one_template(tiny_backbone):
+    from pipeline.config import load_config
+
+    cfg = load_config(recipe="kgcoop-original")
+    assert len(cfg.text.templates) == 8 and cfg.method.kg_templates == ["a sound of a {}."]
+    method = dataclasses.replace(cfg.method, name="kgcoop")
+    learner = build_learner(tiny_backbone, method, cfg.text.templates, seed=0, logit_scale=cfg.train.logit_scale)
+    learner.set_classnames(CLASSES)
+    # The reference is the frozen sentence "a sound of a {c}." itself, not the 8-template mean.
+    with torch.no_grad():
+        one = F.normalize(tiny_backbone.encode_text([f"a sound of a {c}." for c in CLASSES]).float(), dim=-1)
+    torch.testing.assert_close(learner.zeroshot_emb, one, atol=1e-6, rtol=0)
+    mean8 = zeroshot_class_embeddings(tiny_backbone, CLASSES, cfg.text.templates)
+    assert (learner.zeroshot_emb - mean8).abs().max() > 1e-3
+    # Context from the same words: at step 0 the prompts are that sentence, so KgCoOp's term is 0.
+    out = learner.forward_train(torch.randn(2, tiny_backbone.embed_dim))
+    _, parts = learner.method_loss(out, torch.tensor([0, 1]))
+    assert parts["kg"].item() == pytest.approx(0.0, abs=1e-5)
+    assert learner.logit_scale() == pytest.approx(tiny_backbone.logit_scale())  # "checkpoint"
+    # An empty list keeps the [text] templates' mean (the default).
+    default = build_learner(tiny_backbone, dataclasses.replace(method, kg_templates=[]), cfg.text.templates, 0)
+    default.set_classnames(CLASSES)
+    torch.testing.assert_close(default.zeroshot_emb, mean8)
+
+
+def test_logit_scale_is_fixed_or_the_checkpoints(tiny_backbone):
+    fixed = build_learner(tiny_backbone, MethodConfig(name="coop", n_ctx=4), [TEMPLATE], 0, logit_scale=100.0)
+    own = build_learner(tiny_backbone, MethodConfig(name="coop", n_ctx=4), [TEMPLATE], 0)
+    for learner in (fixed, own):
+        learner.set_classnames(CLASSES)
+    audio = torch.randn(3, tiny_backbone.embed_dim)
+    assert fixed.logit_scale() == 100.0 and own.logit_scale() == pytest.approx(1 / 0.07)
+    torch.testing.assert_close(fixed.predict_logits(audio), own.predict_logits(audio) * 100.0 * 0.07)

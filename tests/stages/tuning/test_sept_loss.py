@@ -15,7 +15,7 @@ def unit(x: torch.Tensor) -> torch.Tensor:
 
 
 def reference_loss(z, p, valid, margins, alpha, beta, hardest=0):
-    """Term-by-term float64 loops straight from DESIGN.md section 2; differentiable through torch ops."""
+    """Term-by-term float64 loops straight from the formulas of docs/method.md; differentiable through torch ops."""
     c, k, _ = p.shape
     intra, inter = [], []
     for i in range(c):

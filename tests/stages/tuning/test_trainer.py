@@ -19,7 +19,7 @@ from stages.tuning.trainer import TrainData, train
 
 from tuning_kit import CLASSES, TEMPLATES
 
-TRAIN = TrainConfig(epochs=3, batch_size=4, lr=0.05, warmup_epochs=1, warmup_lr=1e-3)
+TRAIN = TrainConfig(epochs=3, batch_size=4, lr=0.05, schedule="cosine", warmup_epochs=1, warmup_lr=1e-3)
 BASE = CLASSES[:3]
 
 
@@ -29,7 +29,7 @@ def make_data(backbone, n_per_class=4, seed=0):
     return TrainData(labels=labels, features=torch.randn(len(labels), backbone.embed_dim, generator=g))
 
 
-def make_bank(backbone, learner, cache, gkey, per_step=2):
+def make_bank(backbone, learner, cache, gkey, per_step: int | str = 2):
     cfg = load_config(None, [f"sept.generation_key={gkey!r}", f"sept.neighbors_per_step={per_step}"])
     cfg = cfg.replace("text", templates=TEMPLATES)
     bank, _ = load_neighbor_bank(cfg, learner, backbone, BASE, cache, dataset="synth")
@@ -122,12 +122,35 @@ def test_resume_refuses_a_checkpoint_of_another_backbone_or_config(tiny_backbone
         run(fresh(tiny_backbone), tmp_path, "empty", resume=True)
 
 
-def test_learning_rate_schedule():
-    assert lr_at(0, 0.05, 10, "cosine", 1, 1e-5) == 1e-5
-    assert lr_at(1, 0.05, 10, "cosine", 1, 1e-5) == pytest.approx(0.05)
-    assert lr_at(6, 0.05, 11, "cosine", 1, 1e-5) == pytest.approx(0.025)  # half-way through the decay
-    assert lr_at(9, 0.05, 10, "cosine", 1, 1e-5) == pytest.approx(0.025 * (1 + math.cos(math.pi * 8 / 9)))
-    assert lr_at(7, 0.05, 10, "constant", 0) == 0.05
+def test_cosine_schedule_decays_over_all_epochs_as_dassls_does(tiny_backbone, tmp_path):
+    # By hand, Dassl with WARMUP_RECOUNT = True (its default): epochs 0..W-1 at the constant warm-up lr,
+    # then epoch e at 0.5 * lr * (1 + cos(pi * (e - W) / epochs)); half-way is epoch W + epochs / 2.
+    assert lr_at(0, 0.002, 10, "cosine", 1, 1e-5) == 1e-5
+    assert lr_at(1, 0.002, 10, "cosine", 1, 1e-5) == pytest.approx(0.002)
+    assert lr_at(6, 0.002, 10, "cosine", 1, 1e-5) == pytest.approx(0.001)
+    assert lr_at(9, 0.002, 10, "cosine", 1, 1e-5) == pytest.approx(0.001 * (1 + math.cos(math.pi * 8 / 10)))
+    assert lr_at(7, 0.05, 10, "constant", 0) == 0.05 and lr_at(0, 0.05, 10, "constant", 1, 1e-5) == 1e-5
+
+    # Independently: torch's CosineAnnealingLR(T_max = epochs) behind a constant warm-up, stepped once per
+    # epoch and recounted from 0 after the warm-up, as Dassl's ConstantWarmupScheduler drives it.
+    for epochs, warmup in ((10, 1), (7, 2), (5, 0)):
+        param = torch.nn.Parameter(torch.zeros(1))
+        opt = torch.optim.SGD([param], lr=0.002)
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=float(epochs))
+        dassl = [1e-5] * warmup
+        for _ in range(warmup, epochs):
+            dassl.append(opt.param_groups[0]["lr"])
+            opt.step()  # no gradient: changes nothing, keeps torch's step order
+            cosine.step()
+        ours = [lr_at(e, 0.002, epochs, "cosine", warmup, 1e-5) for e in range(epochs)]
+        assert ours == pytest.approx(dassl, rel=1e-9, abs=1e-12)
+
+    # The trainer applies it per epoch: the log's lr of a 3-epoch run with 1 warm-up epoch.
+    run(fresh(tiny_backbone), tmp_path, "sched", train_cfg=TrainConfig(epochs=3, batch_size=4, lr=0.05,
+                                                                      schedule="cosine", warmup_epochs=1,
+                                                                      warmup_lr=1e-3))
+    rows = [json.loads(x) for x in (tmp_path / "sched" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in rows] == pytest.approx([1e-3, 0.05, 0.025 * (1 + math.cos(math.pi / 3))])
 
 
 def test_neighbor_draws_follow_counts_and_gather_their_margins(tiny_backbone, filled_cache):
@@ -151,3 +174,59 @@ def test_neighbor_draws_follow_counts_and_gather_their_margins(tiny_backbone, fi
     # Drawing consumes only its own generator.
     g2 = torch.Generator().manual_seed(0)
     assert torch.equal(bank.sample(g2).ids, draw.ids)
+
+
+def test_neighbors_per_step_all_uses_every_stored_neighbor_and_a_number_samples(tiny_backbone, filled_cache):
+    assert SeptConfig().neighbors_per_step == "all"  # the reconstruction averages over all N
+    learner = fresh(tiny_backbone)
+    bank = make_bank(tiny_backbone, learner, *filled_cache, per_step="all")
+    counts = bank.counts.tolist()  # bird chirp 5, car horn 4, dog bark 6
+    draws = [bank.sample(torch.Generator().manual_seed(s)) for s in (0, 1)]
+    for draw in draws:
+        assert draw.valid.sum(1).tolist() == counts and draw.margins.shape == (3, 3, 6)
+        # Every stored neighbor exactly once, each with its own margins column.
+        at = 0
+        for j in range(3):
+            for k in range(counts[j]):
+                row = draw.ids[at]
+                matches = [n for n in range(counts[j]) if torch.equal(bank.ids[j, n, : row.shape[0]], row)]
+                assert matches == [k]
+                assert torch.equal(draw.margins[:, j, k], bank.margins[:, j, k])
+                at += 1
+        assert at == sum(counts) == draw.ids.shape[0]
+    # A number keeps the per-step random draw of that many.
+    bank2 = make_bank(tiny_backbone, learner, *filled_cache, per_step=2)
+    a, b = (bank2.sample(torch.Generator().manual_seed(s)) for s in (0, 1))
+    assert a.valid.sum(1).tolist() == [2, 2, 2] and not torch.equal(a.ids, b.ids)
+    with pytest.raises(UserError, match="sept.neighbors_per_step: 'some' is not 'all' or a whole number"):
+        load_config(None, ["sept.neighbors_per_step=some"])
+
+
+@pytest.mark.parametrize("bias", ["none", "batch_mean"])
+def test_cocoop_bias_decides_whether_sept_trains_the_meta_net(tiny_backbone, filled_cache, bias):
+    from stages.tuning.learners.base import unit
+    from stages.tuning.neighbor_bank import scatter_draws
+    from stages.tuning.sept_loss import semantic_expansion_loss
+
+    learner = fresh(tiny_backbone, "cocoop")
+    draw = make_bank(tiny_backbone, learner, *filled_cache, per_step="all").sample(torch.Generator())
+    audio = make_data(tiny_backbone).features[:4]
+    out = learner.forward_train(audio, draw.ids, draw.mask, cocoop_bias=bias)
+    # z is the class prompt with the plain context, or with the batch's mean meta-net bias added.
+    with torch.no_grad():
+        ctx = learner.ctx if bias == "none" else learner.ctx + learner.meta_net(unit(audio)).mean(0)
+        expected = learner.encode_prompts(learner.class_ids, learner.class_mask, ctx)
+    torch.testing.assert_close(out.z, expected, atol=1e-6, rtol=0)
+
+    se = semantic_expansion_loss(out.z, scatter_draws(out.p, draw.valid), draw.valid, draw.margins)
+    assert se.total.item() > 0
+    learner.zero_grad()
+    se.total.backward()  # L_se alone
+    meta = [p.grad for p in learner.meta_net.parameters()]
+    assert learner.ctx.grad.abs().sum() > 0
+    if bias == "none":
+        assert all(g is None or not g.any() for g in meta)
+    else:
+        assert all(g is not None and g.abs().sum() > 0 for g in meta)
+    with pytest.raises(UserError, match="sept.cocoop_bias: 'instance' is not one of none, batch_mean"):
+        SeptConfig(cocoop_bias="instance")

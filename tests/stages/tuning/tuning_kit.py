@@ -53,7 +53,7 @@ def write_dataset(root: Path, name: str = "synth", classes: Sequence[str] = CLAS
 
 @torch.no_grad()
 def frozen_template_embeddings(backbone, texts: Sequence[str], templates: Sequence[str]) -> np.ndarray:
-    """float32 [n, T, D], unit per template: e_t(x) of DESIGN.md, as stage one stores them."""
+    """float32 [n, T, D], unit per template: e_t(x) of docs/method.md, as stage one stores them."""
     flat = [t.format(x) for x in texts for t in templates]
     e = torch.nn.functional.normalize(backbone.encode_text(flat).float(), dim=-1)
     return e.view(len(texts), len(templates), -1).cpu().numpy()
