@@ -17,7 +17,7 @@ from stages.tuning.config import MethodConfig, SeptConfig, TrainConfig
 from stages.tuning.learners import build_learner, learner_class
 from stages.tuning.methods import METHODS, method_info
 from stages.tuning.neighbor_source import load_neighbor_bank
-from stages.tuning.trainer import TrainData, train
+from stages.tuning.trainer import TrainData, make_optimizer, train, training_step
 
 from tuning_kit import CLASSES, TEMPLATES
 
@@ -157,3 +157,34 @@ def test_lambda_zero_is_the_baseline_bit_for_bit_and_sept_changes_it(tiny_backbo
     for k, v in base.prompt_state().items():
         assert torch.equal(v, zero.prompt_state()[k]), k
     assert any(not torch.equal(v, sept.prompt_state()[k]) for k, v in base.named_parameters())
+
+
+@pytest.mark.parametrize("method", [m for m in ALL if METHODS[m].trains])
+def test_forward_train_stops_before_the_loss_which_the_trainer_runs_in_float32(tiny_backbone, method):
+    """forward_train returns embeddings only (unit audio and class embeddings); everything the method adds on
+    top (a head, a regulariser) lives in method_loss, which the trainer runs in float32 outside autocast: the
+    step's loss under bf16 autocast equals the learner's own method_loss on those embeddings in float64."""
+    learner = fresh(tiny_backbone, method)
+    x, labels = audio(tiny_backbone, 4), torch.tensor([0, 1, 2, 1])
+    seen = {}
+    real = learner.forward_train
+
+    def recording(*args, **kwargs):  # the real forward; its output is scored in float64 before the step
+        out = real(*args, **kwargs)
+        seen["autocast"] = torch.is_autocast_enabled("cpu")
+        with torch.autocast("cpu", enabled=False), torch.no_grad():
+            detached = type(out)(*(None if t is None else t.detach().double() for t in (out.audio, out.text,
+                                                                                         out.z, out.p)))
+            seen["reference"] = float(learner.method_loss(detached, labels)[0])
+        seen["out"] = out
+        return out
+
+    learner.forward_train = recording
+    loss, _ = training_step(learner, x, labels, None, SeptConfig(), make_optimizer(learner, ONE_EPOCH),
+                            torch.amp.GradScaler("cuda", enabled=False), torch.bfloat16)
+    assert seen["autocast"], "the forward did not run under autocast: the check would prove nothing"
+    out, d = seen["out"], tiny_backbone.embed_dim
+    assert out.audio.shape == (4, d) and out.text.shape in {(3, d), (4, 3, d)}
+    torch.testing.assert_close(out.audio.float().norm(dim=-1), torch.ones(4), atol=1e-2, rtol=0)
+    torch.testing.assert_close(out.text.float().norm(dim=-1), torch.ones(out.text.shape[:-1]), atol=1e-2, rtol=0)
+    assert loss == pytest.approx(seen["reference"], abs=1e-5, rel=0)
