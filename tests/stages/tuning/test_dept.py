@@ -2,6 +2,8 @@
 touch the head, the head's learning rate, and checkpoints onto other classes."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -134,6 +136,22 @@ def test_lr_multiple_holds_through_the_schedule(tiny_backbone, tmp_path):
     train(model, TrainData(labels=labels, features=feats), cfg, SeptConfig(), None, seed=1, run_dir=tmp_path / "r",
           identity={}, backbone_fingerprint=tiny_backbone.fingerprint, progress=False)
     torch.testing.assert_close(model.head.bias.detach(), before - 6.5 * 0.05 * grad, atol=1e-7, rtol=1e-5)
+
+
+def test_lr_multiple_survives_the_cosine_schedule_after_warm_up(tiny_backbone, tmp_path):
+    """The trainer sets every group's lr each epoch from Dassl's cosine: the head's group stays at 6.5x."""
+    from stages.tuning.checkpoint import load_checkpoint
+    from stages.tuning.schedule import lr_at
+    from stages.tuning.trainer import CHECKPOINTS
+
+    model = learner(tiny_backbone)
+    cfg = TrainConfig(epochs=3, batch_size=4, lr=0.05, schedule="cosine", warmup_epochs=1, warmup_lr=1e-3)
+    fit(model, tmp_path, "cos", cfg)
+    ckpt = load_checkpoint(tmp_path / "cos" / CHECKPOINTS, tiny_backbone.fingerprint, "dept")
+    last = 0.5 * 0.05 * (1 + math.cos(math.pi * (2 - 1) / 3))  # epoch 2 of 3 after one warm-up epoch, by hand
+    assert ckpt.state["lr"] == pytest.approx(last) == lr_at(2, 0.05, 3, "cosine", 1, 1e-3)
+    assert [g["lr"] for g in ckpt.state["optimizer"]["param_groups"]] == [pytest.approx(last),
+                                                                          pytest.approx(6.5 * last)]
 
 
 def test_tune_runs_dept_with_sept_base_to_new(synth_spec, filled_cache, tiny_clap_dir, tmp_path, capsys):
