@@ -1,9 +1,10 @@
-"""Stage-two benchmark on the random full-size CLAP architecture, three comparisons side by side in one run:
+"""Stage-two benchmark on the random full-size CLAP architecture, four comparisons side by side in one run:
 
 1. an epoch with cached audio features vs one re-encoding (random-crop) audio every step  (target >= 10x)
 2. a CoOp+SEPT step vs a CoOp step at sept.neighbors_per_step = 4 (PER_STEP)           (target <= 1.5x)
 3. peak memory of SEPT training with N = 8 vs N = 64 stored neighbors per class, same
    neighbors per step, neighbors streamed from a real neighbor store                      (target <= 1.2x)
+4. a DePT step and a PALM step beside a CoOp step (PALM never runs the text tower in training: far below)
 
     python -m benchmarks.bench_tuning                 # CPU here: a few minutes on 2 cores
     python -m benchmarks.bench_tuning --device cuda   # the same on a GPU
@@ -34,12 +35,12 @@ TEMPLATES = ["a sound of a {}.", "an audio recording of {}.", "the sound of {}."
              "this is a sound of {}.", "a clip of {} sounds.", "an audio clip of a {}.", "{} can be heard."]
 
 
-def _learner(backbone, classes, n_ctx=16):
+def _learner(backbone, classes, n_ctx=16, method="coop"):
     from stages.tuning.config import MethodConfig
     from stages.tuning.learners import build_learner
 
-    learner = build_learner(backbone, MethodConfig(name="coop", n_ctx=n_ctx), TEMPLATES[:1], 1).to(backbone.device)
-    learner.set_classnames(classes)
+    learner = build_learner(backbone, MethodConfig(name=method, n_ctx=n_ctx), TEMPLATES[:1], 1).to(backbone.device)
+    learner.set_train_classes(classes)
     return learner
 
 
@@ -118,6 +119,29 @@ def bench_sept_vs_coop(backbone, classes: list[str], batch: int, steps: int, per
     return {"classes": len(classes), "batch": batch, "neighbors_per_step": sept_cfg.neighbors_per_step,
             "texts_coop_step": len(classes), "texts_sept_step": len(classes) * (1 + bank.draws_per_class),
             "coop_step_s": round(c, 3), "sept_step_s": round(s, 3), "ratio": round(s / c, 2)}
+
+
+# ---------------------------------------------------------------- 4. DePT and PALM steps beside CoOp's
+def bench_methods(backbone, classes: list[str], batch: int, steps: int) -> dict:
+    from stages.tuning.config import SeptConfig
+
+    g = torch.Generator().manual_seed(0)
+    audio = torch.randn(batch, backbone.embed_dim, generator=g).to(backbone.device)
+    labels = torch.randint(len(classes), (batch,), generator=g).to(backbone.device)
+    out = {"classes": len(classes), "batch": batch, "rounds": steps}
+    methods = ("coop", "dept", "palm")
+    learners = {m: _learner(backbone, classes, method=m) for m in methods}  # PALM encodes the bare names here
+    times = {m: [] for m in methods}
+    for m in methods:  # warm-up step of each
+        time_steps(learners[m], None, SeptConfig(), audio, labels, 0, 1, None)
+    for _ in range(steps):  # interleaved rounds: a load change on a shared machine hits every method alike
+        for m in methods:
+            times[m] += time_steps(learners[m], None, SeptConfig(), audio, labels, 1, 0, None)
+    for m in methods:
+        out[f"{m}_step_s"] = round(statistics.median(times[m]), 4)
+    out["dept_ratio"] = round(out["dept_step_s"] / out["coop_step_s"], 2)
+    out["palm_ratio"] = round(out["palm_step_s"] / out["coop_step_s"], 4)
+    return out
 
 
 # ---------------------------------------------------------------- 3. memory, N = 8 vs N = 64
@@ -210,11 +234,13 @@ def main(argv=None) -> None:
         cache = bench_feature_cache(backbone, Path(tmp), classes, args.epoch_clips, args.epoch_batch)
     per_step = args.per_step if args.per_step == "all" else int(args.per_step)
     step = bench_sept_vs_coop(backbone, classes, args.batch, args.steps, per_step)
+    methods = bench_methods(backbone, classes, args.batch, args.steps)
     del backbone
     memory = bench_memory(args)
     report = {"device": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu",
               "torch_threads": torch.get_num_threads(), "size": args.size, "feature_cache": cache,
-              "sept_step": step, "memory": memory, "seconds": round(time.perf_counter() - t0, 1)}
+              "sept_step": step, "methods": methods, "memory": memory,
+              "seconds": round(time.perf_counter() - t0, 1)}
     mem_unit = "CUDA peak" if memory["measure"] == "cuda_peak_mib" else "peak RSS"
     print(f"random CLAP {args.size} on {report['device']} ({report['torch_threads']} threads)")
     print(f"{'comparison':<44}{'baseline':>14}{'measured':>14}{'ratio':>9}  target")
@@ -224,6 +250,10 @@ def main(argv=None) -> None:
           f"{step['ratio']:>8.2f}x  <= 1.5x")
     print(f"{'3. ' + mem_unit + ': N=8 vs N=64 neighbors/class':<44}{memory['n8'][memory['measure']]:>10.0f} MiB"
           f"{memory['n64'][memory['measure']]:>10.0f} MiB{memory['ratio']:>8.3f}x  <= 1.2x")
+    print(f"{'4. step: CoOp vs DePT':<44}{methods['coop_step_s']:>13.3f}s{methods['dept_step_s']:>13.3f}s"
+          f"{methods['dept_ratio']:>8.2f}x  ~ 1x (a linear head on top)")
+    print(f"{'   step: CoOp vs PALM':<44}{methods['coop_step_s']:>13.3f}s{methods['palm_step_s']:>13.4f}s"
+          f"{methods['palm_ratio']:>8.4f}x  far below 1x (no text tower)")
     print(f"   (cache fill of {cache['clips_per_epoch']} clips once: {cache['cache_fill_s']} s; "
           f"{step['texts_coop_step']} vs {step['texts_sept_step']} prompts per step through the text tower; "
           f"memory growth during training {memory['n8']['training_growth_mib']} vs "

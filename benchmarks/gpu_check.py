@@ -81,7 +81,7 @@ def synthetic_bank(learner, classes: list[str], per_class: int, per_step: int, d
     margins = frozen_margins(class_emb, neigh_emb)
     c = len(classes)
     return NeighborBank(ids.view(c, per_class, -1), mask.view(c, per_class, -1), torch.full((c,), per_class),
-                        margins, per_step, learner.layout.pad_id)
+                        margins, per_step, learner.phrase_pad_id)
 
 
 def sync(device: torch.device) -> None:

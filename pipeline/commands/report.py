@@ -14,7 +14,8 @@ def register(cli) -> None:
     @click.option("--out", type=click.Path(path_type=Path), default=None,
                   help="Report folder (default RUNS_DIR/report).")
     @click.option("--compare", is_flag=True,
-                  help="Put the published averages of DESIGN.md section 1 beside ours, labelled, with the delta.")
+                  help="Put published averages beside ours, labelled, with the delta: SEPT's base-to-new and "
+                       "PALM's few-shot figures (docs/method.md).")
     @click.option("--diagnostic", is_flag=True,
                   help="Also draw the semantic-structure heat maps: for each dataset and method with runs with "
                        "and without SEPT (lowest common seed), class-to-neighbor cosine similarity under the "

@@ -1,4 +1,4 @@
-"""`sept-pipeline tune`: prompt tuning (zero-shot, CoOp, CoCoOp, KgCoOp), optionally with the SEPT loss."""
+"""`sept-pipeline tune`: prompt tuning (every method of stages/tuning/methods.py), optionally with the SEPT loss."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from pipeline.commands.common import config_options, emit_json, json_option
+from stages.tuning.methods import method_names
 
 
 def _apply_flags(cfg, method, sept, backbone, seed, shots, fold=None):
@@ -67,7 +68,7 @@ def register(cli) -> None:
     @click.option("--dataset", required=True, help="Dataset name (see `sept-pipeline datasets ls`) or a dataset .toml.")
     @click.option("--data-root", required=True, type=click.Path(path_type=Path),
                   help="The dataset folder, or a folder holding <dataset>/ (and the cross targets).")
-    @click.option("--method", default=None, metavar="zeroshot|coop|cocoop|kgcoop",
+    @click.option("--method", default=None, metavar="|".join(method_names()),
                   help="Prompt learner (default: method.name).")
     @click.option("--sept/--no-sept", default=None, help="Add the semantic expansion loss (default: sept.enabled).")
     @click.option("--protocol", required=True, metavar="base2new|cross|fewshot", help="Evaluation protocol.")

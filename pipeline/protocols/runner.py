@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -19,6 +19,7 @@ from cache.lock import file_lock
 from pipeline.config import Config
 from pipeline.protocols.plans import Plan, check_protocol, make_plan
 from pipeline.runs import METRICS, RunDir
+from stages.tuning.methods import check_run
 from stages.data.config import ALL_FOLDS
 
 # Keys of the resolved config that do not change what a run computes: a resume may differ in them.
@@ -42,6 +43,7 @@ class TuneRequest:
 
 def run_tune(cfg: Config, req: TuneRequest) -> dict:
     check_protocol(req.protocol)
+    check_run(cfg.method, req.protocol, cfg.sept.enabled and cfg.sept.lam > 0)  # what the method cannot do
     if cfg.data.fold == ALL_FOLDS:
         raise UserError("data.fold 'all': one run covers one fold; run every fold with `sept-pipeline tune --fold all` "
                         "(one run folder per fold) or a sweep's fold axis")
@@ -101,11 +103,12 @@ def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
 
     backbone = load_backbone(cfg.backbone.id, cfg.backbone)
     learner = build_learner(backbone, cfg.method, cfg.text.templates, seed, cfg.train.logit_scale).to(backbone.device)
-    for ev in plan.evals:  # every evaluation class list must fit the context too: fail now, not after training
+    learner.set_train_classes(plan.train_classes)
+    for ev in plan.evals:  # every evaluation class list must be scorable too: fail now, not after training
         learner.set_classnames(ev.classnames)
     learner.set_classnames(plan.train_classes)
 
-    use_sept = learner.trainable and sept_active(cfg.sept)
+    use_sept = learner.supports_sept and sept_active(cfg.sept)
     bank, store_info = None, {}
     if use_sept:
         from stages.tuning.neighbor_source import load_neighbor_bank
@@ -148,6 +151,7 @@ def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
     metrics = _assemble(cfg, req, plan, results, use_sept)
     metrics.update(fold=ds.fold, folds=list(spec.folds), warnings=plan.warnings)
     metrics["method_config"]["n_ctx_used"] = getattr(learner, "n_ctx", 0)  # an init text sets its own length
+    metrics["method_notes"] = learner.run_notes()  # e.g. classes scored without a learned prompt
     metrics.update(
         fingerprints=fingerprints,
         train=train_summary,
@@ -176,8 +180,7 @@ def _assemble(cfg: Config, req: TuneRequest, plan: Plan, results: dict, use_sept
         "sept": {"enabled": cfg.sept.enabled, "active": use_sept, "lam": cfg.sept.lam, "alpha": cfg.sept.alpha,
                  "beta": cfg.sept.beta, "neighbors_per_step": cfg.sept.neighbors_per_step,
                  "inter_negatives": cfg.sept.inter_negatives, "cocoop_bias": cfg.sept.cocoop_bias},
-        "method_config": {"n_ctx": cfg.method.n_ctx, "ctx_init": cfg.method.ctx_init,
-                          "kg_weight": cfg.method.kg_weight, "kg_templates": cfg.method.kg_templates},
+        "method_config": asdict(cfg.method),
     }
     if req.protocol == "base2new":
         b, n = results["base"]["acc"], results["new"]["acc"]

@@ -77,6 +77,11 @@ def build_report(runs_dir: str | Path, out_dir: str | Path | None = None, compar
     if not fewshot.is_empty():
         sections += ["## Few-shot (all classes)", render.fewshot_markdown(fewshot)]
         report.files.append(render.write_csv(fewshot, out_dir / "fewshot.csv"))
+        if compare:
+            cmp = render.fewshot_compare_frame(fewshot)
+            sections += ["## Few-shot compared with published numbers", render.fewshot_compare_markdown(cmp)]
+            if not cmp.is_empty():
+                report.files.append(render.write_csv(cmp, out_dir / "compare_fewshot.csv"))
 
     if diagnostic:
         sections += diagnostic[0]

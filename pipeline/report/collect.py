@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stages.tuning.methods import trains
+
 METRICS_FILE = "metrics.json"
 CONFIG_FILE = "config.json"
 PROTOCOLS = ("base2new", "cross", "fewshot")
@@ -195,9 +197,10 @@ def read_run(metrics_path: Path, root: Path) -> tuple[dict, list[dict], dict]:
         "sept": _sept_enabled(metrics, config),
         "seed": _integer(metrics, config, "seed", "data.seed"),
         # evaluate's zero-shot runs train on nothing: 0 shots.
-        "shots": _integer(metrics, config, "shots", "data.shots", 0 if metrics["method"] == "zeroshot" else None),
+        "shots": _integer(metrics, config, "shots", "data.shots", 0 if not trains(metrics["method"]) else None),
         "fold": fold, "folds_declared": folds_declared,
         "base_acc": None, "new_acc": None, "hm": None, "acc": None, "macro_f1": None,
+        "_notes": _method_notes(metrics),
     }
     cross_rows: list[dict] = []
     if protocol == "base2new":
@@ -261,5 +264,14 @@ def collect_runs(root: str | Path) -> Collected:
             out.excluded.setdefault(record["dataset"], {}).update(excluded)
         configs.append(config)
     for record, label in zip(out.runs, _variant_labels(configs, out.runs)):
-        record["variant"] = label
+        notes = record.pop("_notes")
+        record["variant"] = ", ".join(x for x in (label, notes) if x)
     return out
+
+
+def _method_notes(metrics: dict) -> str:
+    """The learner's own notes (metrics.json `method_notes`), e.g. 'unseen=zeroshot': always part of the label."""
+    notes = metrics.get("method_notes")
+    if not isinstance(notes, dict):
+        return ""
+    return ", ".join(f"{k}={v}" for k, v in sorted(notes.items()))

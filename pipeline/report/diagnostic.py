@@ -23,6 +23,7 @@ from cache.atomic import atomic_write_json
 from cache.errors import UserError
 from pipeline.report.collect import collect_runs
 from pipeline.report.tables import method_label
+from stages.tuning.methods import uses_neighbors
 
 CONDITIONS = ("template", "no SEPT", "SEPT")
 
@@ -74,7 +75,7 @@ def pick_pairs(runs_dir: Path) -> list[Pair]:
     collected = collect_runs(runs_dir)
     by_key: dict[tuple, dict[bool, dict[int, str]]] = {}
     for r in collected.runs:
-        if r["method"] == "zeroshot":
+        if not uses_neighbors(r["method"]):  # no learned prompt that neighbors go through
             continue
         key = (r["dataset"], r["method"], r["protocol"], r["shots"], r["variant"])
         by_key.setdefault(key, {False: {}, True: {}})[r["sept"]].setdefault(r["seed"], r["run"])
@@ -125,7 +126,7 @@ def learned_embeddings(run: Path, backbone, classes: list[str], phrases: list[st
         learner.set_classnames(classes)
         z = learner.class_embeddings()
         ids, mask = learner.tokenize_phrases(phrases)
-        p = learner.encode_prompts(ids.to(backbone.device), mask.to(backbone.device))
+        p = learner.embed_phrases(ids, mask)
     return z.double().cpu().numpy(), p.double().cpu().numpy()
 
 

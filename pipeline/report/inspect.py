@@ -11,6 +11,7 @@ from pathlib import Path
 
 from cache.errors import UserError
 from pipeline.runs import METRICS, RunDir
+from stages.tuning.methods import method_label, trains
 
 PROMPT_FILE = "prompt.safetensors"
 
@@ -83,8 +84,8 @@ def inspect_run(run: str | Path, k: int = 5, backbone: str | None = None) -> dic
                     if k_ in metrics},
         "context": [],
     }
-    if cfg.method.name == "zeroshot":
-        out["note"] = "zero-shot learns no context: nothing to interpret"
+    if not trains(cfg.method.name):
+        out["note"] = f"{method_label(cfg.method.name)} learns no context: nothing to interpret"
         return out
     import torch
 

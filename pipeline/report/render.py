@@ -112,6 +112,30 @@ def compare_markdown(frame: pl.DataFrame) -> str:
     return markdown_table(header, rows) + "\n\n" + note
 
 
+def fewshot_compare_frame(table: pl.DataFrame) -> pl.DataFrame:
+    """Our few-shot average rows (without SEPT) beside PALM's published few-shot averages, with deltas."""
+    rows = []
+    for r in table.filter((pl.col("dataset") == AVERAGE) & ~pl.col("sept")).iter_rows(named=True):
+        ref = published.FEWSHOT_AVERAGE.get(r["method"])
+        if ref is not None:
+            rows.append({**{k: r[k] for k in SETTING}, "n_datasets": r["n_datasets"], "ours_acc": r["acc_mean"],
+                         "published_acc": ref, "delta_acc": r["acc_mean"] - ref})
+    return pl.DataFrame(rows)
+
+
+def fewshot_compare_markdown(frame: pl.DataFrame) -> str:
+    if frame.is_empty():
+        return ("No few-shot method of ours has published numbers to compare with (zero-shot, CoOp, CoCoOp, "
+                "PALM, without SEPT).")
+    rows = [[_label(r), r["shots"], r["n_datasets"], fmt(r["ours_acc"]), fmt(r["published_acc"]),
+             fmt_delta(r["delta_acc"])] for r in frame.iter_rows(named=True)]
+    header = ["Method", "Shots", "Our datasets", "Acc (ours)", "Acc (published, unchecked)", "Δ acc"]
+    note = (f"Published = {published.FEWSHOT_SOURCE}. Δ = ours − published. They used the "
+            f"{published.FEWSHOT_BACKBONE} backbone and 16 shots on {published.NUM_DATASETS} datasets: the "
+            f"two agree in kind only with the same backbone, shots and datasets.")
+    return markdown_table(header, rows) + "\n\n" + note
+
+
 def cross_markdown(table: pl.DataFrame, excluded: dict[str, dict[str, str]] | None = None) -> str:
     parts = []
     for source in table["source"].unique(maintain_order=True).to_list():

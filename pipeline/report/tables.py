@@ -20,9 +20,10 @@ from __future__ import annotations
 import polars as pl
 
 from pipeline.report.collect import Collected
+from stages.tuning.methods import method_label as method_label_of, method_names
 
-METHOD_ORDER = ("zeroshot", "coop", "cocoop", "kgcoop")
-METHOD_NAMES = {"zeroshot": "Zero-shot", "coop": "CoOp", "cocoop": "CoCoOp", "kgcoop": "KgCoOp"}
+METHOD_ORDER = method_names()                       # the method table's order and labels
+METHOD_NAMES = {m: method_label_of(m) for m in METHOD_ORDER}
 SETTING = ["method", "sept", "shots", "variant"]  # what a row of results is, besides the dataset
 STD_DDOF = 1
 AVERAGE = "Average"
@@ -47,7 +48,7 @@ def runs_frame(collected: Collected) -> pl.DataFrame:
 
 
 def _order(df: pl.DataFrame, first: list[str]) -> pl.DataFrame:
-    """Rows in the field's order: datasets by name, methods zero-shot/CoOp/CoCoOp/KgCoOp, SEPT after."""
+    """Rows in the field's order: datasets by name, methods in the method table's order, SEPT after."""
     rank = {m: i for i, m in enumerate(METHOD_ORDER)}
     return (
         df.with_columns(pl.col("method").replace_strict(rank, default=len(rank), return_dtype=pl.Int64).alias("_rank"))

@@ -18,6 +18,7 @@ from typing import Any
 from cache.errors import UserError
 from cache.fingerprint import sha256_file, sha256_json, short
 from pipeline.sweep.spec import SweepSpec
+from stages.tuning.methods import uses_neighbors
 
 IDENTITY_FILE = "sweep_cell.json"
 _SAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
@@ -78,7 +79,7 @@ def expand(spec: SweepSpec) -> list[Cell]:
     axes = {k: v for k, v in spec.axes.items() if k != "fold"}
     cells = []
     for dataset, method, sept, seed, shots, protocol, recipe in itertools.product(*axes.values()):
-        if method == "zeroshot" and sept:
+        if sept and not uses_neighbors(method):  # zero-shot trains nothing; some methods have no prompt for SEPT
             continue
         for fold in dataset_folds(dataset, spec.axes.get("fold", [""])):
             for combo in itertools.product(*spec.config_axes.values()) if names else [()]:
@@ -90,6 +91,21 @@ def expand(spec: SweepSpec) -> list[Cell]:
         raise UserError(f"sweep file {spec.source}: [grid] gives no runs (zero-shot trains nothing, so its "
                         f"SEPT variant is dropped; add sept = [false] or a trained method)")
     return cells
+
+
+def check_methods_fit(spec: SweepSpec, cells: list[Cell]) -> None:
+    """Refuse, before any run starts, a cell whose method cannot run its protocol (the method table says)."""
+    from stages.tuning.methods import check_run, method_info
+
+    for cell in cells:
+        m = method_info(cell.method)
+        if m.unseen and (m.sept or not cell.sept):
+            continue  # nothing this method could refuse
+        cfg = resolved_config(spec, cell).replace("method", name=cell.method)  # tune gets it as --method
+        try:
+            check_run(cfg.method, cell.protocol, cell.sept and cfg.sept.lam > 0)
+        except UserError as e:
+            raise UserError(f"sweep file {spec.source}: cell {cell.name}: {e}") from None
 
 
 def run_dir(spec: SweepSpec, cell: Cell) -> Path:

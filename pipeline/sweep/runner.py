@@ -88,6 +88,7 @@ def _check_finished_readable(spec: SweepSpec, finished: list[grid.Cell]) -> None
 def plan(spec: SweepSpec) -> tuple[list[grid.Cell], list[grid.Cell]]:
     """(all cells, cells still to run); refuses a runs folder made by another version of the sweep."""
     cells = grid.expand(spec)
+    grid.check_methods_fit(spec, cells)
     grid.check_not_stale(spec, cells)
     todo = [c for c in cells if not RunDir(grid.run_dir(spec, c)).finished()]
     _check_finished_readable(spec, [c for c in cells if c not in todo])

@@ -21,6 +21,7 @@ from cache.fingerprint import cache_root, sha256_json, short
 from pipeline.sweep.grid import Cell, override_text, overrides, resolved_config
 from pipeline.sweep.launch import SAFE_PATH_ENV, module_command
 from pipeline.sweep.spec import SweepSpec
+from stages.tuning.methods import uses_neighbors
 
 # Config keys that change what stage one writes or where tune looks for it.
 _STAGE_ONE_PREFIXES = ("neighbors.", "text.", "backbone.id", "sept.generation_key")
@@ -61,7 +62,7 @@ def find_missing(spec: SweepSpec, cells: list[Cell]) -> list[Need]:
     needs: dict[str, Need] = {}
     checked: set[tuple] = set()
     for cell in cells:
-        if not cell.sept or cell.method == "zeroshot":
+        if not cell.sept or not uses_neighbors(cell.method):
             continue
         cfg = resolved_config(spec, cell)
         relevant = {k: v for k, v in overrides(spec, cell).items() if k.startswith(_STAGE_ONE_PREFIXES)}

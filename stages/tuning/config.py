@@ -15,20 +15,30 @@ COCOOP_BIAS_CHOICES = ("none", "batch_mean")
 
 @dataclass(frozen=True)
 class MethodConfig:
-    name: str = opt("coop", "Prompt learner: zeroshot | coop | cocoop | kgcoop.")
+    name: str = opt("coop", "Prompt learner, one of the method table's names (stages/tuning/methods.py; "
+                            "`sept-pipeline tune --help` lists them).")
     n_ctx: int = opt(16, "Learnable context vectors M.")
     ctx_init: str = opt("", "Initialise the context from this text (e.g. 'a sound of a'); empty = N(0, 0.02^2).")
     kg_weight: float = opt(8.0, "KgCoOp weight w of 1 - mean cos(z_i, zero-shot_i).")
     kg_templates: list = opt([], "KgCoOp: templates of the zero-shot reference zero-shot_i (the original uses one); "
                                  "empty = every [text] template, averaged.")
     cocoop_chunk: int = opt(4, "CoCoOp: clips per text-tower chunk (bounds memory).")
+    dept_weight: float = opt(0.7, "DePT: weight w of the base head in (1 - w) CE(similarity) + w CE(head) and in "
+                                  "the fused base-class logits.")
+    dept_lr_mult: float = opt(6.5, "DePT: learning rate of the head and feature transforms, times the prompt's.")
+    palm_unseen: str = opt("refuse", "PALM on classes it never trained on (base2new's new half, cross targets): "
+                                     "refuse | zeroshot (score them with lambda = 0, labelled so).")
 
     def __post_init__(self):
         from cache.errors import UserError
+        from stages.tuning.methods import method_names  # torch-free: the method table is the one list
 
-        check_choice("method", "name", self.name, ("zeroshot", "coop", "cocoop", "kgcoop"))
+        check_choice("method", "name", self.name, method_names())
         check_range("method", "n_ctx", self.n_ctx, 1)
         check_range("method", "cocoop_chunk", self.cocoop_chunk, 1)
+        check_range("method", "dept_weight", self.dept_weight, 0.0, 1.0)
+        check_range("method", "dept_lr_mult", self.dept_lr_mult, 0.0)
+        check_choice("method", "palm_unseen", self.palm_unseen, ("refuse", "zeroshot"))
         for t in self.kg_templates:
             if not isinstance(t, str) or t.count("{}") != 1:
                 raise UserError(f"config key method.kg_templates: {t!r} must contain exactly one '{{}}' placeholder")

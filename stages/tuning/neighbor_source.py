@@ -83,7 +83,7 @@ def load_neighbor_bank(cfg, learner, backbone, classnames: Sequence[str], cache_
     flat = [p for c in classnames for p in phrases[c]]
     ids_flat, mask_flat = learner.tokenize_phrases(flat)
     length = ids_flat.shape[1]
-    pad = learner.layout.pad_id
+    pad = learner.phrase_pad_id
     ids = torch.full((c_count, n_max, length), pad, dtype=torch.long)
     mask = torch.zeros((c_count, n_max, length), dtype=torch.long)
     at = 0

@@ -114,9 +114,9 @@ def training_step(learner, audio: torch.Tensor, labels: torch.Tensor, draw: Neig
 
 
 def make_optimizer(learner, train_cfg) -> torch.optim.Optimizer:
-    """SGD with momentum over the learner's trainable (prompt) parameters only."""
-    params = [p for p in learner.parameters() if p.requires_grad]
-    return torch.optim.SGD(params, lr=train_cfg.lr, momentum=train_cfg.momentum, weight_decay=train_cfg.weight_decay)
+    """SGD with momentum over the learner's trainable (prompt) parameters only, in the learner's lr groups."""
+    groups = [dict(g, lr=train_cfg.lr * g.get("lr_mult", 1.0)) for g in learner.param_groups()]
+    return torch.optim.SGD(groups, lr=train_cfg.lr, momentum=train_cfg.momentum, weight_decay=train_cfg.weight_decay)
 
 
 def train(
@@ -171,7 +171,7 @@ def train(
         lr = lr_at(epoch, train_cfg.lr, train_cfg.epochs, train_cfg.schedule, train_cfg.warmup_epochs,
                    train_cfg.warmup_lr)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_mult", 1.0)  # a learner's group may run at a multiple (DePT's head)
         learner.train()
         sums: dict[str, float] = {}
         epoch_start = time.time()

@@ -233,3 +233,25 @@ def test_base_vs_new_picture_is_written_as_png_and_svg(runs: Path, tmp_path: Pat
     text = svg.read_text()
     assert "alpha" in text and "beta" in text  # one panel per dataset (titles are kept as text)
     assert not list((tmp_path / "rep").glob(".*tmp"))  # no temp files left behind
+
+
+def test_fewshot_compare_puts_palms_published_averages_beside_ours_labelled_unchecked(tmp_path: Path):
+    root = tmp_path / "runs"
+    for method, accs in {"palm": (70.0, 80.0), "coop": (60.0, 64.0), "dept": (66.0, 66.0)}.items():
+        for dataset, acc in zip(("alpha", "beta"), accs):
+            write_run(root, f"{dataset}-{method}", protocol="fewshot", dataset=dataset, method=method,
+                      sept={"enabled": False}, seed=1, shots=16, acc=acc, macro_f1=acc)
+    build_report(root, tmp_path / "rep", compare=True)
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "## Few-shot compared with published numbers" in md and "unchecked" in md and "Pengi" in md
+    assert "| PALM | 16 | 2 | 75.00 | 76.60 | -1.60 |" in md and "| CoOp | 16 | 2 | 62.00 | 71.10 | -9.10 |" in md
+    assert "| DePT | 16 | 66.00 | 66.00 | 66.00 |" in md  # labels come from the method table
+    with open(tmp_path / "rep" / "compare_fewshot.csv") as fh:
+        rows = {r["method"]: r for r in csv.DictReader(fh)}
+    assert set(rows) == {"palm", "coop"}  # DePT has no published few-shot figure
+    assert float(rows["palm"]["published_acc"]) == published.FEWSHOT_AVERAGE["palm"] == 76.6
+    assert float(rows["palm"]["delta_acc"]) == pytest.approx(75.0 - 76.6)
+    assert float(rows["coop"]["delta_acc"]) == pytest.approx(62.0 - 71.1)
+    assert published.FEWSHOT_AVERAGE == {"zeroshot": 39.7, "coop": 71.1, "cocoop": 73.5, "palm": 76.6}
+    build_report(root, tmp_path / "plain")
+    assert "published" not in (tmp_path / "plain" / "report.md").read_text()

@@ -217,8 +217,9 @@ def test_shipped_sweep_files_parse(tmp_path: Path):
         spec = parse_sweep(path)
         assert grid.expand(spec)
     palm = parse_sweep(root / "base2new-palm11.toml")
-    # every fold of the folded datasets: BO 5 + ESC50 5 + ESC50-Actions 5 + TUT2017 4 + US8K 10 + 6 unfolded
-    assert len(grid.expand(palm)) == (5 + 5 + 5 + 4 + 10 + 6) * 3 * 2 * 3
+    # every fold of the folded datasets: BO 5 + ESC50 5 + ESC50-Actions 5 + TUT2017 4 + US8K 10 + 6 unfolded,
+    # x CoOp, CoCoOp, KgCoOp, DePT x SEPT off/on x seeds
+    assert len(grid.expand(palm)) == (5 + 5 + 5 + 4 + 10 + 6) * 4 * 2 * 3
 
 
 def test_a_damaged_metrics_file_in_the_runs_folder_is_named(tmp_path: Path):
@@ -232,3 +233,18 @@ def test_a_damaged_metrics_file_in_the_runs_folder_is_named(tmp_path: Path):
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert f"{bad} (not valid JSON" in proc.stderr and "delete those files" in proc.stderr
     assert not (tmp_path / "runs" / ".sweep").exists()  # refused before anything was written
+
+
+def test_methods_without_sept_or_unseen_support_follow_the_method_table(tmp_path: Path):
+    """PALM has no SEPT twin; on base2new it is refused before any run, unless it scores unseen classes zero-shot."""
+    text = 'dataset = ["demo"]\nmethod = ["palm", "dept"]\nsept = [false, true]\nprotocol = ["fewshot", "base2new"]'
+    spec = parse_sweep(write(tmp_path, text))
+    cells = grid.expand(spec)
+    assert sorted(c.name for c in cells if c.method == "palm") == [
+        "demo-base2new-palm-nosept-16shot-seed1", "demo-fewshot-palm-nosept-16shot-seed1"]
+    assert sum(c.method == "dept" for c in cells) == 4
+    with pytest.raises(UserError, match=r"cell demo-base2new-palm-nosept-16shot-seed1: --protocol base2new: PALM "
+                                        r"has no prompt for classes it never trained on"):
+        plan(spec)
+    lenient = parse_sweep(write(tmp_path, text, rest='[set]\n"method.palm_unseen" = "zeroshot"', name="ok.toml"))
+    assert len(plan(lenient)[0]) == 6

@@ -1,10 +1,28 @@
-"""What every prompt learner offers the trainer, the evaluator and the checkpoint code.
+"""The learner contract: what every prompt learner offers the trainer, the evaluator, the checkpoint
+code, the neighbor bank and the diagnostics. Nothing outside a learner's own module tests its class.
 
-A learner holds only prompt parameters (context vectors, a meta-net). The frozen backbone is kept as a
-plain attribute, not a child module, so `state_dict()`, `parameters()` and `.train()` never reach the
-towers. Class-specific tensors (token ids of the class prompts, zero-shot embeddings) are set by
-`set_classnames` and are not part of the checkpoint: a context trained on base classes loads onto new
-classes or another dataset's classes.
+A learner holds only prompt parameters (context vectors, a meta-net, a head). The frozen backbone is kept
+as a plain attribute, not a child module, so `state_dict()`, `parameters()` and `.train()` never reach
+the towers. The contract, in the order a run uses it:
+
+- `set_train_classes(names)`: the classes it will train on; a learner with per-class parameters (a
+  head over the base classes, per-class vectors) creates them here. Called once, before training.
+- `set_classnames(names)`: the classes `predict_logits` scores next (training classes, new classes,
+  another dataset's). A learner that cannot score classes it never trained on raises a UserError here,
+  saying so, which the run calls before training.
+- `forward_train` / `method_loss`: one training forward, stopped before any loss (embeddings only, under
+  the towers' autocast), and the method's own loss on them, everything it adds on top included (a head, a
+  regulariser): the trainer runs `method_loss` in float32 with autocast off.
+- `logit_scale()`: `train.logit_scale`, a fixed number (PALM's 100) or the backbone's learned scale.
+- `predict_logits(audio)`: evaluation logits for the current class names.
+- `param_groups()`: the trainable parameters with their learning-rate multiplier.
+- `prompt_state()` / `load_prompt_state(state)`: exactly what a checkpoint holds; loading onto other
+  classes keeps what transfers (the prompt) and drops what does not (a head over other classes).
+- SEPT (`supports_sept`): `tokenize_phrases`, `phrase_pad_id` and `embed_phrases` put neighbor phrases
+  through the learned prompt; `class_embeddings()` gives the unit class embeddings it scores with.
+- `run_notes()`: what metrics.json and the report must say about how this run scored its classes.
+
+Class-specific tensors built by `set_classnames` (token ids, zero-shot embeddings) are not checkpointed.
 """
 from __future__ import annotations
 
@@ -42,6 +60,10 @@ def cosine_logits(scale: float, audio: torch.Tensor, text: torch.Tensor) -> torc
 class PromptLearner(nn.Module):
     name: str = "base"
     trainable: bool = True
+    supports_sept: bool = False   # True: neighbor phrases can go through the learned prompt (SEPT)
+    # True: built with method.ctx_init = a template's words, it scores exactly as zero-shot with that one
+    # template before any step (the frozen model); False where an extra part changes it from the start.
+    starts_at_template: bool = False
 
     def __init__(self, backbone, logit_scale: float | str = "checkpoint"):
         super().__init__()
@@ -50,7 +72,12 @@ class PromptLearner(nn.Module):
         self.fixed_logit_scale = None if logit_scale == "checkpoint" else float(logit_scale)
 
     # ---- classes -----------------------------------------------------------------------------
+    def set_train_classes(self, classnames: Sequence[str]) -> None:
+        """The classes trained on; per-class parameters are created here. Ends with them as current classes."""
+        self.set_classnames(classnames)
+
     def set_classnames(self, classnames: Sequence[str]) -> None:
+        """The classes `predict_logits` scores next; a UserError when the learner cannot score them."""
         self.classnames = list(classnames)
 
     # ---- forward -----------------------------------------------------------------------------
@@ -77,9 +104,32 @@ class PromptLearner(nn.Module):
         """Evaluation logits [B, C] for the current class names."""
         raise NotImplementedError
 
-    def encode_phrases_needed(self) -> bool:
-        """True when forward_train can embed neighbor phrases through the prompt (every trainable learner)."""
-        return self.trainable
+    def class_embeddings(self) -> torch.Tensor:
+        """Unit class embeddings [C, D] of the current class names, as scored (no instance bias)."""
+        raise NotImplementedError(f"{self.name} does not provide class embeddings")
+
+    # ---- SEPT: neighbor phrases through the learned prompt (only where supports_sept) --------
+    def tokenize_phrases(self, phrases: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ids, mask) [P, L] on the CPU of neighbor phrases in the learner's prompt layout."""
+        raise NotImplementedError(f"{self.name} cannot embed neighbor phrases (supports_sept is False)")
+
+    @property
+    def phrase_pad_id(self) -> int:
+        """The id that pads phrase rows of different lengths."""
+        raise NotImplementedError(f"{self.name} cannot embed neighbor phrases (supports_sept is False)")
+
+    def embed_phrases(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Unit embeddings [P, D] of tokenized phrases through the learned prompt."""
+        raise NotImplementedError(f"{self.name} cannot embed neighbor phrases (supports_sept is False)")
+
+    # ---- optimisation and reporting ---------------------------------------------------------
+    def param_groups(self) -> list[dict]:
+        """Trainable parameters as optimizer groups; "lr_mult" scales the schedule's lr for a group."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr_mult": 1.0}]
+
+    def run_notes(self) -> dict:
+        """Facts about how this learner scored its classes that metrics.json and the report must show."""
+        return {}
 
     # ---- checkpoint --------------------------------------------------------------------------
     def prompt_state(self) -> dict[str, torch.Tensor]:

@@ -21,6 +21,7 @@ from stages.tuning.learners.coop import CoOpLearner
 
 class CoCoOpLearner(CoOpLearner):
     name = "cocoop"
+    starts_at_template = False  # the meta-net's bias moves the context from the first step
 
     def __init__(self, backbone, method_cfg, templates: Sequence[str], generator: torch.Generator | None = None,
                  logit_scale: float | str = "checkpoint"):

@@ -17,6 +17,8 @@ from stages.tuning.prompt_tokens import PromptLayout, pad_to
 
 class CoOpLearner(PromptLearner):
     name = "coop"
+    supports_sept = True
+    starts_at_template = True
 
     def __init__(self, backbone, method_cfg, templates: Sequence[str], generator: torch.Generator | None = None,
                  logit_scale: float | str = "checkpoint"):
@@ -45,6 +47,14 @@ class CoOpLearner(PromptLearner):
     def tokenize_phrases(self, phrases: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompt ids for neighbor phrases: the same layout as class names (same learnable context)."""
         return self.layout.tokenize(self.backbone, phrases, what="neighbor phrase")
+
+    @property
+    def phrase_pad_id(self) -> int:
+        return self.layout.pad_id
+
+    def embed_phrases(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Unit phrase embeddings [P, D] through the shared context (no instance bias)."""
+        return self.encode_prompts(ids.to(self.ctx.device), mask.to(self.ctx.device))
 
     def encode_prompts(self, ids: torch.Tensor, mask: torch.Tensor, ctx: torch.Tensor | None = None) -> torch.Tensor:
         """Unit embeddings [B, D] of prompts `ids` with the context `ctx` ([M, W] shared or [B, M, W] per row)."""

@@ -12,6 +12,7 @@ from stages.zeroshot import zeroshot_class_embeddings
 class ZeroShotLearner(PromptLearner):
     name = "zeroshot"
     trainable = False
+    starts_at_template = True
 
     def __init__(self, backbone, method_cfg, templates: Sequence[str], generator: torch.Generator | None = None,
                  logit_scale: float | str = "checkpoint"):
@@ -22,6 +23,9 @@ class ZeroShotLearner(PromptLearner):
     def set_classnames(self, classnames: Sequence[str]) -> None:
         super().set_classnames(classnames)
         self.class_emb = zeroshot_class_embeddings(self.backbone, self.classnames, self.templates).to(self.backbone.device)
+
+    def class_embeddings(self) -> torch.Tensor:
+        return self.class_emb
 
     @torch.no_grad()
     def predict_logits(self, audio: torch.Tensor) -> torch.Tensor:

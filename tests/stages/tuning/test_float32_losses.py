@@ -1,4 +1,5 @@
-"""Losses in float32 under autocast: the towers may run in bf16, the logits, KgCoOp's term and L_se may not.
+"""Losses in float32 under autocast: the towers may run in bf16, the logits, KgCoOp's term, DePT's transforms
+and head, and L_se may not.
 
 Each check runs one real `training_step` (bank draw, scatter, margin gather, the learner's own forward)
 with CPU bf16 autocast, and compares the step's reported loss parts with a float64 computation on the
@@ -68,21 +69,29 @@ def one_step(learner, bank, caller_autocast: bool):
     scaler = torch.amp.GradScaler("cuda", enabled=False)
     if caller_autocast:  # the caller's own autocast around the step; the trainer itself asks for none
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            _, parts = training_step(learner, audio, labels, draw, SEPT, optimizer, scaler, None)
+            loss, parts = training_step(learner, audio, labels, draw, SEPT, optimizer, scaler, None)
     else:  # train.amp = "bf16" on the CPU
         amp_dtype, use_scaler = amp_settings(torch.device("cpu"), "bf16")
         assert amp_dtype is torch.bfloat16 and not use_scaler
-        _, parts = training_step(learner, audio, labels, draw, SEPT, optimizer, scaler, amp_dtype)
+        loss, parts = training_step(learner, audio, labels, draw, SEPT, optimizer, scaler, amp_dtype)
     assert seen["autocast"], "the towers did not run under autocast: the check would prove nothing"
+    parts["loss"] = loss
     return seen["out"], parts, audio, labels, draw
 
 
 @pytest.mark.parametrize("caller_autocast", [False, True])
-@pytest.mark.parametrize("method", ["coop", "kgcoop", "cocoop"])
+@pytest.mark.parametrize("method", ["coop", "kgcoop", "cocoop", "dept"])
 def test_step_losses_equal_float64_reference_under_bf16_autocast(tiny_backbone, filled_cache, method,
                                                                  caller_autocast):
     learner = fresh(tiny_backbone, method)
     bank = make_bank(tiny_backbone, learner, *filled_cache, per_step=3)
+    if method == "dept":  # transforms off the identity, so a transform skipped or run in bf16 would show
+        g = torch.Generator().manual_seed(2)
+        with torch.no_grad():
+            for t in (learner.text_transform, learner.audio_transform):
+                t.scale.uniform_(0.5, 1.5, generator=g)
+                t.shift.normal_(0.0, 0.1, generator=g)
+        params_before = {k: v.detach().double().clone() for k, v in learner.named_parameters() if k != "ctx"}
     out, parts, audio, labels, draw = one_step(learner, bank, caller_autocast)
 
     # L_se through the real glue, against float64 on the learner's own z and p.
@@ -100,6 +109,20 @@ def test_step_losses_equal_float64_reference_under_bf16_autocast(tiny_backbone, 
         zs = zeroshot_class_embeddings(tiny_backbone, BASE, TEMPLATES).double()
         kg = 1.0 - F.cosine_similarity(out.z.detach().double(), zs, dim=-1).mean()
         assert parts["kg"] == pytest.approx(float(kg), abs=1e-5, rel=0)
+
+    if method == "dept":  # the head's CE over [T_t(text_y); T_a(a)], with the parameters the step started from
+        q = params_before
+        feats = torch.cat([text[labels] * q["text_transform.scale"] + q["text_transform.shift"],
+                           a * q["audio_transform.scale"] + q["audio_transform.shift"]])
+        head = F.cross_entropy(feats @ q["head.weight"].t() + q["head.bias"], torch.cat([labels, labels]))
+        assert parts["head"] == pytest.approx(float(head), abs=1e-5, rel=0)
+        w = learner.weight
+        total = (1 - w) * float(ce) + w * float(head) + SEPT.lam * reference
+        assert parts["loss"] == pytest.approx(total, abs=1e-5, rel=0)
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # the head in bf16, for contrast
+            low_head = F.cross_entropy(feats.float() @ q["head.weight"].float().t() + q["head.bias"].float(),
+                                       torch.cat([labels, labels]))
+        assert abs(float(low_head) - float(head)) > 1e-5  # the tolerance above tells the two apart
 
     # What bf16 would have given: the tolerance above is tight enough to tell the two apart.
     from stages.tuning.neighbor_bank import scatter_draws

@@ -38,7 +38,7 @@ def make_bank(backbone, learner, cache, gkey, per_step: int | str = 2):
 
 def fresh(backbone, method="coop", seed=1):
     learner = build_learner(backbone, MethodConfig(name=method, n_ctx=4), TEMPLATES, seed)
-    learner.set_classnames(BASE)
+    learner.set_train_classes(BASE)  # the contract's training set-up (DePT builds its head here)
     return learner
 
 
