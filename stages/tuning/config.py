@@ -51,6 +51,7 @@ class SeptConfig:
     neighbors_per_step: int = opt(4, "Neighbors drawn per class per step (all N when N is smaller).")
     inter_negatives: str = opt("all", "Other classes' neighbors in L_inter: 'all' drawn, or 'hardest:h' closest by frozen distance.")
     generation_key: str = opt("", "Neighbor-store generation to read; empty = the one the [neighbors] section describes.")
+    boundary_filter: bool = opt(True, "Train on a view of the stored neighbors without those closer (frozen, template mean) to another training class name than to their own; the store is never rewritten.")
 
     def __post_init__(self):
         from cache.errors import UserError
