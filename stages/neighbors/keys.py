@@ -28,7 +28,7 @@ class GenerationIdentity:
     source: llm_source.LLMSource
     llm: dict  # {'id', 'revision', 'fingerprint'}
     template: prompt.PromptTemplate
-    prompt_hash: str
+    prompt_hash: str  # template file, answer format, count asked, and SELECTION_RULE
     num_neighbors: int
     key: str
     model_dir: Path
