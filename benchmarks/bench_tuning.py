@@ -137,7 +137,9 @@ def memory_child(n: int, device: str, size: str, classes: int, batch: int, steps
         vecs = np.random.default_rng(0).standard_normal((len(texts), len(TEMPLATES), backbone.embed_dim))
         vecs = (vecs / np.linalg.norm(vecs, axis=-1, keepdims=True)).astype(np.float32)
         store.put_embeddings(texts, TEMPLATES, backbone.fingerprint, vecs)
-        cfg = load_config(None, [f"sept.generation_key={prov.generation_key!r}"])
+        # Random vectors put every neighbor anywhere: the class boundary would drop most of them, and this
+        # measures memory with N neighbors per class.
+        cfg = load_config(None, [f"sept.generation_key={prov.generation_key!r}", "sept.boundary_filter=false"])
         sync(backbone.device)
         rss_before = _rss_mib()
         if backbone.device.type == "cuda":
