@@ -292,7 +292,7 @@ def _generate_missing(cfg, ident: GenerationIdentity, missing: list[str], emb: _
             kept[c] = [cands[i] for i in sel.kept]
             for _, reason in sel.dropped:
                 stats.dropped[reason] = stats.dropped.get(reason, 0) + 1
-    pending = [c for c in missing if len(kept[c]) < need]
+        pending = [c for c in missing if len(kept[c]) < need]
     sampling = _recorded_sampling(cfg, stats.engine)
     if stats.unseeded:
         sampling["seed_rule"] += f"; {stats.unseeded} request(s) shared their batch's seed (transformers batches)"
