@@ -98,6 +98,9 @@ def test_cross_protocol_evaluates_each_target_with_its_own_classes(world, capsys
     assert m["mean_acc"] == m["targets"]["synth2"]["acc"] and m["train_classes"] == CLASSES
     assert m["source"]["num_clips"] == 12 and m["source_acc"] == m["source"]["acc"]
     assert set(m["fingerprints"]["features"]) == {"source", "synth2", "train"}
+    # The class boundary is drawn among the source's classes only, never the target's.
+    assert m["neighbor_selection"]["against"] == "the 6 training classes"
+    assert set(m["neighbor_selection"]["kept"]) == set(CLASSES)
 
 
 def _one_line_exit_2(code, err):
