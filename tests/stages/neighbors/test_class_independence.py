@@ -54,3 +54,17 @@ def test_a_class_stores_the_same_rows_alone_and_inside_a_50_class_batch(tmp_path
               for s in NeighborStore.in_cache(tmp_path / "batch").class_status([CLASS], key)}
     assert status[CLASS] == (len(mine), alone["classes_short"] == [CLASS])
 
+
+
+def test_with_the_filter_on_a_class_filled_in_the_first_round_is_not_asked_again(tmp_path, neighbors_tiny_clap):
+    """Retries go to the classes the filter left short, and only to them (N = 1: 'dog barking' fills it)."""
+    from pipeline.config import load_config
+    from stages.neighbors.generation import generate_neighbors
+
+    cfg = load_config(None, [f'neighbors.model_dir="{tmp_path / "llm"}"', "neighbors.max_retries=1",
+                             "neighbors.max_tokens=64", "neighbors.temperature=0", "neighbors.num_neighbors=1",
+                             "neighbors.near_duplicate_cos=0.9995"])
+    s = generate_neighbors([CLASS], cfg, tmp_path / "cache", backbone=str(neighbors_tiny_clap))
+    assert s["embedding_filters"].startswith("on") and s["classes_short"] == []
+    assert s["phrases_kept"] == 1
+    assert (s["llm_requests"], s["llm_rounds"], s["engine_starts"]) == (1, 1, 1)
