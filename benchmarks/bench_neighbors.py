@@ -116,7 +116,7 @@ def bench_cold_warm(classes: list[str], clap: Path, model_dir: Path, work: Path)
     args = ["generate-neighbors", "--classes-file", str(f), "--backbone", str(clap), "--cache-dir", str(cache),
             "--set", f'neighbors.model_dir="{model_dir}"',
             # A random CLAP has no semantics: its embedding filters would drop everything.
-            "--set", "neighbors.near_duplicate_cos=1.0", "--set", "neighbors.boundary_filter=false"]
+            "--set", "neighbors.near_duplicate_cos=1.0"]
     cold_s, cold = _cli(args, cache)
     warm_s, warm = _cli(args, cache)
     assert warm["llm_requests"] == 0 and warm["phrases_encoded"] == 0, warm

@@ -166,8 +166,11 @@ def memory_child(n: int, device: str, size: str, classes: int, batch: int, steps
         vecs = np.random.default_rng(0).standard_normal((len(texts), len(TEMPLATES), backbone.embed_dim))
         vecs = (vecs / np.linalg.norm(vecs, axis=-1, keepdims=True)).astype(np.float32)
         store.put_embeddings(texts, TEMPLATES, backbone.fingerprint, vecs)
+        # Random vectors put every neighbor anywhere: the class boundary would drop most of them, and this
+        # measures memory with N neighbors per class.
         cfg = load_config(None, [f"sept.generation_key={prov.generation_key!r}",
-                                 f"sept.neighbors_per_step={PER_STEP}"])  # the same per step for both N
+                                 f"sept.neighbors_per_step={PER_STEP}",  # the same per step for both N
+                                 "sept.boundary_filter=false"])
         sync(backbone.device)
         rss_before = _rss_mib()
         if backbone.device.type == "cuda":

@@ -116,6 +116,11 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
     raise UserError(f"{where}: expected {name}, got {type(value).__name__} {value!r}")
 
 
+# Keys that moved: a config that still sets one gets told where it went.
+_MOVED = {("neighbors", "boundary_filter"): "sept.boundary_filter (the class boundary is now applied at tune time, "
+                                            "against the training classes only)"}
+
+
 def _merge(base: dict, update: dict, source: str) -> dict:
     """Merge a parsed TOML dict into `base` (section -> key -> value), checking every key."""
     out = {k: dict(v) for k, v in base.items()}
@@ -128,6 +133,8 @@ def _merge(base: dict, update: dict, source: str) -> dict:
             raise UserError(f"{source}: [{section}] must be a table of keys")
         types = _field_types(hints[section])
         for key, value in values.items():
+            if (section, key) in _MOVED:
+                raise UserError(f"{source}: key {section}.{key} moved to {_MOVED[section, key]}")
             if key not in types:
                 raise UserError(f"{source}: unknown key {section}.{key} (known: {', '.join(types)})")
             out.setdefault(section, {})[key] = _coerce(value, types[key], f"{source}: key {section}.{key}")

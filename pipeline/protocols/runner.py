@@ -109,12 +109,15 @@ def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
     learner.set_classnames(plan.train_classes)
 
     use_sept = learner.supports_sept and sept_active(cfg.sept)
-    bank, store_info = None, {}
+    bank, store_info, selection = None, {}, None
     if use_sept:
         from stages.tuning.neighbor_source import load_neighbor_bank
 
+        # Only the training classes: the class boundary is drawn among them, never against a class the
+        # run evaluates but does not train on.
         bank, store_info = load_neighbor_bank(
             cfg, learner, backbone, plan.train_classes, cache, dataset=req.dataset, progress=req.progress)
+        selection = store_info.pop("selection")
 
     eval_feats = {ev.name: clip_features(backbone, ev.clips, cache, progress=req.progress) for ev in plan.evals}
     fingerprints = {"backbone": backbone.fingerprint, "store": store_info,
@@ -139,7 +142,7 @@ def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
             data = TrainData(labels=labels, features=feats)
         identity = {"config": _identity_config(cfg), "protocol": req.protocol, "dataset": ds.name,
                     "train_classes": plan.train_classes, "train_clips": fingerprints["train_clips"],
-                    "backbone": backbone.fingerprint, "store": store_info}
+                    "backbone": backbone.fingerprint, "store": store_info, "neighbor_selection": selection}
         train_summary = train(learner, data, cfg.train, cfg.sept, bank, seed=seed, run_dir=run.path,
                               identity=identity, backbone_fingerprint=backbone.fingerprint, resume=req.resume,
                               progress=req.progress)
@@ -154,6 +157,7 @@ def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
     metrics["method_notes"] = learner.run_notes()  # e.g. classes scored without a learned prompt
     metrics.update(
         fingerprints=fingerprints,
+        neighbor_selection=selection,
         train=train_summary,
         num_train_clips=len(train_clips),
         train_classes=plan.train_classes,
@@ -179,7 +183,8 @@ def _assemble(cfg: Config, req: TuneRequest, plan: Plan, results: dict, use_sept
         "shots": cfg.data.shots,
         "sept": {"enabled": cfg.sept.enabled, "active": use_sept, "lam": cfg.sept.lam, "alpha": cfg.sept.alpha,
                  "beta": cfg.sept.beta, "neighbors_per_step": cfg.sept.neighbors_per_step,
-                 "inter_negatives": cfg.sept.inter_negatives, "cocoop_bias": cfg.sept.cocoop_bias},
+                 "inter_negatives": cfg.sept.inter_negatives, "cocoop_bias": cfg.sept.cocoop_bias,
+                 "boundary_filter": cfg.sept.boundary_filter},
         "method_config": asdict(cfg.method),
     }
     if req.protocol == "base2new":

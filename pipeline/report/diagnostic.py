@@ -10,7 +10,9 @@ matrices (columns grouped by class):
 Neighbors go through the same prompt as class names, as in training (CoCoOp: the context without the
 instance bias). Numbers: mean own-neighbor similarity (class i vs its own neighbors), mean other-neighbor
 similarity (class i vs every other class's neighbors), and their gap; for base-to-new runs also on the
-base and on the new classes alone.
+base and on the new classes alone. The columns are the stored neighbors of every class, the same for both
+runs of a pair: a training run's class-boundary view (metrics.json `neighbor_selection`) is a choice of
+what to train on, not of what to look at.
 """
 from __future__ import annotations
 

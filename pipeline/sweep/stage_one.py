@@ -7,7 +7,9 @@ its phrases for its backbone under its templates. The check covers every class o
 not only the base classes a base-to-new run trains on: the semantic-structure diagnostic reads the new
 classes' neighbors too, and other protocols on the same dataset then find the store full.
 Cells that share those settings share one `generate-neighbors --classes-file` call over all their
-missing classes. No torch here: the check reads the store, fingerprints are hashed from files.
+missing classes, across datasets: what is stored for a class depends on that class alone, so the
+grouping cannot change it (the class boundary is drawn at tune time, among a run's training classes).
+No torch here: the check reads the store, fingerprints are hashed from files.
 """
 from __future__ import annotations
 

@@ -1,14 +1,24 @@
-"""Embedding-based cleaning: near-duplicates and the class boundary, on frozen template-mean vectors.
+"""Embedding-based cleaning of one class's candidates: near-duplicates, on frozen template-mean vectors.
 
 numpy only. The vectors are the backbone's frozen text embeddings averaged over the T templates and
-renormalised (DESIGN.md's zero-shot class embedding, applied to phrases too), so "close" here means
-close for the model that will be tuned, not for some other encoder.
+renormalised (the zero-shot class embedding of docs/method.md, applied to phrases too), so "close" here
+means close for the model that will be tuned, not for some other encoder.
+
+What stage one stores for a class depends on that class alone: nothing here sees another class. The
+class-boundary rule (drop a neighbor closer to another class name) compares classes with each other,
+so it runs at tune time against the training classes only (stages/tuning/neighbor_boundary.py).
+Changing what this module keeps changes what a generation key means: bump keys.SELECTION_RULE.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
+
+# Whether an encoder tells texts apart is judged on these fixed, unrelated sound names: a property of the
+# encoder and templates alone, never of the class list being generated.
+PROBE_TEXTS = ("dog barking", "rain on a roof", "church bells", "car engine", "people talking", "violin",
+               "thunder", "door slamming", "birdsong", "typing on a keyboard")
 
 
 def template_mean(vectors: np.ndarray) -> np.ndarray:
@@ -24,50 +34,31 @@ class Selection:
     dropped: list[tuple[int, str]] = field(default_factory=list)  # (index, reason)
 
 
-def select_neighbors(
-    candidates: np.ndarray,
-    own: int,
-    class_vectors: np.ndarray,
-    limit: int,
-    near_duplicate_cos: float,
-    boundary: bool,
-) -> Selection:
-    """Pick up to `limit` candidates in order (first written first).
+def select_neighbors(candidates: np.ndarray, limit: int, near_duplicate_cos: float) -> Selection:
+    """Pick up to `limit` of one class's candidates in order (first written first).
 
-    candidates: [k, D] unit template-mean vectors of one class's candidate phrases.
-    class_vectors: [C, D] unit template-mean vectors of all class names of the run; row `own` is ours.
-    A candidate is dropped when its cosine to an already kept one is >= near_duplicate_cos, or (with
-    `boundary`) when some other class name is strictly closer to it than its own class name.
+    candidates: [k, D] unit template-mean vectors of the class's candidate phrases, and nothing else.
+    A candidate is dropped when its cosine to an already kept one is >= near_duplicate_cos.
     """
     sel = Selection()
-    if len(candidates) == 0:
-        return sel
     cand = np.asarray(candidates, dtype=np.float64)
-    sims = cand @ np.asarray(class_vectors, dtype=np.float64).T  # [k, C]
     for i in range(len(cand)):
         if len(sel.kept) >= limit:
             break
-        if sel.kept:
-            dup = float(np.max(cand[sel.kept] @ cand[i]))
-            if dup >= near_duplicate_cos:
-                sel.dropped.append((i, "near duplicate"))
-                continue
-        if boundary and sims.shape[1] > 1:
-            others = np.delete(sims[i], own)
-            if float(others.max()) > float(sims[i, own]):
-                sel.dropped.append((i, "closer to another class"))
-                continue
+        if sel.kept and float(np.max(cand[sel.kept] @ cand[i])) >= near_duplicate_cos:
+            sel.dropped.append((i, "near duplicate"))
+            continue
         sel.kept.append(i)
     return sel
 
 
-def separates_classes(class_vectors: np.ndarray, near_duplicate_cos: float) -> tuple[bool, float]:
-    """Whether an encoder tells the class names apart: (mean off-diagonal cosine < threshold, that mean).
+def separates_texts(vectors: np.ndarray, near_duplicate_cos: float) -> tuple[bool, float]:
+    """Whether an encoder tells these texts apart: (mean off-diagonal cosine < threshold, that mean).
 
-    A random or collapsed text tower maps every text to nearly the same vector; then "closer to another
-    class" and "near duplicate" are noise, and the embedding filters would drop almost everything.
+    A random or collapsed text tower maps every text to nearly the same vector; then "near duplicate" and
+    "closer to another class" are noise, and an embedding filter would drop almost everything.
     """
-    v = np.asarray(class_vectors, dtype=np.float64)
+    v = np.asarray(vectors, dtype=np.float64)
     if len(v) < 2:
         return True, float("nan")
     g = v @ v.T

@@ -8,10 +8,12 @@ Order of work, and why:
    transformers, vLLM nor faiss.
 2. Classes missing under the key go to the LLM worker (worker.py, its own process): one batched chat
    call per round. Its raw answers are text-cleaned here (cleaning.py).
-3. The worker has exited (engine gone) before the frozen text tower loads: candidates, class names and
-   phrases are encoded under the T templates; near-duplicates and boundary violations are dropped
-   (filters.py); up to N are kept. Classes left short get another worker round with fresh seeds while
-   the round budget (1 + max_retries) lasts; the encoder is released first.
+3. The worker has exited (engine gone) before the frozen text tower loads: candidate phrases are
+   encoded under the T templates; near-duplicates within the class are dropped (filters.py); up to N
+   are kept. Each class is selected on its own: what is stored for a class never depends on which
+   other classes were generated alongside (the class boundary is a tune-time view over the store).
+   Classes left short get another worker round with fresh seeds while the round budget
+   (1 + max_retries) lasts; the encoder is released first.
 4. Whole classes are stored (short ones too, flagged, so reruns do not ask again), then the embeddings
    of every text the class list needs that the store lacks.
 
@@ -218,9 +220,14 @@ class _Embeddings:
         return template_mean(np.stack([self.vectors[t] for t in texts]))
 
 
-def _generate_missing(cfg, ident: GenerationIdentity, all_classes: list[str], missing: list[str],
-                      emb: _Embeddings, cache_dir: Path, stats: RunStats) -> list[ClassNeighbors]:
-    from stages.neighbors.filters import select_neighbors, separates_classes
+def _generate_missing(cfg, ident: GenerationIdentity, missing: list[str], emb: _Embeddings, cache_dir: Path,
+                      stats: RunStats) -> list[ClassNeighbors]:
+    """Generate, clean and select the neighbors of each missing class, each class on its own.
+
+    Nothing here compares one class with another: a class's rows are the same whether it is generated
+    alone or with fifty others (the LLM batch aside, see docs/method.md).
+    """
+    from stages.neighbors.filters import PROBE_TEXTS, select_neighbors, separates_texts
 
     n = cfg.neighbors
     need = n.num_neighbors
@@ -230,6 +237,7 @@ def _generate_missing(cfg, ident: GenerationIdentity, all_classes: list[str], mi
     kept: dict[str, list[Candidate]] = {c: [] for c in missing}
     pending = list(missing)
     provenance = None
+    useful = None  # whether the encoder separates texts at all: judged once, on fixed probe texts
     while pending and stats.llm_rounds < budget:
         emb.encoder.release()  # never the encoder and the LLM on one device at once
         request = worker_request(cfg, ident, pending, {c: [x.phrase for x in candidates[c]] for c in pending},
@@ -257,29 +265,30 @@ def _generate_missing(cfg, ident: GenerationIdentity, all_classes: list[str], mi
                 llm_id=ident.llm["id"], llm_revision=ident.llm["revision"], llm_fingerprint=ident.llm["fingerprint"],
                 engine=resp["engine"], engine_version=resp["engine_version"], prompt_hash=ident.prompt_hash,
                 prompt_version=ident.template.version, num_neighbors=need)
-        if n.near_duplicate_cos >= 1.0 and not n.boundary_filter:  # filters off: nothing to encode yet
+        if n.near_duplicate_cos >= 1.0:  # filter off: nothing to encode yet
             kept = {c: candidates[c][:need] for c in missing}
             pending = [c for c in missing if len(kept[c]) < need]
-            stats.filters = "off (near_duplicate_cos >= 1, boundary_filter false)"
+            stats.filters = "off (neighbors.near_duplicate_cos >= 1)"
             continue
-        # Embedding filters over every candidate so far (the encoder loads here, after the worker exited).
-        emb.ensure(all_classes)
-        class_vecs = emb.mean(all_classes)
-        useful, mean_cos = separates_classes(class_vecs, n.near_duplicate_cos)
+        # The near-duplicate filter over every candidate so far (the encoder loads here, after the worker
+        # exited). Whether the encoder can tell texts apart at all is a property of the encoder and the
+        # templates, judged on fixed probe texts, never on the class list of this call.
+        if useful is None:
+            emb.ensure(PROBE_TEXTS)
+            useful, mean_cos = separates_texts(emb.mean(PROBE_TEXTS), n.near_duplicate_cos)
+            if not useful:
+                stats.filters = (f"off: the encoder does not separate texts (mean cosine {mean_cos:.4f} between "
+                                 f"fixed probe texts >= neighbors.near_duplicate_cos {n.near_duplicate_cos}); "
+                                 f"text cleaning only")
+                print(f"warning: embedding filters {stats.filters}", file=sys.stderr)
         if useful:
             emb.ensure([x.phrase for c in missing for x in candidates[c]])
-        elif stats.filters == "on":
-            stats.filters = (f"off: the encoder does not separate the class names (mean cosine {mean_cos:.4f} >= "
-                             f"neighbors.near_duplicate_cos {n.near_duplicate_cos}); text cleaning only")
-            print(f"warning: embedding filters {stats.filters}", file=sys.stderr)
-        pos = {c: i for i, c in enumerate(all_classes)}
         for c in missing:
             cands = candidates[c]
             if not useful:
                 kept[c] = cands[:need]
                 continue
-            sel = select_neighbors(emb.mean([x.phrase for x in cands]), pos[c], class_vecs, need,
-                                   n.near_duplicate_cos, n.boundary_filter)
+            sel = select_neighbors(emb.mean([x.phrase for x in cands]), need, n.near_duplicate_cos)
             kept[c] = [cands[i] for i in sel.kept]
             for _, reason in sel.dropped:
                 stats.dropped[reason] = stats.dropped.get(reason, 0) + 1
@@ -326,7 +335,7 @@ def generate_neighbors(classes: Sequence[str], cfg, cache_dir: str | os.PathLike
         emb = _Embeddings(store, encoder, templates, encoder_fp)
         written = []
         if missing:
-            items = _generate_missing(cfg, ident, classes, missing, emb, cache, stats)
+            items = _generate_missing(cfg, ident, missing, emb, cache, stats)
             written = store.put_phrases(items).written
         phrases = store.get_phrases(classes, ident.key)
         texts = list(dict.fromkeys(list(classes) + [p for c in classes for p in phrases[c]]))
@@ -374,8 +383,7 @@ def generate_neighbors(classes: Sequence[str], cfg, cache_dir: str | os.PathLike
         "answers_truncated": stats.truncated_answers,
         "dropped": stats.dropped,
         "embedding_filters": None if not missing else stats.filters if stats.filters != "on" else (
-            f"on (near_duplicate_cos {cfg.neighbors.near_duplicate_cos}, "
-            f"boundary_filter {str(cfg.neighbors.boundary_filter).lower()})"),
+            f"on (near_duplicate_cos {cfg.neighbors.near_duplicate_cos}; the class boundary is a tune-time view)"),
         "seconds": round(time.perf_counter() - t0, 3),
     }
 

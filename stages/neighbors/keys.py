@@ -9,12 +9,18 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cache.fingerprint import cache_root
+from cache.fingerprint import cache_root, sha256_json, short
 from cache.store.keys import generation_key
 from stages.neighbors import llm_source, prompt
 from stages.neighbors.config import NeighborsConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Version of the rule that turns a class's cleaned candidates into stored rows (filters.py). It is folded
+# into the stored prompt hash, hence into the generation key: rows chosen under rule 1 (which dropped
+# neighbors closer to another class generated in the same call) are never read as rows of this rule,
+# under which a class's rows depend on that class alone.
+SELECTION_RULE = "own-class-only-v2"
 
 
 @dataclass(frozen=True)
@@ -22,7 +28,7 @@ class GenerationIdentity:
     source: llm_source.LLMSource
     llm: dict  # {'id', 'revision', 'fingerprint'}
     template: prompt.PromptTemplate
-    prompt_hash: str
+    prompt_hash: str  # template file, answer format, count asked, and SELECTION_RULE
     num_neighbors: int
     key: str
     model_dir: Path
@@ -34,7 +40,8 @@ def resolve_generation(cfg: NeighborsConfig, cache_dir: str | os.PathLike | None
     source = llm_source.resolve(cfg.llm)
     model_dir = llm_source.model_dir_for(cfg.model_dir, cache)
     template = prompt.load(cfg.prompt, REPO_ROOT)
-    phash = template.prompt_hash(cfg.output_format, cfg.overgenerate)
+    phash = short(sha256_json({"prompt": template.prompt_hash(cfg.output_format, cfg.overgenerate),
+                               "selection": SELECTION_RULE}))
     fp = llm_source.fingerprint(source, model_dir)
     key = generation_key(fp["fingerprint"], phash, cfg.num_neighbors)
     return GenerationIdentity(source, fp, template, phash, cfg.num_neighbors, key, model_dir)

@@ -88,6 +88,7 @@ class SeptConfig:
     cocoop_bias: str = opt("none", "CoCoOp: context of L_se's prompts: none (plain context) | batch_mean (plus the "
                                    "batch's mean meta-net bias, so L_se also trains the meta-net).")
     generation_key: str = opt("", "Neighbor-store generation to read; empty = the one the [neighbors] section describes.")
+    boundary_filter: bool = opt(True, "Train on a view of the stored neighbors without those closer (frozen, template mean) to another training class name than to their own; the store is never rewritten.")
 
     def __post_init__(self):
         from cache.errors import UserError

@@ -69,6 +69,13 @@ def load_neighbor_bank(cfg, learner, backbone, classnames: Sequence[str], cache_
 
     table = store.get_embeddings(texts, templates, encoder)               # [n, T, D] float32, unit per template
     row = {t: i for i, t in enumerate(texts)}
+    view = _boundary_view(cfg, table, row, classnames, phrases)
+    stored = phrases
+    phrases = {c: [stored[c][k] for k in view.kept[j]] for j, c in enumerate(classnames)}
+    if not any(phrases[c] for c in classnames):
+        raise UserError(f"sept.boundary_filter: every stored neighbor of the {len(classnames)} training classes is "
+                        f"closer to another training class name than to its own (generation key {gkey}); nothing "
+                        f"is left for SEPT: set sept.boundary_filter=false, or run --no-sept")
     n_max = max(len(phrases[c]) for c in classnames)
     c_count, (_, t_count, dim) = len(classnames), table.shape
     class_emb = torch.from_numpy(np.stack([table[row[c]] for c in classnames]))
@@ -98,10 +105,33 @@ def load_neighbor_bank(cfg, learner, backbone, classnames: Sequence[str], cache_
         "generation_key": gkey,
         "encoder_fingerprint": encoder,
         "templates": templates,
-        "phrases_sha256": short(sha256_json({c: phrases[c] for c in classnames})),
+        "phrases_sha256": short(sha256_json({c: stored[c] for c in classnames})),
         "embeddings_sha256": short(sha256_arrays([("embeddings", table)])),
         "num_phrases": len(flat),
-        "neighbors_per_class": {c: len(phrases[c]) for c in classnames},
+        "neighbors_per_class": {c: len(stored[c]) for c in classnames},
         "classes_without_neighbors": [c for c in classnames if not phrases[c]],
+        "selection": {
+            "boundary_filter": view.status,
+            "against": f"the {len(classnames)} training classes",
+            "kept": {c: len(view.kept[j]) for j, c in enumerate(classnames)},
+            "dropped": {c: len(view.dropped[j]) for j, c in enumerate(classnames)},
+            "dropped_phrases": {c: [stored[c][k] for k in view.dropped[j]]
+                                for j, c in enumerate(classnames) if view.dropped[j]},
+        },
     }
     return bank, info
+
+
+def _boundary_view(cfg, table: np.ndarray, row: dict, classnames: list[str], phrases: dict):
+    """The tune-time class boundary over the training classes' stored neighbors (neighbor_boundary.py).
+
+    Only the training classes' names and phrases are handed over: `table` holds nothing else.
+    """
+    from stages.neighbors.filters import template_mean
+    from stages.tuning import neighbor_boundary
+
+    means = template_mean(table)                                           # [n, D] float64, unit
+    class_vectors = means[[row[c] for c in classnames]]
+    neighbor_vectors = [means[[row[p] for p in phrases[c]]].reshape(len(phrases[c]), -1) for c in classnames]
+    return neighbor_boundary.class_boundary_view(class_vectors, neighbor_vectors, cfg.sept.boundary_filter,
+                                                 cfg.neighbors.near_duplicate_cos)

@@ -77,3 +77,13 @@ def test_cli_bad_set_exits_2_with_one_line():
     assert r.stderr.strip().count("\n") == 0 and "train.nope" in r.stderr
     r = subprocess.run([sys.executable, "-m", "pipeline.cli", "config", "show", "--json"], capture_output=True, text=True)
     assert r.returncode == 0 and '"templates"' in r.stdout
+
+
+def test_the_moved_boundary_key_says_where_it_went():
+    with pytest.raises(UserError) as err:
+        load_config(None, ["neighbors.boundary_filter=false"])
+    assert str(err.value) == ("--set neighbors.boundary_filter=false: key neighbors.boundary_filter moved to "
+                              "sept.boundary_filter (the class boundary is now applied at tune time, against the "
+                              "training classes only)")
+    assert load_config(None, ["sept.boundary_filter=false"]).sept.boundary_filter is False
+    assert load_config().sept.boundary_filter is True

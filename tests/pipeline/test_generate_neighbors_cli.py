@@ -5,7 +5,8 @@ two concurrent first runs -> warm rerun -> overlapping class list. The kill -9 t
 and compares against the first one (greedy decoding: same rows, same counts).
 
 The random CLAP has no semantics (all its text embeddings are within cosine 0.999 of each other), so
-these runs switch the embedding filters off; filters.py is tested on known geometry elsewhere.
+these runs switch the near-duplicate filter off; filters.py is tested on known geometry elsewhere, and
+tests/stages/neighbors/test_class_independence.py runs it on.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 CLASSES = ["dog", "rain", "church bells"]
-FILTERS_OFF = ["--set", "neighbors.near_duplicate_cos=1.0", "--set", "neighbors.boundary_filter=false"]
+FILTERS_OFF = ["--set", "neighbors.near_duplicate_cos=1.0"]
 # The default format (one phrase a line) and greedy first round (reruns must reproduce it), with one
 # sampled retry round for short classes.
 SAMPLING = ["--set", "neighbors.temperature=0", "--set", "neighbors.max_retries=1"]

@@ -53,9 +53,11 @@ def test_base2new_coop_sept_writes_a_complete_run_and_skips_it_next_time(world, 
     assert m["base"]["num_clips"] == 6 and m["new"]["num_clips"] == 6  # 3 classes x 2 test clips each
     assert m["train_classes"] == CLASSES[:3] and m["num_train_clips"] == 6
     assert m["sept"] == {"enabled": True, "active": True, "lam": 1.0, "alpha": 1.0, "beta": 1.0,
-                         "neighbors_per_step": "all", "inter_negatives": "all", "cocoop_bias": "none"}
+                         "neighbors_per_step": "all", "inter_negatives": "all", "cocoop_bias": "none",
+                         "boundary_filter": True}
     assert m["recipe"]["name"] == "palm" and "asif-hanif/palm" in m["recipe"]["source"]
     assert m["train"]["logit_scale"] == 100.0
+    assert m["neighbor_selection"]["boundary_filter"].startswith("off: the encoder does not separate")
     fp = m["fingerprints"]
     assert fp["backbone"] == tiny_backbone.fingerprint
     assert fp["store"]["encoder_fingerprint"] == tiny_backbone.fingerprint and fp["store"]["num_phrases"] == 15
@@ -123,6 +125,9 @@ def test_cross_protocol_evaluates_each_target_with_its_own_classes(world, capsys
     assert m["mean_acc"] == m["targets"]["synth2"]["acc"] and m["train_classes"] == CLASSES
     assert m["source"]["num_clips"] == 12 and m["source_acc"] == m["source"]["acc"]
     assert set(m["fingerprints"]["features"]) == {"source", "synth2", "train"}
+    # The class boundary is drawn among the source's classes only, never the target's.
+    assert m["neighbor_selection"]["against"] == "the 6 training classes"
+    assert set(m["neighbor_selection"]["kept"]) == set(CLASSES)
 
 
 def _one_line_exit_2(code, err):
@@ -197,3 +202,102 @@ def test_random_crop_training_and_hardest_negatives(world, capsys, tmp_path):
     assert "train" not in m["fingerprints"]["features"]  # training clips were encoded per step, not cached
     log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
     assert all(r["inter"] >= 0 and r["intra"] >= 0 for r in log)
+
+
+def _spy(monkeypatch, module_name, name, calls):
+    """Wrap the real function, recording what it receives (name, args, kwargs); its result is unchanged.
+    A function that does not exist is not wrapped (the caller asserts which ones were called)."""
+    import importlib
+
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return
+    real = getattr(module, name, None)
+    if real is None:
+        return
+
+    def recording(*args, **kwargs):
+        calls.append((name, args, kwargs))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, recording)
+
+
+def _strings_and_arrays(value):
+    """Every str and every numeric array (numpy or torch) inside an argument, recursively."""
+    import numpy as np
+    import torch
+
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, torch.Tensor):
+        yield value.detach().double().numpy()
+    elif isinstance(value, np.ndarray):
+        yield value.astype(np.float64)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings_and_arrays(k)
+            yield from _strings_and_arrays(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _strings_and_arrays(v)
+
+
+def test_base2new_boundary_sees_only_base_classes_and_is_recorded(world, capsys, monkeypatch, tiny_backbone):
+    """No new-class name or frozen embedding reaches anything that selects neighbors for training, and the
+    run records the tune-time boundary's kept/dropped counts per base class, which match an independent
+    float64 computation on the backbone's own frozen text tower."""
+    import numpy as np
+
+    from stages.neighbors import filters
+    from tuning_kit import NEIGHBORS, frozen_template_embeddings
+
+    base, new = CLASSES[:3], CLASSES[3:]
+    template_mean = filters.template_mean  # the real one, for this test's own reference numbers
+    forbidden_texts = set(new) | {p for c in new for p in NEIGHBORS[c]}
+    frozen = frozen_template_embeddings(tiny_backbone, sorted(forbidden_texts), TEMPLATES).astype(np.float64)
+    forbidden_rows = np.concatenate([frozen.reshape(-1, frozen.shape[-1]), template_mean(frozen)])
+    calls: list = []
+    _spy(monkeypatch, "stages.tuning.neighbor_source", "load_neighbor_bank", calls)
+    for name in ("select_neighbors", "separates_texts", "separates_classes", "template_mean"):
+        _spy(monkeypatch, "stages.neighbors.filters", name, calls)
+    _spy(monkeypatch, "stages.tuning.neighbor_boundary", "class_boundary_view", calls)
+
+    out = world["root"] / "runs" / "coop-sept-boundary"
+    # The random tiny CLAP keeps its texts within cosine 0.999: a threshold of 1 lets the boundary decide.
+    code, stdout, err = cli(capsys, "--dataset", world["spec"], "--method", "coop", "--sept", "--protocol",
+                            "base2new", "--seed", 0, "--shots", 2, "--out", out, *world["common"],
+                            "--set", "neighbors.near_duplicate_cos=1.0", "--json")
+    assert code == 0, err
+    m = json.loads(stdout)
+
+    names = [name for name, _, _ in calls]
+    assert "class_boundary_view" in names and "load_neighbor_bank" in names  # the selection did run
+    for name, args, kwargs in calls:
+        for item in _strings_and_arrays([args, kwargs]):
+            if isinstance(item, str):
+                assert item not in forbidden_texts, f"{name} received new-class text {item!r}"
+            elif item.size and item.shape[-1] == forbidden_rows.shape[1]:
+                rows = item.reshape(-1, item.shape[-1])
+                gap = np.abs(rows[:, None, :] - forbidden_rows[None, :, :]).max(axis=2)
+                assert gap.min() > 1e-5, f"{name} received a new-class embedding"
+    assert [a[3] for name, a, _ in calls if name == "load_neighbor_bank"] == [base]
+
+    # The record, checked against the frozen tower run now in float64: a neighbor is dropped iff another
+    # base class name is strictly closer to it than its own.
+    sel = m["neighbor_selection"]
+    assert sel["boundary_filter"] == "on" and sel["against"] == "the 3 training classes"
+    assert m["sept"]["boundary_filter"] is True
+    means = {t: v for t, v in zip(base + [p for c in base for p in NEIGHBORS[c]], template_mean(
+        frozen_template_embeddings(tiny_backbone, base + [p for c in base for p in NEIGHBORS[c]], TEMPLATES)))}
+    expected = {}
+    for i, c in enumerate(base):
+        sims = np.array([[means[p] @ means[b] for b in base] for p in NEIGHBORS[c]])
+        expected[c] = [p for p, s in zip(NEIGHBORS[c], sims) if np.delete(s, i).max() > s[i]]
+    assert sel["dropped_phrases"] == {c: v for c, v in expected.items() if v}
+    assert sel["dropped"] == {c: len(expected[c]) for c in base}
+    assert sel["kept"] == {c: len(NEIGHBORS[c]) - len(expected[c]) for c in base}
+    assert 0 < sum(sel["dropped"].values()) < sum(len(NEIGHBORS[c]) for c in base)  # the view did something
+    assert m["fingerprints"]["store"]["num_phrases"] == sum(sel["kept"].values())
+    assert m["fingerprints"]["store"]["neighbors_per_class"] == {c: len(NEIGHBORS[c]) for c in base}
