@@ -218,8 +218,8 @@ def test_shipped_sweep_files_parse(tmp_path: Path):
         assert grid.expand(spec)
     palm = parse_sweep(root / "base2new-palm11.toml")
     # every fold of the folded datasets: BO 5 + ESC50 5 + ESC50-Actions 5 + TUT2017 4 + US8K 10 + 6 unfolded,
-    # x CoOp, CoCoOp, KgCoOp, DePT x SEPT off/on x seeds
-    assert len(grid.expand(palm)) == (5 + 5 + 5 + 4 + 10 + 6) * 4 * 2 * 3
+    # x CoOp, CoCoOp, KgCoOp and DePT on each x SEPT off/on x seeds
+    assert len(grid.expand(palm)) == (5 + 5 + 5 + 4 + 10 + 6) * 6 * 2 * 3
 
 
 def test_a_damaged_metrics_file_in_the_runs_folder_is_named(tmp_path: Path):

@@ -12,7 +12,8 @@ the towers. The contract, in the order a run uses it:
   saying so, which the run calls before training.
 - `forward_train` / `method_loss`: one training forward, stopped before any loss (embeddings only, under
   the towers' autocast), and the method's own loss on them, everything it adds on top included (a head, a
-  regulariser): the trainer runs `method_loss` in float32 with autocast off.
+  regulariser): the trainer runs `method_loss` in float32 with autocast off. A regulariser added to the CE
+  lives in `extra_loss`, so a head stacked on the method (DePT) reweights the CE and keeps the regulariser.
 - `logit_scale()`: `train.logit_scale`, a fixed number (PALM's 100) or the backbone's learned scale.
 - `predict_logits(audio)`: evaluation logits for the current class names.
 - `param_groups()`: the trainable parameters with their learning-rate multiplier.
@@ -94,10 +95,16 @@ class PromptLearner(nn.Module):
         return cosine_logits(self.logit_scale(), out.audio, out.text)
 
     def method_loss(self, out: TrainForward, labels: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """The baseline's own loss (cross-entropy over the training classes) and named parts for the log.
-        Computed in the dtype of `out`: the trainer hands it float32 embeddings outside autocast."""
+        """The baseline's own loss (cross-entropy over the training classes, plus `extra_loss`) and named parts
+        for the log. Computed in the dtype of `out`: the trainer hands it float32 embeddings outside autocast."""
         ce = F.cross_entropy(self.logits(out), labels)
-        return ce, {"ce": ce.detach()}
+        extra, parts = self.extra_loss(out)
+        return (ce if extra is None else ce + extra), {"ce": ce.detach(), **parts}
+
+    def extra_loss(self, out: TrainForward) -> tuple[torch.Tensor | None, dict]:
+        """The method's own weighted term added to its cross-entropy (KgCoOp's knowledge term), with named parts
+        for the log; None where there is none. Kept apart so a head on top (DePT) can reweight the CE alone."""
+        return None, {}
 
     @torch.no_grad()
     def predict_logits(self, audio: torch.Tensor) -> torch.Tensor:

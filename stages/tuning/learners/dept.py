@@ -1,18 +1,25 @@
-"""DePT on CoOp's prompt: a base-class head over channel-wise transformed features, decoupled from the prompt.
+"""DePT on a CoOp-family prompt: a base-class head over channel-wise transformed features, decoupled from it.
 
 Zhang et al., "DePT: Decoupled Prompt Tuning", CVPR 2024 (public code Koorye/DePT; read for ideas only).
-On top of CoOp's context (the same prompt, hence SEPT plugs in exactly as into CoOp's):
+`DecoupledHead` adds to any CoOp-family learner (CoOp, KgCoOp, CoCoOp: the same prompt, hence SEPT plugs in
+exactly as into the base method):
 - a channel-wise transform (scale, init 1; shift, init 0) on text features and another on audio features;
 - a linear head D -> C_base over transformed features, trained on the concatenation of [text features of
-  the batch's labels, audio features] with both label copies;
-- loss (1 - w) CE(similarity logits) + w CE(head), w = method.dept_weight (0.7);
-- scoring the training (base) classes fuses (1 - w) similarity + w head; any other class list (new classes,
-  cross-dataset targets) uses the similarity logits only: the head is never called for them;
-- the head and the transforms learn at method.dept_lr_mult (6.5) times the prompt's learning rate.
+  the batch's labels, audio features] with both label copies. The text feature of a clip's label is the class
+  embedding its logits use: shared (CoOp, KgCoOp) or that clip's own instance-conditioned one (CoCoOp);
+- loss (1 - w) CE(similarity logits) + w CE(head) + the base method's own term unweighted (KgCoOp's
+  kg_weight * (1 - mean cos), on the untransformed class embeddings, as Koorye/DePT's elp_kgcoop.py adds it),
+  w = method.dept_weight (0.7);
+- scoring the training (base) classes fuses (1 - w) * the base method's own similarity logits (CoCoOp's per
+  clip) + w head; any other class list (new classes, cross-dataset targets) uses the similarity logits only:
+  the head is never called for them;
+- the head and the transforms learn at method.dept_lr_mult (6.5) times the prompt's learning rate (the prompt
+  and CoCoOp's meta-net at 1x).
 Features are the unit embeddings the similarity uses (the original transforms CLIP's raw features).
 
 The head exists once the training classes are set; a checkpoint holds it with the class names it scores
-(as UTF-8 bytes in `head_classes`), so loading onto other classes keeps the prompt and drops the head.
+(as UTF-8 bytes in `head_classes`), so loading onto other classes keeps the prompt (and meta-net) and drops
+the head.
 """
 from __future__ import annotations
 
@@ -23,8 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stages.tuning.learners.base import TrainForward, cosine_logits, unit
+from stages.tuning.learners.base import TrainForward, unit
+from stages.tuning.learners.cocoop import CoCoOpLearner
 from stages.tuning.learners.coop import CoOpLearner
+from stages.tuning.learners.kgcoop import KgCoOpLearner
 
 HEAD_CLASSES = "head_classes"
 
@@ -41,8 +50,17 @@ class ChannelTransform(nn.Module):
         return x * self.scale.to(x.dtype) + self.shift.to(x.dtype)  # in x's dtype: the loss's precision
 
 
-class DePTLearner(CoOpLearner):
-    name = "dept"
+def label_text(text: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The class embedding [B, D] of each clip's label: from shared `text` [C, D], or per clip [B, C, D]."""
+    if text.ndim == 2:
+        return text[labels]
+    return text[torch.arange(labels.shape[0], device=labels.device), labels]
+
+
+class DecoupledHead:
+    """DePT's decoupled head, mixed in before a CoOp-family learner: `class X(DecoupledHead, CoOpLearner)`.
+    It only wraps the base learner's forward, loss and logits; the prompt stays the base method's."""
+
     starts_at_template = False  # the base head is fused into the training classes' logits from the start
 
     def __init__(self, backbone, method_cfg, templates: Sequence[str], generator: torch.Generator | None = None,
@@ -55,7 +73,9 @@ class DePTLearner(CoOpLearner):
         self.audio_transform = ChannelTransform(d).to(self.ctx.device)
         self.head: nn.Linear | None = None
         self.head_classes: list[str] = []
-        self._generator = generator  # the head is drawn from the run's generator once the classes are known
+        # The head is drawn from the run's generator once the classes are known, after everything the base
+        # learner drew in its own __init__: the base method's initial values do not move.
+        self._generator = generator
 
     # ---- classes ------------------------------------------------------------------------------
     def set_train_classes(self, classnames: Sequence[str]) -> None:
@@ -75,7 +95,7 @@ class DePTLearner(CoOpLearner):
     # ---- forward ------------------------------------------------------------------------------
     def forward_train(self, audio: torch.Tensor, phrase_ids=None, phrase_mask=None,
                       cocoop_bias: str = "none") -> TrainForward:
-        """CoOp's embeddings; the transforms and the head run later, in `method_loss`, outside autocast."""
+        """The base method's embeddings; the transforms and the head run later, in `method_loss`, outside autocast."""
         if not self.fuses():
             raise RuntimeError("DePT trains on the classes given to set_train_classes")
         return super().forward_train(audio, phrase_ids, phrase_mask, cocoop_bias)
@@ -85,28 +105,38 @@ class DePTLearner(CoOpLearner):
         return F.linear(features, self.head.weight.to(features.dtype), self.head.bias.to(features.dtype))
 
     def method_loss(self, out: TrainForward, labels: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """(1 - w) CE(similarity) + w CE(head over [transformed text of the labels; transformed audio]).
-        Computed in the dtype of `out` (float32 from the trainer), the transforms and the head included."""
+        """(1 - w) CE(similarity) + w CE(head over [transformed text of the labels; transformed audio]) + the
+        base method's `extra_loss`. In the dtype of `out` (float32 from the trainer), transforms and head included."""
         ce = F.cross_entropy(self.logits(out), labels)
-        feats = torch.cat([self.text_transform(out.text[labels]), self.audio_transform(out.audio)])
+        # At w = 0 the head's gradient into the prompt is exactly zero; cutting that branch keeps the base method's
+        # backward untouched (a zero gradient summed in still changes the memory layout of CoCoOp's [B, C, D]
+        # text gradient, hence the text tower's backward rounding). The head itself still gets its gradient.
+        text = out.text if self.weight else out.text.detach()
+        feats = torch.cat([self.text_transform(label_text(text, labels)), self.audio_transform(out.audio)])
         head = F.cross_entropy(self.head_logits(feats), torch.cat([labels, labels]))
         loss = (1.0 - self.weight) * ce + self.weight * head
-        return loss, {"ce": ce.detach(), "head": head.detach()}
+        parts = {"ce": ce.detach(), "head": head.detach()}
+        extra, more = self.extra_loss(out)
+        if extra is not None:
+            loss = loss + extra
+            parts.update(more)
+        return loss, parts
 
     @torch.no_grad()
     def predict_logits(self, audio: torch.Tensor) -> torch.Tensor:
-        a = unit(audio)
-        sim = cosine_logits(self.logit_scale(), a, self.class_embeddings())
+        sim = super().predict_logits(audio)  # the base method's own logits (CoCoOp: per clip)
         if not self.fuses():
             return sim  # new classes, other datasets: the prompt alone
-        return (1.0 - self.weight) * sim + self.weight * self.head_logits(self.audio_transform(a))
+        return (1.0 - self.weight) * sim + self.weight * self.head_logits(self.audio_transform(unit(audio)))
 
     # ---- optimisation and checkpoints ---------------------------------------------------------
     def param_groups(self) -> list[dict]:
         decoupled = [*self.text_transform.parameters(), *self.audio_transform.parameters()]
         if self.head is not None:
             decoupled += list(self.head.parameters())
-        return [{"params": [self.ctx], "lr_mult": 1.0}, {"params": decoupled, "lr_mult": self.lr_mult}]
+        own = {id(p) for p in decoupled}
+        prompt = [p for p in self.parameters() if p.requires_grad and id(p) not in own]  # ctx (+ meta-net)
+        return [{"params": prompt, "lr_mult": 1.0}, {"params": decoupled, "lr_mult": self.lr_mult}]
 
     def prompt_state(self) -> dict[str, torch.Tensor]:
         state = super().prompt_state()
@@ -122,3 +152,18 @@ class DePTLearner(CoOpLearner):
             state = {k: v for k, v in state.items() if not k.startswith("head.")}
             self.head, self.head_classes = None, []
         super().load_prompt_state(state)
+
+
+class DePTLearner(DecoupledHead, CoOpLearner):
+    """DePT on CoOp's prompt (Koorye/DePT's elp_coop.py)."""
+    name = "dept"
+
+
+class KgCoOpDePTLearner(DecoupledHead, KgCoOpLearner):
+    """DePT on KgCoOp's prompt, its knowledge term kept at full weight (Koorye/DePT's elp_kgcoop.py)."""
+    name = "kgcoop-dept"
+
+
+class CoCoOpDePTLearner(DecoupledHead, CoCoOpLearner):
+    """DePT on CoCoOp's instance-conditioned prompt (Koorye/DePT's elp_cocoop.py)."""
+    name = "cocoop-dept"
