@@ -1,0 +1,246 @@
+"""No process of a `generate-neighbors` run outlives it: the census test on the real vLLM CPU build.
+
+Twelve runs on one cache, each asking for two classes the store lacks (so each starts an engine), are
+ended at moments spread over the engine's start-up, generation and the encoding that follows: SIGKILL of
+the CLI, SIGKILL of the generation worker (what an OOM killer does), SIGTERM of the CLI, Ctrl-C (SIGINT to
+the CLI's process group). A few seconds after each, a census lists every live process that belongs to the
+run: its environment names this test's cache (every process the run starts inherits it, vLLM's
+`VLLM::EngineCore` and `VLLM::Worker` included) or its command line does. None may be left. Survivors
+are ended by the test itself after being counted (they are provably this test's: their environment names
+its private cache), so that one failure does not starve the following runs of memory.
+
+A last run ends normally and is counted the same way. How the mechanism works, and why it holds in each
+case: docs/design.md, "Process lifetime".
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+POOL = ["dog", "rain", "church bells", "sea waves", "thunder", "violin", "cat", "car horn", "applause",
+        "birds", "chainsaw", "train", "wind", "helicopter", "sheep", "cow", "explosion", "drum", "piano",
+        "siren", "footsteps", "typing", "water drops", "owl"]
+# Filters off (the random CLAP has no semantics), greedy, short answers and no retry: the runs are about
+# processes, not phrases.
+SETTINGS = ["--set", "neighbors.near_duplicate_cos=1.0", "--set", "neighbors.boundary_filter=false",
+            "--set", "neighbors.temperature=0", "--set", "neighbors.max_retries=0",
+            "--set", "neighbors.max_tokens=48"]
+CENSUS_AFTER = 6.0  # seconds between the end of the CLI and the census
+
+
+@dataclass(frozen=True)
+class Kill:
+    how: str      # "cli": SIGKILL the CLI; "worker": SIGKILL the generation worker; "term": SIGTERM the CLI;
+    #               "ctrl-c": SIGINT to the CLI's process group
+    event: str    # when the clock starts: "start", "worker", "spawn", "engine", "generating", "encoding"
+    delay: float  # seconds after the event
+
+
+PLAN = [
+    Kill("cli", "worker", 0.5),        # start-up: the worker imports vLLM / loads the model files
+    Kill("cli", "spawn", 0.0),         # the engine core has just been spawned
+    Kill("worker", "engine", 0.0),
+    Kill("cli", "engine", 4.0),        # the engine core loads weights, profiles, starts its worker
+    Kill("worker", "engine", 8.0),
+    Kill("term", "engine", 2.0),
+    Kill("cli", "generating", 0.0),
+    Kill("worker", "generating", 0.3),
+    Kill("ctrl-c", "generating", 0.0),
+    Kill("cli", "encoding", 0.0),       # the worker has exited; the CLI loads the text encoder
+    Kill("cli", "start", random.Random(11).uniform(3.0, 30.0)),
+    Kill("cli", "engine", 12.0),
+]
+
+
+@pytest.fixture(scope="module")
+def clap(tmp_path_factory):
+    from stages.backbones.factory import make_random_clap
+
+    return make_random_clap("tiny", 0, tmp_path_factory.mktemp("life-clap") / "tiny-clap")
+
+
+@pytest.fixture(scope="session")
+def llm_model_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("life-llm")
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def census(cache: Path) -> list[dict]:
+    """Every live (non-zombie) process whose environment or command line names `cache`."""
+    env_mark = f"SEPT_CACHE_DIR={cache}".encode()
+    found = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == os.getpid():
+            continue
+        stat = _read(f"/proc/{d}/stat").decode(errors="replace")
+        if not stat or stat.rsplit(")", 1)[1].split()[0] == "Z":
+            continue
+        cmdline = _read(f"/proc/{d}/cmdline")
+        if env_mark in _read(f"/proc/{d}/environ").split(b"\0") or str(cache).encode() in cmdline:
+            found.append({"pid": int(d), "ppid": int(stat.rsplit(")", 1)[1].split()[1]),
+                          "argv": [a.decode(errors="replace") for a in cmdline.split(b"\0")],
+                          "cmdline": cmdline.replace(b"\0", b" ").decode(errors="replace")[:120]})
+    return found
+
+
+def _end(procs: list[dict]) -> None:
+    for p in procs:
+        try:
+            os.kill(p["pid"], signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _run_pids(cache: Path, needle: str) -> list[int]:
+    return [p["pid"] for p in census(cache) if needle in p["cmdline"]]
+
+
+def _worker_pids(cache: Path) -> list[int]:
+    """The generation worker itself: `python -m stages.neighbors.worker ...` (not a process naming it)."""
+    return [p["pid"] for p in census(cache) if p["argv"][1:3] == ["-m", "stages.neighbors.worker"]]
+
+
+class Run:
+    """One `generate-neighbors` CLI with its stderr collected in the background."""
+
+    def __init__(self, cache: Path, classes: list[str], clap: Path, model_dir: Path, name: str):
+        f = cache.parent / f"{name}.txt"
+        f.write_text("\n".join(classes) + "\n")
+        env = dict(os.environ, SEPT_CACHE_DIR=str(cache), HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
+        args = [sys.executable, "-m", "pipeline.cli", "generate-neighbors", "--classes-file", str(f),
+                "--backbone", str(clap), "--cache-dir", str(cache), "--set", f'neighbors.model_dir="{model_dir}"',
+                *SETTINGS, "--json"]
+        self.cache = cache
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     start_new_session=True)
+        self.err = bytearray()
+        self.out = bytearray()
+        self._readers = [threading.Thread(target=self._pump, args=(s, b), daemon=True)
+                         for s, b in ((self.proc.stderr, self.err), (self.proc.stdout, self.out))]
+        for t in self._readers:
+            t.start()
+        self.seen_worker = False
+
+    @staticmethod
+    def _pump(stream, buf: bytearray) -> None:
+        while True:
+            chunk = os.read(stream.fileno(), 65536)
+            if not chunk:
+                return
+            buf.extend(chunk)
+
+    def happened(self, event: str) -> bool:
+        if event == "start":
+            return True
+        if event == "worker":
+            return bool(_worker_pids(self.cache))
+        if event == "spawn":  # vLLM's engine core process exists, named or not yet
+            return bool(_run_pids(self.cache, "multiprocessing.spawn") or _run_pids(self.cache, "VLLM::"))
+        if event == "engine":
+            return bool(_run_pids(self.cache, "VLLM::EngineCore"))
+        if event == "generating":
+            return b"Processed prompts" in self.err
+        if event == "encoding":  # the worker was seen and is gone: the CLI is past generation
+            alive = bool(_worker_pids(self.cache))
+            self.seen_worker |= alive
+            return self.seen_worker and not alive
+        raise ValueError(event)
+
+    def wait_for(self, event: str, timeout: float = 400.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if self.happened(event):
+                return True
+            time.sleep(0.02)
+        return False
+
+    def end(self, how: str) -> None:
+        if how == "cli":
+            os.kill(self.proc.pid, signal.SIGKILL)
+        elif how == "term":
+            os.kill(self.proc.pid, signal.SIGTERM)
+        elif how == "ctrl-c":
+            os.killpg(self.proc.pid, signal.SIGINT)  # what the terminal does: the whole foreground group
+        elif how == "worker":
+            pids = _worker_pids(self.cache)
+            assert pids, "no generation worker to kill"
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)
+        else:
+            raise ValueError(how)
+
+    def finish(self, timeout: float = 120.0) -> int:
+        rc = self.proc.wait(timeout=timeout)
+        for t in self._readers:
+            t.join(timeout=10)
+        return rc
+
+
+def test_no_process_of_a_killed_run_survives(tmp_path, clap, llm_model_dir):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    report = []
+    survivors_total = 0
+    for i, kill in enumerate(PLAN):
+        classes = POOL[2 * i:2 * i + 2]
+        run = Run(cache, classes, clap, llm_model_dir, f"run{i}")
+        reached = run.wait_for(kill.event)
+        if not reached:
+            run.proc.kill()
+            run.finish()
+            left = census(cache)
+            _end(left)
+            pytest.fail(f"run {i} ({kill}): the event never came (exit {run.proc.returncode}); "
+                        f"stderr tail: {bytes(run.err[-3000:]).decode(errors='replace')}")
+        time.sleep(kill.delay)
+        at = time.monotonic() - run.t0
+        still_running = run.proc.poll() is None
+        if still_running:
+            run.end(kill.how)
+        rc = run.finish()
+        time.sleep(CENSUS_AFTER)
+        left = census(cache)
+        survivors_total += len(left)
+        report.append(f"run {i}: {kill.how} at {kill.event}+{kill.delay:.1f}s ({at:.1f}s after start), "
+                      f"{'killed' if still_running else 'had already ended'}, exit {rc}, "
+                      f"{len(left)} left: {[(p['pid'], p['ppid'], p['cmdline']) for p in left]}")
+        _end(left)
+        time.sleep(0.5)
+    print("\n".join(report))
+    assert survivors_total == 0, f"{survivors_total} processes outlived their run:\n" + "\n".join(report)
+
+    # A run that ends normally leaves nothing either, and the store the killed runs left is consistent.
+    run = Run(cache, POOL[:4], clap, llm_model_dir, "final")
+    rc = run.finish(timeout=900)
+    assert rc == 0, bytes(run.err[-3000:]).decode(errors="replace")
+    time.sleep(3.0)
+    left = census(cache)
+    _end(left)
+    assert left == []
+    summary = json.loads(bytes(run.out))
+    assert summary["classes"] == 4
+    v = subprocess.run([sys.executable, "-m", "pipeline.cli", "neighbors", "verify", "--json", "--cache-dir",
+                        str(cache)], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
+                       text=True, timeout=300)
+    assert v.returncode == 0 and json.loads(v.stdout)["ok"], v.stdout + v.stderr
