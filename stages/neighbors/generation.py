@@ -132,7 +132,6 @@ def _run_worker(request: dict, cache_dir: Path) -> dict:
 
     _remove_dead_scratch(cache_dir / "tmp")
     records = cache_dir / "tmp" / leftovers.RECORDS
-    leftovers.report(records)  # an engine an earlier, killed run left behind holds memory we are about to need
     tmp = Path(tempfile.mkdtemp(prefix=f"gen-{os.getpid()}-", dir=cache_dir / "tmp"))
     try:
         req_file, resp_file = tmp / "request.json", tmp / "response.json"
@@ -324,6 +323,9 @@ def generate_neighbors(classes: Sequence[str], cfg, cache_dir: str | os.PathLike
     store = NeighborStore.in_cache(cache)
     stats = RunStats()
     (cache / "tmp").mkdir(parents=True, exist_ok=True)
+    from stages.neighbors import leftovers
+
+    leftovers.report(cache / "tmp" / leftovers.RECORDS)  # an engine a killed run left holds memory (stderr)
     lock = cache / "locks" / f"generate-{ident.key}.lock"
     with file_lock(lock):
         check_files(store, ident.key, encoder_fp, templates)  # before anything is read or written

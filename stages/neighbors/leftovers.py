@@ -78,7 +78,7 @@ def report(folder: Path, out=None) -> int:
     for rec, procs in find(folder):
         total += len(procs)
         gb = sum(proctree.rss_bytes(p.pid) for p in procs) / 1e9
-        names = ", ".join(f"pid {p.pid} {p.name if p.name.startswith('VLLM') else p.title()}" for p in procs)
+        names = ", ".join(f"pid {p.pid} {p.title()[:60]}" for p in procs)
         print(f"warning: {len(procs)} process(es) of an earlier generation run on this cache (started "
               f"{rec.get('started', '?')}; its supervisor was killed) are still alive, holding {gb:.1f} GB: "
               f"{names}. They are not ended automatically; to end them: kill {' '.join(str(p.pid) for p in procs)}",

@@ -97,6 +97,9 @@ class _Supervisor:
         env = dict(os.environ)
         env[proctree.TOKENS_VAR] = " ".join([*env.get(proctree.TOKENS_VAR, "").split(), self.token])
         env[PARENT_VAR] = str(os.getpid())
+        # vLLM names its processes with setproctitle (VLLM::EngineCore), which by default overwrites the
+        # memory /proc/PID/environ shows, token included; with SPT_NOENV it keeps the title within argv.
+        env.setdefault("SPT_NOENV", "1")
         self.child = subprocess.Popen(command, env=env)
 
     def reap(self) -> None:

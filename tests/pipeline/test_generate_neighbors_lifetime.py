@@ -4,8 +4,9 @@ Twelve runs on one cache, each asking for two classes the store lacks (so each s
 ended at moments spread over the engine's start-up, generation and the encoding that follows: SIGKILL of
 the CLI, SIGKILL of the generation worker (what an OOM killer does), SIGTERM of the CLI, Ctrl-C (SIGINT to
 the CLI's process group). A few seconds after each, a census lists every live process that belongs to the
-run: its environment names this test's cache (every process the run starts inherits it, vLLM's
-`VLLM::EngineCore` and `VLLM::Worker` included) or its command line does. None may be left. Survivors
+run: its working folder is the one the test gave the run (every process the run starts inherits it,
+vLLM's `VLLM::EngineCore` and `VLLM::Worker` included), or its environment or command line names this
+test's cache. None may be left. Survivors
 are ended by the test itself after being counted (they are provably this test's: their environment names
 its private cache), so that one failure does not starve the following runs of memory.
 
@@ -85,9 +86,23 @@ def _read(path: str) -> bytes:
         return b""
 
 
+def _cwd(pid: str) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return ""
+
+
 def census(cache: Path) -> list[dict]:
-    """Every live (non-zombie) process whose environment or command line names `cache`."""
+    """Every live (non-zombie) process of the runs on `cache`: its working folder is the runs' own (cwd),
+    its environment names the cache, or its command line does.
+
+    The working folder is what catches vLLM's processes for sure: `setproctitle` (VLLM::EngineCore)
+    overwrites the memory /proc/PID/environ reads, unless SPT_NOENV is set, and the code under test
+    must not be what makes its own census work.
+    """
     env_mark = f"SEPT_CACHE_DIR={cache}".encode()
+    home = str(cache.parent / "cwd")
     found = []
     for d in os.listdir("/proc"):
         if not d.isdigit() or int(d) == os.getpid():
@@ -96,7 +111,8 @@ def census(cache: Path) -> list[dict]:
         if not stat or stat.rsplit(")", 1)[1].split()[0] == "Z":
             continue
         cmdline = _read(f"/proc/{d}/cmdline")
-        if env_mark in _read(f"/proc/{d}/environ").split(b"\0") or str(cache).encode() in cmdline:
+        if (_cwd(d) == home or env_mark in _read(f"/proc/{d}/environ").split(b"\0")
+                or str(cache).encode() in cmdline):
             found.append({"pid": int(d), "ppid": int(stat.rsplit(")", 1)[1].split()[1]),
                           "argv": [a.decode(errors="replace") for a in cmdline.split(b"\0")],
                           "cmdline": cmdline.replace(b"\0", b" ").decode(errors="replace")[:120]})
@@ -123,16 +139,19 @@ def _worker_pids(cache: Path) -> list[int]:
 class Run:
     """One `generate-neighbors` CLI with its stderr collected in the background."""
 
-    def __init__(self, cache: Path, classes: list[str], clap: Path, model_dir: Path, name: str):
+    def __init__(self, cache: Path, classes: list[str], clap: Path, model_dir: Path, name: str,
+                 extra: tuple[str, ...] = ()):
         f = cache.parent / f"{name}.txt"
         f.write_text("\n".join(classes) + "\n")
         env = dict(os.environ, SEPT_CACHE_DIR=str(cache), HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
         args = [sys.executable, "-m", "pipeline.cli", "generate-neighbors", "--classes-file", str(f),
                 "--backbone", str(clap), "--cache-dir", str(cache), "--set", f'neighbors.model_dir="{model_dir}"',
-                *SETTINGS, "--json"]
+                *SETTINGS, *extra, "--json"]
         self.cache = cache
         self.t0 = time.monotonic()
-        self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        home = cache.parent / "cwd"  # every process of the run inherits it: the census's surest mark
+        home.mkdir(exist_ok=True)
+        self.proc = subprocess.Popen(args, cwd=home, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      start_new_session=True)
         self.err = bytearray()
         self.out = bytearray()
@@ -160,7 +179,7 @@ class Run:
         if event == "engine":
             return bool(_run_pids(self.cache, "VLLM::EngineCore"))
         if event == "generating":
-            return b"Processed prompts" in self.err
+            return b"Processed prompts" in self.err or b"generate (transformers)" in self.err
         if event == "encoding":  # the worker was seen and is gone: the CLI is past generation
             alive = bool(_worker_pids(self.cache))
             self.seen_worker |= alive
@@ -244,3 +263,116 @@ def test_no_process_of_a_killed_run_survives(tmp_path, clap, llm_model_dir):
                         str(cache)], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
                        text=True, timeout=300)
     assert v.returncode == 0 and json.loads(v.stdout)["ok"], v.stdout + v.stderr
+
+
+TRANSFORMERS = ("--backend", "transformers", "--set", "neighbors.transformers_batch_size=1")
+
+
+@pytest.mark.parametrize("how", ["cli", "worker", "term", "ctrl-c"])
+def test_transformers_backend_leaves_nothing(tmp_path, clap, llm_model_dir, how):
+    """The transformers backend has no engine process, but its worker holds the model: same rules."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    run = Run(cache, ["dog", "rain", "wind"], clap, llm_model_dir, "t", TRANSFORMERS)
+    assert run.wait_for("generating"), bytes(run.err[-2000:]).decode(errors="replace")
+    run.end(how)
+    rc = run.finish()
+    assert rc != 0
+    if how in ("worker", "ctrl-c"):  # the CLI lives on and reports, after its tree is gone
+        assert census(cache) == []
+        err = bytes(run.err).decode(errors="replace")
+        assert ("killed by SIGKILL" in err) if how == "worker" else ("interrupted" in err)
+    time.sleep(CENSUS_AFTER)
+    left = census(cache)
+    _end(left)
+    assert left == []
+    assert not list((cache / "tmp" / "runs").glob("*.json"))  # run records go with their runs
+
+
+def test_a_failing_worker_leaves_no_engine(tmp_path, clap, llm_model_dir):
+    """The engine starts, then every request fails (prompt longer than the context): the CLI reports the
+    failure and, by the time it has exited, the engine core and its workers are gone."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    run = Run(cache, ["dog"], clap, llm_model_dir, "f", ("--set", "neighbors.max_model_len=64"))
+    assert run.wait_for("engine"), bytes(run.err[-2000:]).decode(errors="replace")
+    rc = run.finish(timeout=400)
+    assert rc == 1 and b"generation worker failed (exit 1)" in run.err, bytes(run.err[-3000:]).decode(errors="replace")
+    left = census(cache)
+    _end(left)
+    assert left == []
+
+
+def test_an_engine_a_killed_supervisor_left_is_named_by_the_next_run(tmp_path, clap, llm_model_dir):
+    """The one case the supervisor cannot clean up is its own SIGKILL together with the worker's: the
+    engine core is orphaned. The next run on the cache names it on stderr and leaves it alive."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    run = Run(cache, ["dog"], clap, llm_model_dir, "a")
+    assert run.wait_for("engine"), bytes(run.err[-2000:]).decode(errors="replace")
+    sup = [p["pid"] for p in census(cache) if p["argv"][1:3] == ["-m", "stages.neighbors.supervisor"]]
+    for pid in _worker_pids(cache) + sup:  # the worker first: the supervisor must not see it go
+        os.kill(pid, signal.SIGKILL)
+    run.finish()
+    time.sleep(2.0)
+    orphans = [p for p in census(cache) if p["cmdline"].startswith("VLLM::")]
+    try:
+        assert orphans, "nothing was orphaned: the case this test needs did not happen"
+        nxt = Run(cache, ["rain"], clap, llm_model_dir, "b", TRANSFORMERS + ("--set", "neighbors.max_tokens=8"))
+        assert nxt.finish(timeout=400) == 0, bytes(nxt.err[-3000:]).decode(errors="replace")
+        err = bytes(nxt.err).decode(errors="replace")
+        line = next(x for x in err.splitlines() if "earlier generation run" in x)
+        for p in orphans:
+            assert f"pid {p['pid']} VLLM::" in line and str(p["pid"]) in line.split("kill ")[-1]
+        still = {p["pid"] for p in census(cache)}
+        assert {p["pid"] for p in orphans} <= still  # named, never ended by the tool
+    finally:
+        _end(census(cache))
+
+
+def test_a_killed_sweep_takes_its_stage_one_run_with_it(tmp_path, clap, llm_model_dir):
+    """A sweep's stage one runs `generate-neighbors` for the classes its SEPT cells lack; killing the sweep
+    while the engine starts must end the CLI, its worker and the engine."""
+    cache = tmp_path / "cache"
+    home = tmp_path / "cwd"
+    home.mkdir()
+    sweep = tmp_path / "s.toml"
+    sweep.write_text(f"""
+[sweep]
+runs_dir = "{tmp_path / 'runs'}"
+data_root = "{tmp_path / 'data'}"
+backbone = "{clap}"
+cache_dir = "{cache}"
+[grid]
+dataset = ["demo"]
+method = ["coop"]
+sept = [true]
+seed = [1]
+[set]
+"neighbors.model_dir" = "{llm_model_dir}"
+"neighbors.near_duplicate_cos" = 1.0
+"neighbors.boundary_filter" = false
+"neighbors.max_retries" = 0
+""")
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from pipeline.sweep.grid import expand\n"
+        "from pipeline.sweep.spec import parse_sweep\n"
+        "from pipeline.sweep.stage_one import fill_store, find_missing\n"
+        f"spec = parse_sweep(Path({str(sweep)!r}))\n"
+        "print(fill_store(spec, find_missing(spec, expand(spec)), Path('state')))\n"
+    )
+    env = dict(os.environ, SEPT_CACHE_DIR=str(cache), HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=home, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 400
+    while not any(p["cmdline"].startswith("VLLM::EngineCore") for p in census(cache)):
+        assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "state" / "logs").glob("*")
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(CENSUS_AFTER)
+    left = census(cache)
+    _end(left)
+    assert left == []
