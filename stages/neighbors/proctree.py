@@ -109,7 +109,7 @@ def signal_if(pid: int, sig: int, still_ours: Callable[[Proc], bool]) -> bool:
     """
     try:
         fd = os.pidfd_open(pid)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):
         return False
     except (AttributeError, OSError):  # kernel < 5.3: a plain check-then-kill (a tiny window remains)
         fd = None
@@ -122,7 +122,7 @@ def signal_if(pid: int, sig: int, still_ours: Callable[[Proc], bool]) -> bool:
                 signal.pidfd_send_signal(fd, sig)
             else:
                 os.kill(pid, sig)
-        except ProcessLookupError:
+        except (ProcessLookupError, PermissionError):
             return False
         return True
     finally:

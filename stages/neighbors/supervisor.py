@@ -34,6 +34,7 @@ from stages.neighbors import leftovers, proctree
 
 POLL = 0.1    # seconds between checks of the launcher and the command
 GRACE = 3.0   # seconds the tree gets to stop on SIGTERM before SIGKILL
+KILL_TIMEOUT = 30.0  # seconds of SIGKILL before giving up on a process that will not go
 PARENT_VAR = "SEPT_SUPERVISOR_PID"  # tells the command which pid its parent must be
 
 
@@ -145,7 +146,12 @@ class _Supervisor:
             time.sleep(0.05)
             self.reap()
             tree = self.live_tree()
+        deadline = time.monotonic() + KILL_TIMEOUT
         while tree:  # killed processes cannot start new ones: this ends
+            if time.monotonic() > deadline:  # e.g. stuck in uninterruptible I/O: say so rather than hang
+                print(f"supervisor: could not end {', '.join(f'pid {p.pid} {p.title()[:40]}' for p in tree)}",
+                      file=sys.stderr)
+                break
             for p in tree:
                 proctree.signal_if(p.pid, signal.SIGKILL, self.ours)
             time.sleep(0.02)
