@@ -39,13 +39,13 @@ def _stop_with_parent() -> None:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, stop)
-    try:
-        from stages.neighbors import proctree
+    from stages.neighbors import proctree, supervisor
 
+    try:
         proctree.on_parent_death(signal.SIGTERM)
     except (OSError, AttributeError):  # not Linux: the supervisor alone ends the tree
         return
-    expected = os.environ.get("SEPT_SUPERVISOR_PID")
+    expected = os.environ.get(supervisor.PARENT_VAR)
     if expected and os.getppid() != int(expected):  # the supervisor died before the prctl: stop now
         raise SystemExit(1)
 

@@ -313,6 +313,25 @@ def test_a_failing_worker_leaves_no_engine(tmp_path, clap, llm_model_dir):
     assert left == []
 
 
+@pytest.mark.parametrize("event", ["engine", "generating"])
+def test_a_supervisor_killed_alone_still_takes_the_engine_down(tmp_path, clap, llm_model_dir, event):
+    """The fallback: the worker gets SIGTERM when its supervisor dies, and shuts its engine down itself."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    run = Run(cache, ["dog"], clap, llm_model_dir, "s")
+    assert run.wait_for(event), bytes(run.err[-2000:]).decode(errors="replace")
+    sup = [p["pid"] for p in census(cache) if p["argv"][1:3] == ["-m", "stages.neighbors.supervisor"]]
+    assert len(sup) == 1
+    os.kill(sup[0], signal.SIGKILL)
+    assert run.finish() == 1 and b"killed by SIGKILL" in run.err
+    deadline = time.monotonic() + 20  # vLLM's own shutdown, not ours: give it its time
+    while census(cache) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = census(cache)
+    _end(left)
+    assert left == []
+
+
 def test_an_engine_a_killed_supervisor_left_is_named_by_the_next_run(tmp_path, clap, llm_model_dir):
     """The one case the supervisor cannot clean up is its own SIGKILL together with the worker's: the
     engine core is orphaned. The next run on the cache names it on stderr and leaves it alive."""
