@@ -23,6 +23,7 @@ from cache.fingerprint import cache_root, sha256_json, short
 from pipeline.sweep.grid import Cell, override_text, overrides, resolved_config
 from pipeline.sweep.launch import SAFE_PATH_ENV, module_command
 from pipeline.sweep.spec import SweepSpec
+from stages.neighbors import leftovers, supervisor
 from stages.tuning.methods import uses_neighbors
 
 # Config keys that change what stage one writes or where tune looks for it.
@@ -113,8 +114,12 @@ def fill_store(spec: SweepSpec, needs: list[Need], state_dir: Path, echo=print) 
         with open(log, "ab") as fh:
             fh.write(f"\n=== {' '.join(cmd)}\n".encode())
             fh.flush()
-            rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env={**os.environ, **SAFE_PATH_ENV}).returncode
+            # Supervised, so that a sweep killed meanwhile takes the whole stage-one run with it (the
+            # CLI, its generation worker and the LLM engine); see docs/design.md, "Process lifetime".
+            rc = supervisor.run(cmd, records=cache_root(spec.cache_dir) / "tmp" / leftovers.RECORDS,
+                                env={**os.environ, **SAFE_PATH_ENV}, stdout=fh, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
         results.append({"classes": need.missing, "rc": rc, "log": str(log),
-                        "message": "" if rc == 0 else f"generate-neighbors failed (exit {rc}); see {log}"})
+                        "message": "" if rc == 0 else f"generate-neighbors failed ({supervisor.describe_exit(rc)}); "
+                                                      f"see {log}"})
     return results

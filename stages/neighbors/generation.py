@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -126,8 +125,15 @@ def _cleaning_kwargs(cfg) -> dict:
 
 
 def _run_worker(request: dict, cache_dir: Path) -> dict:
-    """Run worker.py in a child process; its logs go to our stderr, its answers come back as JSON."""
+    """Run worker.py in a child process; its logs go to our stderr, its answers come back as JSON.
+
+    The worker runs under a supervisor (supervisor.py) that ends its whole process tree, vLLM's engine
+    core included, when the worker exits, when we exit, and when we are killed.
+    """
+    from stages.neighbors import leftovers, supervisor
+
     _remove_dead_scratch(cache_dir / "tmp")
+    records = cache_dir / "tmp" / leftovers.RECORDS
     tmp = Path(tempfile.mkdtemp(prefix=f"gen-{os.getpid()}-", dir=cache_dir / "tmp"))
     try:
         req_file, resp_file = tmp / "request.json", tmp / "response.json"
@@ -137,10 +143,10 @@ def _run_worker(request: dict, cache_dir: Path) -> dict:
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         env.setdefault("TOKENIZERS_PARALLELISM", "false")
-        proc = subprocess.run([sys.executable, "-m", "stages.neighbors.worker", str(req_file), str(resp_file)],
-                              env=env, stdout=sys.stderr, stderr=sys.stderr)
-        if proc.returncode != 0 or not resp_file.is_file():
-            raise RuntimeError(f"the {request['backend']} generation worker failed (exit {proc.returncode}); "
+        rc = supervisor.run([sys.executable, "-m", "stages.neighbors.worker", str(req_file), str(resp_file)],
+                            records=records, env=env, stdout=sys.stderr, stderr=sys.stderr)
+        if rc != 0 or not resp_file.is_file():
+            raise RuntimeError(f"the {request['backend']} generation worker failed ({supervisor.describe_exit(rc)}); "
                                f"its log is above")
         return json.loads(resp_file.read_text())
     finally:
@@ -326,6 +332,9 @@ def generate_neighbors(classes: Sequence[str], cfg, cache_dir: str | os.PathLike
     store = NeighborStore.in_cache(cache)
     stats = RunStats()
     (cache / "tmp").mkdir(parents=True, exist_ok=True)
+    from stages.neighbors import leftovers
+
+    leftovers.report(cache / "tmp" / leftovers.RECORDS)  # an engine a killed run left holds memory (stderr)
     lock = cache / "locks" / f"generate-{ident.key}.lock"
     with file_lock(lock):
         check_files(store, ident.key, encoder_fp, templates)  # before anything is read or written

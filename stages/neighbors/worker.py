@@ -1,6 +1,7 @@
 """The generation worker: a separate process that owns the LLM engine for one or more rounds.
 
-Run as `python -m stages.neighbors.worker REQUEST.json RESPONSE.json` by generation.py. Keeping the
+Run as `python -m stages.neighbors.worker REQUEST.json RESPONSE.json` by generation.py, under the run's
+supervisor (supervisor.py), which ends the worker's whole process tree with it. Keeping the
 engine in its own process guarantees it is gone (GPU memory included) before the parent loads the
 audio-language encoder, and gives vLLM's spawned engine core the `__main__` guard it needs.
 
@@ -25,18 +26,28 @@ from stages.neighbors.cleaning import clean_answer
 from stages.neighbors.sampling import round_sampling
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL us when the parent dies (a `kill -9` of the CLI must not leave an engine)."""
-    try:
-        import ctypes
-        import signal
+def _stop_with_parent() -> None:
+    """End the engine when our parent, the run's supervisor (supervisor.py), dies.
 
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        if os.getppid() == 1:  # the parent died before the prctl: stop now
-            os._exit(1)
-    except Exception:  # noqa: BLE001 - not Linux: the parent's death only costs a finished run
-        pass
+    The supervisor normally outlives us and ends our whole tree itself; this is the fallback for a
+    supervisor that was SIGKILLed alone. SIGTERM (not SIGKILL) so that we unwind: vLLM's exit hooks then
+    shut its engine core down, which a SIGKILLed worker could not do (the engine core would be orphaned).
+    """
+    import signal
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    from stages.neighbors import proctree, supervisor
+
+    try:
+        proctree.on_parent_death(signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the supervisor alone ends the tree
+        return
+    expected = os.environ.get(supervisor.PARENT_VAR)
+    if expected and os.getppid() != int(expected):  # the supervisor died before the prctl: stop now
+        raise SystemExit(1)
 
 
 def make_engine(req: dict):
@@ -67,32 +78,34 @@ def run(req: dict) -> dict:
     rounds = []
     requests = 0
     gen_seconds = 0.0
-    for r in range(req["start_round"], req["start_round"] + req["max_rounds"]):
-        if not pending:
-            break
-        samplings = [Sampling(**round_sampling(req["sampling"], r, c)) for c in pending]
-        convs = [req["messages"][c] for c in pending]
-        t = time.perf_counter()
-        outs = engine.chat(convs, samplings)
-        gen_seconds += time.perf_counter() - t
-        requests += len(pending)
-        results = {}
-        for c, s, o in zip(pending, samplings, outs):
-            # A request that could not be seeded on its own (a sampled transformers batch) records
-            # the seed that was applied.
-            own = o.applied_seed is None
-            results[c] = {"text": o.text, "tokens": o.tokens, "finish": o.finish_reason,
-                          "seed": s.seed if own else o.applied_seed, "seeded": own}
-            candidates[c].extend(clean_answer(o.text, c, already=candidates[c], **clean_kw).kept)
-        rounds.append({"round": r, "results": results})
-        pending = [c for c in pending if len(candidates[c]) < need]
-    engine.close()
+    try:  # a failure or a SIGTERM still shuts the engine (vLLM: its engine-core process) down
+        for r in range(req["start_round"], req["start_round"] + req["max_rounds"]):
+            if not pending:
+                break
+            samplings = [Sampling(**round_sampling(req["sampling"], r, c)) for c in pending]
+            convs = [req["messages"][c] for c in pending]
+            t = time.perf_counter()
+            outs = engine.chat(convs, samplings)
+            gen_seconds += time.perf_counter() - t
+            requests += len(pending)
+            results = {}
+            for c, s, o in zip(pending, samplings, outs):
+                # A request that could not be seeded on its own (a sampled transformers batch) records
+                # the seed that was applied.
+                own = o.applied_seed is None
+                results[c] = {"text": o.text, "tokens": o.tokens, "finish": o.finish_reason,
+                              "seed": s.seed if own else o.applied_seed, "seeded": own}
+                candidates[c].extend(clean_answer(o.text, c, already=candidates[c], **clean_kw).kept)
+            rounds.append({"round": r, "results": results})
+            pending = [c for c in pending if len(candidates[c]) < need]
+    finally:
+        engine.close()
     return {"engine": engine.name, "engine_version": engine.version, "rounds": rounds, "requests": requests,
             "startup_seconds": started, "generate_seconds": gen_seconds}
 
 
 def main(argv: list[str]) -> int:
-    _die_with_parent()
+    _stop_with_parent()
     os.dup2(2, 1)  # engines print to stdout; the parent's stdout may be a --json summary
     req_path, resp_path = argv
     req = json.loads(Path(req_path).read_text())

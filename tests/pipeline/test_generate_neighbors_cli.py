@@ -242,6 +242,13 @@ def _descendants(pid: int) -> set[int]:
     return out
 
 
+def _is_vllm(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"VLLM::")
+    except OSError:
+        return False
+
+
 def _alive(pids: set[int]) -> set[int]:
     alive = set()
     for p in pids:
@@ -259,8 +266,9 @@ def test_kill_9_at_two_moments_then_rerun_equals_uninterrupted(first, tmp_path, 
     # 1. Killed while the LLM worker runs: nothing may be committed, the worker must die with us.
     p = start(cache, CLASSES, clap, llm_model_dir)
     assert _wait_for(lambda: any((cache / "tmp").glob("gen-*/request.json")), p), "worker never started"
-    # Wait until vLLM's engine core has been spawned below the worker, then kill the CLI alone.
-    assert _wait_for(lambda: len(_descendants(p.pid)) >= 2, p, timeout=300), "engine never started"
+    # Wait until vLLM's engine core has been spawned below the worker (and named itself), then kill the CLI
+    # alone. The census of every process of a run, at many moments: test_generate_neighbors_lifetime.py.
+    assert _wait_for(lambda: any(_is_vllm(d) for d in _descendants(p.pid)), p, timeout=300), "engine never started"
     tree = _descendants(p.pid)
     os.kill(p.pid, signal.SIGKILL)
     p.wait()

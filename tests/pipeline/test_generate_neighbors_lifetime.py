@@ -1,0 +1,410 @@
+"""No process of a `generate-neighbors` run outlives it: the census test on the real vLLM CPU build.
+
+Eleven runs on one cache, each asking for two classes the store lacks (so each starts an engine), are
+ended at moments spread over the engine's start-up, generation and the encoding that follows: SIGKILL of
+the CLI, SIGKILL of the generation worker (what an OOM killer does), SIGTERM of the CLI, Ctrl-C (SIGINT to
+the CLI's process group). A few seconds after each, a census lists every live process that belongs to the
+run: its working folder is the one the test gave the run (every process the run starts inherits it,
+vLLM's `VLLM::EngineCore` and `VLLM::Worker` included), or its environment or command line names this
+test's cache. None may be left. Survivors
+are ended by the test itself after being counted (they are provably this test's: their environment names
+its private cache), so that one failure does not starve the following runs of memory.
+
+A last run ends normally and is counted the same way. How the mechanism works, and why it holds in each
+case: docs/design.md, "Process lifetime".
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+POOL = ["dog", "rain", "church bells", "sea waves", "thunder", "violin", "cat", "car horn", "applause",
+        "birds", "chainsaw", "train", "wind", "helicopter", "sheep", "cow", "explosion", "drum", "piano",
+        "siren", "footsteps", "typing", "water drops", "owl"]
+# Filters off (the random CLAP has no semantics), greedy, short answers and no retry: the runs are about
+# processes, not phrases.
+SETTINGS = ["--set", "neighbors.near_duplicate_cos=1.0", "--set", "neighbors.temperature=0",
+            "--set", "neighbors.max_retries=0", "--set", "neighbors.max_tokens=48"]
+CENSUS_AFTER = 6.0  # seconds between the end of the CLI and the census
+
+
+@dataclass(frozen=True)
+class Kill:
+    how: str      # "cli": SIGKILL the CLI; "worker": SIGKILL the generation worker; "term": SIGTERM the CLI;
+    #               "ctrl-c": SIGINT to the CLI's process group
+    event: str    # when the clock starts: "start", "worker", "spawn", "engine", "generating", "encoding"
+    delay: float  # seconds after the event
+
+
+PLAN = [
+    Kill("cli", "worker", 0.5),        # start-up: the worker imports vLLM / converts the model files
+    Kill("cli", "spawn", 0.0),         # the engine core has just been spawned, not yet named
+    Kill("worker", "engine", 0.0),     # ... and has named itself VLLM::EngineCore
+    Kill("cli", "engine", 4.0),        # the engine core loads weights, profiles, starts its VLLM::Worker
+    Kill("term", "engine", 2.0),
+    Kill("worker", "engine", 8.0),
+    Kill("cli", "generating", 0.0),
+    Kill("worker", "generating", 0.3),
+    Kill("ctrl-c", "generating", 0.0),
+    Kill("cli", "encoding", 0.0),       # the worker has exited; the CLI loads the text encoder
+    Kill("cli", "start", random.Random(11).uniform(3.0, 30.0)),
+]
+
+
+@pytest.fixture(scope="module")
+def clap(tmp_path_factory):
+    from stages.backbones.factory import make_random_clap
+
+    return make_random_clap("tiny", 0, tmp_path_factory.mktemp("life-clap") / "tiny-clap")
+
+
+@pytest.fixture(scope="session")
+def llm_model_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("life-llm")
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def _cwd(pid: str) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return ""
+
+
+def census(cache: Path) -> list[dict]:
+    """Every live (non-zombie) process of the runs on `cache`: its working folder is the runs' own (cwd),
+    its environment names the cache, or its command line does.
+
+    The working folder is what catches vLLM's processes for sure: `setproctitle` (VLLM::EngineCore)
+    overwrites the memory /proc/PID/environ reads, unless SPT_NOENV is set, and the code under test
+    must not be what makes its own census work.
+    """
+    env_mark = f"SEPT_CACHE_DIR={cache}".encode()
+    home = str(cache.parent / "cwd")
+    found = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == os.getpid():
+            continue
+        stat = _read(f"/proc/{d}/stat").decode(errors="replace")
+        if not stat or stat.rsplit(")", 1)[1].split()[0] == "Z":
+            continue
+        cmdline = _read(f"/proc/{d}/cmdline")
+        if (_cwd(d) == home or env_mark in _read(f"/proc/{d}/environ").split(b"\0")
+                or str(cache).encode() in cmdline):
+            found.append({"pid": int(d), "ppid": int(stat.rsplit(")", 1)[1].split()[1]),
+                          "argv": [a.decode(errors="replace") for a in cmdline.split(b"\0")],
+                          "cmdline": cmdline.replace(b"\0", b" ").decode(errors="replace")[:120]})
+    return found
+
+
+def _end(procs: list[dict]) -> None:
+    """SIGKILL the given survivors and wait until they are gone (a process holding gigabytes takes a
+    moment to exit), so that the next run's census does not see them."""
+    for p in procs:
+        try:
+            os.kill(p["pid"], signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 30
+    pids = {p["pid"] for p in procs}
+    while time.monotonic() < deadline:
+        live = [pid for pid in pids if (_read(f"/proc/{pid}/stat").decode() or "x) Z").rsplit(")", 1)[1].split()[0]
+                not in ("Z", "X")]
+        if not live:
+            return
+        time.sleep(0.1)
+
+
+def _run_pids(cache: Path, needle: str) -> list[int]:
+    return [p["pid"] for p in census(cache) if needle in p["cmdline"]]
+
+
+def _worker_pids(cache: Path) -> list[int]:
+    """The generation worker itself: `python -m stages.neighbors.worker ...` (not a process naming it)."""
+    return [p["pid"] for p in census(cache) if p["argv"][1:3] == ["-m", "stages.neighbors.worker"]]
+
+
+class Run:
+    """One `generate-neighbors` CLI with its stderr collected in the background."""
+
+    def __init__(self, cache: Path, classes: list[str], clap: Path, model_dir: Path, name: str,
+                 extra: tuple[str, ...] = ()):
+        f = cache.parent / f"{name}.txt"
+        f.write_text("\n".join(classes) + "\n")
+        env = dict(os.environ, SEPT_CACHE_DIR=str(cache), HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
+        args = [sys.executable, "-m", "pipeline.cli", "generate-neighbors", "--classes-file", str(f),
+                "--backbone", str(clap), "--cache-dir", str(cache), "--set", f'neighbors.model_dir="{model_dir}"',
+                *SETTINGS, *extra, "--json"]
+        self.cache = cache
+        self.t0 = time.monotonic()
+        home = cache.parent / "cwd"  # every process of the run inherits it: the census's surest mark
+        home.mkdir(exist_ok=True)
+        self.proc = subprocess.Popen(args, cwd=home, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     start_new_session=True)
+        self.err = bytearray()
+        self.out = bytearray()
+        self._readers = [threading.Thread(target=self._pump, args=(s, b), daemon=True)
+                         for s, b in ((self.proc.stderr, self.err), (self.proc.stdout, self.out))]
+        for t in self._readers:
+            t.start()
+        self.seen_worker = False
+
+    @staticmethod
+    def _pump(stream, buf: bytearray) -> None:
+        while True:
+            chunk = os.read(stream.fileno(), 65536)
+            if not chunk:
+                return
+            buf.extend(chunk)
+
+    def happened(self, event: str) -> bool:
+        if event == "start":
+            return True
+        if event == "worker":
+            return bool(_worker_pids(self.cache))
+        if event == "spawn":  # vLLM's engine core process exists, named or not yet
+            return bool(_run_pids(self.cache, "multiprocessing.spawn") or _run_pids(self.cache, "VLLM::"))
+        if event == "engine":
+            return bool(_run_pids(self.cache, "VLLM::EngineCore"))
+        if event == "generating":
+            return b"Processed prompts" in self.err or b"generate (transformers)" in self.err
+        if event == "encoding":  # the worker was seen and is gone: the CLI is past generation
+            alive = bool(_worker_pids(self.cache))
+            self.seen_worker |= alive
+            return self.seen_worker and not alive
+        raise ValueError(event)
+
+    def wait_for(self, event: str, timeout: float = 400.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if self.happened(event):
+                return True
+            time.sleep(0.02)
+        return False
+
+    def end(self, how: str) -> None:
+        if how == "cli":
+            os.kill(self.proc.pid, signal.SIGKILL)
+        elif how == "term":
+            os.kill(self.proc.pid, signal.SIGTERM)
+        elif how == "ctrl-c":
+            os.killpg(self.proc.pid, signal.SIGINT)  # what the terminal does: the whole foreground group
+        elif how == "worker":
+            pids = _worker_pids(self.cache)
+            assert pids, "no generation worker to kill"
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)
+        else:
+            raise ValueError(how)
+
+    def finish(self, timeout: float = 120.0) -> int:
+        rc = self.proc.wait(timeout=timeout)
+        for t in self._readers:
+            t.join(timeout=10)
+        return rc
+
+
+def test_no_process_of_a_killed_run_survives(tmp_path, clap, llm_model_dir):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    report = []
+    survivors_total = 0
+    for i, kill in enumerate(PLAN):
+        classes = POOL[2 * i:2 * i + 2]
+        run = Run(cache, classes, clap, llm_model_dir, f"run{i}")
+        reached = run.wait_for(kill.event)
+        if not reached:
+            run.proc.kill()
+            run.finish()
+            left = census(cache)
+            _end(left)
+            pytest.fail(f"run {i} ({kill}): the event never came (exit {run.proc.returncode}); "
+                        f"stderr tail: {bytes(run.err[-3000:]).decode(errors='replace')}")
+        time.sleep(kill.delay)
+        at = time.monotonic() - run.t0
+        still_running = run.proc.poll() is None
+        if still_running:
+            run.end(kill.how)
+        rc = run.finish()
+        time.sleep(CENSUS_AFTER)
+        left = census(cache)
+        survivors_total += len(left)
+        report.append(f"run {i}: {kill.how} at {kill.event}+{kill.delay:.1f}s ({at:.1f}s after start), "
+                      f"{'killed' if still_running else 'had already ended'}, exit {rc}, "
+                      f"{len(left)} left: {[(p['pid'], p['ppid'], p['cmdline']) for p in left]}")
+        _end(left)
+        time.sleep(0.5)
+    print("\n".join(report))
+    assert survivors_total == 0, f"{survivors_total} processes outlived their run:\n" + "\n".join(report)
+
+    # A run that ends normally leaves nothing either, and the store the killed runs left is consistent.
+    run = Run(cache, POOL[18:20] + POOL[-2:], clap, llm_model_dir, "final")  # those of run 9, two never asked
+    rc = run.finish(timeout=900)
+    assert rc == 0, bytes(run.err[-3000:]).decode(errors="replace")
+    time.sleep(3.0)
+    left = census(cache)
+    _end(left)
+    assert left == []
+    summary = json.loads(bytes(run.out))
+    assert summary["classes"] == 4
+    v = subprocess.run([sys.executable, "-m", "pipeline.cli", "neighbors", "verify", "--json", "--cache-dir",
+                        str(cache)], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
+                       text=True, timeout=300)
+    assert v.returncode == 0 and json.loads(v.stdout)["ok"], v.stdout + v.stderr
+
+
+TRANSFORMERS = ("--backend", "transformers", "--set", "neighbors.transformers_batch_size=1")
+
+
+@pytest.mark.parametrize("how", ["cli", "worker", "term", "ctrl-c"])
+def test_transformers_backend_leaves_nothing(tmp_path, clap, llm_model_dir, how):
+    """The transformers backend has no engine process, but its worker holds the model: same rules."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    run = Run(cache, ["dog", "rain", "wind"], clap, llm_model_dir, "t", TRANSFORMERS)
+    assert run.wait_for("generating"), bytes(run.err[-2000:]).decode(errors="replace")
+    run.end(how)
+    rc = run.finish()
+    assert rc != 0
+    if how in ("worker", "ctrl-c"):  # the CLI lives on and reports, after its tree is gone
+        assert census(cache) == []
+        err = bytes(run.err).decode(errors="replace")
+        # Ctrl-C: click turns KeyboardInterrupt into "aborted" (exit 1) once supervisor.run has returned.
+        assert ("killed by SIGKILL" in err) if how == "worker" else ("aborted" in err), err[-2000:]
+    time.sleep(CENSUS_AFTER)
+    left = census(cache)
+    _end(left)
+    assert left == []
+    assert not list((cache / "tmp" / "runs").glob("*.json"))  # run records go with their runs
+
+
+def test_a_failing_worker_leaves_no_engine(tmp_path, clap, llm_model_dir):
+    """The engine starts, then every request fails (prompt longer than the context): the CLI reports the
+    failure and, by the time it has exited, the engine core and its workers are gone."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    run = Run(cache, ["dog"], clap, llm_model_dir, "f", ("--set", "neighbors.max_model_len=64"))
+    assert run.wait_for("engine"), bytes(run.err[-2000:]).decode(errors="replace")
+    rc = run.finish(timeout=400)
+    assert rc == 1 and b"generation worker failed (exit 1)" in run.err, bytes(run.err[-3000:]).decode(errors="replace")
+    left = census(cache)
+    _end(left)
+    assert left == []
+
+
+@pytest.mark.parametrize("event", ["engine", "generating"])
+def test_a_supervisor_killed_alone_still_takes_the_engine_down(tmp_path, clap, llm_model_dir, event):
+    """The fallback: the worker gets SIGTERM when its supervisor dies, and shuts its engine down itself."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    run = Run(cache, ["dog"], clap, llm_model_dir, "s")
+    assert run.wait_for(event), bytes(run.err[-2000:]).decode(errors="replace")
+    sup = [p["pid"] for p in census(cache) if p["argv"][1:3] == ["-m", "stages.neighbors.supervisor"]]
+    assert len(sup) == 1
+    os.kill(sup[0], signal.SIGKILL)
+    assert run.finish() == 1 and b"killed by SIGKILL" in run.err
+    deadline = time.monotonic() + 20  # vLLM's own shutdown, not ours: give it its time
+    while census(cache) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = census(cache)
+    _end(left)
+    assert left == []
+
+
+def test_an_engine_a_killed_supervisor_left_is_named_by_the_next_run(tmp_path, clap, llm_model_dir):
+    """The one case the supervisor cannot clean up is its own SIGKILL together with the worker's: the
+    engine core is orphaned. The next run on the cache names it on stderr and leaves it alive."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    run = Run(cache, ["dog"], clap, llm_model_dir, "a")
+    assert run.wait_for("engine"), bytes(run.err[-2000:]).decode(errors="replace")
+    sup = [p["pid"] for p in census(cache) if p["argv"][1:3] == ["-m", "stages.neighbors.supervisor"]]
+    for pid in _worker_pids(cache) + sup:  # the worker first: the supervisor must not see it go
+        os.kill(pid, signal.SIGKILL)
+    run.finish()
+    time.sleep(2.0)
+    orphans = [p for p in census(cache) if p["cmdline"].startswith("VLLM::")]
+    try:
+        assert orphans, "nothing was orphaned: the case this test needs did not happen"
+        nxt = Run(cache, ["rain"], clap, llm_model_dir, "b", TRANSFORMERS + ("--set", "neighbors.max_tokens=8"))
+        assert nxt.finish(timeout=400) == 0, bytes(nxt.err[-3000:]).decode(errors="replace")
+        err = bytes(nxt.err).decode(errors="replace")
+        line = next(x for x in err.splitlines() if "earlier generation run" in x)
+        for p in orphans:
+            assert f"pid {p['pid']} VLLM::" in line and str(p["pid"]) in line.split("kill ")[-1]
+        still = {p["pid"] for p in census(cache)}
+        assert {p["pid"] for p in orphans} <= still  # named, never ended by the tool
+    finally:
+        _end(census(cache))
+
+
+def _tail(folder: Path) -> str:
+    return "".join(f.read_text()[-3000:] for f in folder.glob("*")) if folder.is_dir() else "no log"
+
+
+def test_a_killed_sweep_takes_its_stage_one_run_with_it(tmp_path, clap, llm_model_dir):
+    """A sweep's stage one runs `generate-neighbors` for the classes its SEPT cells lack; killing the sweep
+    while the engine starts must end the CLI, its worker and the engine."""
+    cache = tmp_path / "cache"
+    home = tmp_path / "cwd"
+    home.mkdir()
+    sweep = tmp_path / "s.toml"
+    sweep.write_text(f"""
+[sweep]
+runs_dir = "{tmp_path / 'runs'}"
+data_root = "{tmp_path / 'data'}"
+backbone = "{clap}"
+cache_dir = "{cache}"
+[grid]
+dataset = ["demo"]
+method = ["coop"]
+sept = [true]
+seed = [1]
+[set]
+"neighbors.model_dir" = "{llm_model_dir}"
+"neighbors.near_duplicate_cos" = 1.0
+"neighbors.max_retries" = 0
+""")
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from pipeline.sweep.grid import expand\n"
+        "from pipeline.sweep.spec import parse_sweep\n"
+        "from pipeline.sweep.stage_one import fill_store, find_missing\n"
+        f"spec = parse_sweep(Path({str(sweep)!r}))\n"
+        "Path('state').mkdir()\n"
+        "print(fill_store(spec, find_missing(spec, expand(spec)), Path('state')))\n"
+    )
+    env = dict(os.environ, SEPT_CACHE_DIR=str(cache), HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=home, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 400
+    while not any(p["cmdline"].startswith("VLLM::EngineCore") for p in census(cache)):
+        assert proc.poll() is None and time.monotonic() < deadline, _tail(home / "state" / "logs")
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(CENSUS_AFTER)
+    left = census(cache)
+    _end(left)
+    assert left == []
