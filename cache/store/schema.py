@@ -23,7 +23,7 @@ EMBEDDINGS = "embeddings"
 INDEX_TEXTS = "index_texts"
 TABLES = (PHRASES, CLASSES, EMBEDDINGS)
 
-# Provenance columns shared by the phrases and classes tables (DESIGN.md section 5).
+# Provenance columns shared by the phrases and classes tables (docs/design.md, "Provenance").
 _PROVENANCE = [
     pa.field("generation_key", pa.string(), nullable=False),
     pa.field("llm_id", pa.string(), nullable=False),

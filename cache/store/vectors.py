@@ -1,7 +1,7 @@
 """Template-mean vectors: the one vector per text that the FAISS index holds (numpy only).
 
 For a text with unit embeddings e_1..e_T under the T templates of a set, the index vector is
-normalize(sum_t e_t): the zero-shot class embedding of DESIGN.md section 2, so inner product = cosine.
+normalize(sum_t e_t): the zero-shot class embedding of docs/method.md, so inner product = cosine.
 Sums run in float64 and in a fixed template order, so the same stored rows always give the same bits.
 """
 

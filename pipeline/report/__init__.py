@@ -2,7 +2,7 @@
 
 collect.py    finds and reads metrics files, one flat record per run, names the files it skips
 tables.py     polars aggregations: base/new/HM per dataset and method, cross-dataset, few-shot
-published.py  the published averages of DESIGN.md section 1, for `--compare`
+published.py  the published averages of docs/method.md, for `--compare`
 render.py     Markdown and CSV writers
 figures.py    matplotlib pictures (base vs new; the semantic-structure heat maps)
 diagnostic.py the semantic-structure diagnostic: class-to-neighbor cosine similarities of a run

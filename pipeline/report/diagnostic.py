@@ -1,4 +1,4 @@
-"""The semantic-structure diagnostic SEPT rests on (DESIGN.md section 1): does the prompt keep each class
+"""The semantic-structure diagnostic SEPT rests on (docs/method.md): does the prompt keep each class
 close to its own neighbors and away from other classes' neighbors?
 
 For a pair of runs that differ only in SEPT (same dataset, method, protocol, shots, settings, seed), and for

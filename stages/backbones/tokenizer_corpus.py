@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from stages.backbones.config import DEFAULT_TEMPLATES
 
-# Class names of the benchmark datasets (DESIGN.md section 3) and their usual spellings.
+# Class names of the benchmark datasets (docs/method.md, "Protocols") and their usual spellings.
 DATASET_CLASS_NAMES = """
 dog rooster pig cow frog cat hen insects sheep crow rain sea waves crackling fire crickets chirping birds
 water drops wind pouring water toilet flush thunderstorm crying baby sneezing clapping breathing coughing

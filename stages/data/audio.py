@@ -1,8 +1,8 @@
 """Audio I/O: any file libsndfile reads (WAV, FLAC, OGG, ...) -> float32 mono at a requested rate.
 
 soundfile + scipy only. torchaudio is deliberately not used: next to the CPU torch wheel it crashes at
-import (../shared/ENVIRONMENT.md). Resampling is polyphase (scipy.signal.resample_poly) with the exact
-rational factor target/source reduced by their gcd, so a 1 s clip at 44.1 kHz becomes exactly
+import (docs/design.md, "Installing on a CPU machine"). Resampling is polyphase
+(scipy.signal.resample_poly) with the exact rational factor target/source reduced by their gcd, so a 1 s clip at 44.1 kHz becomes exactly
 16000 samples at 16 kHz, not 15999 or 16001.
 """
 from __future__ import annotations

