@@ -2,8 +2,8 @@
 
 soundfile + scipy only. torchaudio is deliberately not used: next to the CPU torch wheel it crashes at
 import (docs/design.md, "Installing on a CPU machine"). Resampling is polyphase
-(scipy.signal.resample_poly) with the exact rational factor target/source reduced by their gcd, so a 1 s clip at 44.1 kHz becomes exactly
-16000 samples at 16 kHz, not 15999 or 16001.
+(scipy.signal.resample_poly) with the exact rational factor target/source reduced by their gcd, so a 1 s
+clip at 44.1 kHz becomes exactly 16000 samples at 16 kHz, not 15999 or 16001.
 """
 from __future__ import annotations
 
