@@ -358,7 +358,8 @@ class NeighborStore:
         templates: Sequence[str] | None = None,
     ) -> list[list[tuple[str, float]]]:
         """For each stored text, the k most similar other stored texts (optionally only those in `among`):
-        e.g. a class name's hardest negatives among other classes' neighbors (docs/method.md, `inter_negatives = "hardest:h"`)."""
+        e.g. a class name's nearest other-class neighbors, for inspection (training ranks its hardest
+        negatives by the margins instead: docs/method.md, `inter_negatives = "hardest:h"`)."""
         from cache.store.index import search_index
 
         with self._reading() as m:

@@ -4,7 +4,8 @@ No pretrained CLAP can be fetched here, so tests, the demo and performance check
 written in the same layout as a hub snapshot (config.json, model.safetensors, tokenizer files,
 preprocessor_config.json), so they load through exactly the path a hub id takes.
 
-- 'tiny': 0.46 M parameters (the smallest config whose shapes fit ClapModel's constraints); 16 kHz, 2 s clips to keep tests fast.
+- 'tiny': 0.46 M parameters (a small config whose shapes fit ClapModel's constraints); 16 kHz, 2 s clips
+  to keep tests fast.
 - 'full': ClapConfig() defaults (153 M parameters, laion/clap-htsat-unfused's architecture); 48 kHz,
   10 s clips as LAION. For honest timings of the real model size.
 
