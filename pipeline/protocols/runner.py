@@ -24,7 +24,8 @@ from stages.data.config import ALL_FOLDS
 
 # Keys of the resolved config that do not change what a run computes: a resume may differ in them.
 _NOT_IDENTITY = {("backbone", "device"), ("train", "eval_batch_size"), ("backbone", "text_batch_size"),
-                 ("backbone", "audio_batch_size")}
+                 ("backbone", "audio_batch_size"), ("train", "log_to")}
+LOG_FOLDERS = ("tensorboard", "wandb")  # stages/tuning/run_log.py's sinks
 RUN_FILES = ("train_log.jsonl", "prompt.safetensors", "base_new_split.json", "config.toml", "config.json")
 
 
@@ -66,6 +67,8 @@ def _clear(run: RunDir) -> None:
     """--force: metrics.json goes first, so a crash mid-way never leaves the old run looking finished."""
     (run.path / METRICS).unlink(missing_ok=True)
     shutil.rmtree(run.path / "checkpoints", ignore_errors=True)
+    for folder in LOG_FOLDERS:
+        shutil.rmtree(run.path / folder, ignore_errors=True)
     for name in RUN_FILES:
         (run.path / name).unlink(missing_ok=True)
 
@@ -80,6 +83,7 @@ def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
     from stages.data.splits import persist_split
     from stages.tuning.evaluate import evaluate
     from stages.tuning.learners import build_learner
+    from stages.tuning.run_log import RunLog
     from stages.tuning.trainer import TrainData, sept_active, train
 
     if run.finished() and not req.force:  # another process finished it while we waited for the lock
@@ -128,6 +132,8 @@ def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
     if plan.split:
         persist_split(run.path, plan.split["base"], plan.split["new"], plan.split["base_fraction"], ds.name)
 
+    # Sinks open on first write and flush each one, so an exception here leaves complete records behind.
+    run_log = RunLog(run.path, cfg.train.log_to, config=cfg.to_dict())
     train_summary = {}
     if learner.trainable:
         labels = torch.tensor([c.label for c in train_clips], dtype=torch.long)
@@ -145,12 +151,14 @@ def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
                     "backbone": backbone.fingerprint, "store": store_info, "neighbor_selection": selection}
         train_summary = train(learner, data, cfg.train, cfg.sept, bank, seed=seed, run_dir=run.path,
                               identity=identity, backbone_fingerprint=backbone.fingerprint, resume=req.resume,
-                              progress=req.progress)
+                              progress=req.progress, run_log=run_log)
 
     results = {}
     for ev in plan.evals:
         results[ev.name] = evaluate(learner, ev.classnames, eval_feats[ev.name], [c.label for c in ev.clips],
                                     cfg.train.eval_batch_size)
+    run_log.evaluation(train_summary.get("epochs", 0), _eval_scalars(results))
+    run_log.close()
     metrics = _assemble(cfg, req, plan, results, use_sept)
     metrics.update(fold=ds.fold, folds=list(spec.folds), warnings=plan.warnings)
     metrics["method_config"]["n_ctx_used"] = getattr(learner, "n_ctx", 0)  # an init text sets its own length
@@ -202,6 +210,16 @@ def _assemble(cfg: Config, req: TuneRequest, plan: Plan, results: dict, use_sept
                    overlapping_targets=overlapping, targets_excluded=plan.targets_excluded,
                    targets_missing=plan.targets_missing, source_acc=results["source"]["acc"],
                    source=results["source"])
+    return out
+
+
+def _eval_scalars(results: dict) -> dict[str, float]:
+    """<evaluation>_acc and <evaluation>_macro_f1 per evaluation, plus hm when there are base and new."""
+    from stages.evaluation.metrics import harmonic_mean
+
+    out = {f"{name}_{key}": r[key] for name, r in results.items() for key in ("acc", "macro_f1") if key in r}
+    if "base" in results and "new" in results:
+        out["hm"] = harmonic_mean(results["base"]["acc"], results["new"]["acc"])
     return out
 
 

@@ -83,6 +83,9 @@ def build_report(runs_dir: str | Path, out_dir: str | Path | None = None, compar
             if not cmp.is_empty():
                 report.files.append(render.write_csv(cmp, out_dir / "compare_fewshot.csv"))
 
+    curves = render.tensorboard_markdown(runs_dir, [r["run"] for r in collected.runs], out_dir)
+    if curves:
+        sections += ["## Training curves", curves]
     if diagnostic:
         sections += diagnostic[0]
         report.files += diagnostic[1]

@@ -31,7 +31,7 @@ PROTOCOLS = ("base2new", "cross", "fewshot")
 _NOT_A_VARIANT = {
     "data.seed", "data.shots", "data.fold", "method.name", "sept.enabled",
     "backbone.device", "backbone.text_batch_size", "backbone.audio_batch_size",
-    "train.eval_batch_size", "method.cocoop_chunk",
+    "train.eval_batch_size", "method.cocoop_chunk", "train.log_to",
 }
 
 

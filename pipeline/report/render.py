@@ -1,6 +1,7 @@
 """Markdown and CSV renderings of the tables in tables.py (numbers formatted only here)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -188,3 +189,19 @@ def fewshot_markdown(table: pl.DataFrame) -> str:
 def write_csv(frame: pl.DataFrame, path: Path) -> Path:
     atomic_write_text(path, frame.write_csv(float_precision=4))
     return path
+
+
+def tensorboard_markdown(runs_dir: Path, runs: Sequence[str], out_dir: Path) -> str:
+    """The command that opens every run's training curves, then each run's events files (`tune` writes them
+    under <run>/tensorboard when train.log_to includes tensorboard), linked relative to the report in
+    `out_dir`; '' when no run has any."""
+    lines = []
+    for run in sorted(runs):
+        folder = runs_dir / run / "tensorboard"
+        files = sorted(folder.glob("events.out.tfevents.*")) if folder.is_dir() else []
+        lines += [f"- [`{f.relative_to(runs_dir)}`]({Path(os.path.relpath(f, out_dir)).as_posix()})" for f in files]
+    if not lines:
+        return ""
+    return (f"Training curves (losses, lr, accuracies): `tensorboard --logdir {runs_dir}` shows every run below.\n\n"
+            + "\n".join(lines))
+

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stages.fields import check_choice, check_range, opt
+from stages.tuning.run_log import check_sinks, default_sinks
 
 AMP_CHOICES = ("auto", "bf16", "fp16", "off")
 COCOOP_BIAS_CHOICES = ("none", "batch_mean")
@@ -60,6 +61,10 @@ class TrainConfig:
                            "fp16 (CUDA only) | off. Losses are always computed in float32.")
     random_crop: bool = opt(False, "Random-crop augmentation of training clips (bypasses the feature cache).")
     eval_batch_size: int = opt(64, "Clips per evaluation batch.")
+    log_to: list = opt(default_sinks(), "Where each epoch's scalars go (losses, lr; accuracies after evaluation): "
+                                        "jsonl (train_log.jsonl, always) | tensorboard (events under "
+                                        "<run>/tensorboard) | wandb (offline, under <run>/wandb). Default: jsonl, "
+                                        "plus tensorboard when installed.")
 
     def __post_init__(self):
         from cache.errors import UserError
@@ -71,6 +76,7 @@ class TrainConfig:
         check_range("train", "warmup_epochs", self.warmup_epochs, 0)
         check_choice("train", "schedule", self.schedule, ("constant", "cosine"))
         check_choice("train", "amp", self.amp, AMP_CHOICES)
+        check_sinks(self.log_to)
         s = self.logit_scale
         if (s != "checkpoint") if isinstance(s, str) else not s > 0:
             raise UserError(f"config key train.logit_scale: {s!r} is not 'checkpoint' or a number > 0")

@@ -2,7 +2,8 @@
 
 Per step: a batch of frozen audio embeddings (cached, or encoded with a random crop), one draw of
 neighbors when L_se is on, a forward through the learnable prompt, L = L_method + lambda * L_se,
-SGD on the prompt parameters only. Per epoch: the lr of the schedule, a JSONL log row, a checkpoint.
+SGD on the prompt parameters only. Per epoch: the lr of the schedule, one row to the run log (train_log.jsonl,
+plus TensorBoard / W&B when `train.log_to` asks: stages/tuning/run_log.py), a checkpoint.
 
 Precision: with `train.amp` the towers run under autocast, but every loss (the logits and their
 cross-entropy, KgCoOp's term, L_se's distances) is computed in float32 with autocast switched off. In bf16
@@ -27,14 +28,13 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from cache.atomic import atomic_write_text
 from cache.errors import UserError
 from stages.tuning.checkpoint import load_checkpoint, save_checkpoint, save_prompt
 from stages.tuning.neighbor_bank import NeighborBank, NeighborDraw, scatter_draws
+from stages.tuning.run_log import RunLog, read_rows
 from stages.tuning.schedule import lr_at
 from stages.tuning.sept_loss import semantic_expansion_loss
 
-LOG_FILE = "train_log.jsonl"
 CHECKPOINTS = "checkpoints"
 
 
@@ -132,10 +132,12 @@ def train(
     backbone_fingerprint: str,
     resume: bool = False,
     progress: bool = True,
+    run_log: RunLog | None = None,
 ) -> dict:
     """Train `learner` in place; write checkpoints and the log under `run_dir`; return a summary dict.
 
     `identity` is what must match for --resume to continue a checkpoint (resolved config, classes, data).
+    `run_log` receives one row per epoch (default: train_log.jsonl in `run_dir` only).
     """
     run_dir = Path(run_dir)
     device = next(learner.parameters()).device
@@ -150,7 +152,8 @@ def train(
 
     n = len(data)
     steps_per_epoch = math.ceil(n / train_cfg.batch_size)
-    start_epoch, log_rows = 0, []
+    run_log = run_log or RunLog(run_dir)
+    start_epoch, kept_rows = 0, []
     if resume:
         ckpt = load_checkpoint(run_dir / CHECKPOINTS, backbone_fingerprint, learner.name)
         if ckpt is None:
@@ -162,7 +165,8 @@ def train(
         for name, g in gens.items():
             g.set_state(ckpt.state["rng"][name])
         start_epoch = ckpt.epoch
-        log_rows = [r for r in _read_log(run_dir / LOG_FILE) if r["epoch"] < start_epoch]
+        kept_rows = [r for r in read_rows(run_dir) if r["epoch"] < start_epoch]
+    run_log.start(kept_rows)  # every sink now holds exactly the checkpointed epochs
 
     bar = tqdm(total=train_cfg.epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch,
                desc=f"train {learner.name}{'+sept' if use_sept else ''}", disable=not progress, leave=False)
@@ -190,10 +194,9 @@ def train(
             bar.set_postfix(epoch=f"{epoch + 1}/{train_cfg.epochs}", loss=f"{value:.4f}")
             bar.update(1)
 
-        log_rows.append({"epoch": epoch, "lr": lr, "steps": steps_per_epoch,
-                         "seconds": round(time.time() - epoch_start, 4),
-                         **{k: v / steps_per_epoch for k, v in sums.items()}})
-        atomic_write_text(run_dir / LOG_FILE, "".join(json.dumps(r, sort_keys=True) + "\n" for r in log_rows))
+        run_log.epoch({"epoch": epoch, "lr": lr, "steps": steps_per_epoch,
+                       "seconds": round(time.time() - epoch_start, 4),
+                       **{k: v / steps_per_epoch for k, v in sums.items()}})
         state = {
             "epoch": epoch + 1,
             "lr": lr,
@@ -207,17 +210,11 @@ def train(
     bar.close()
     save_prompt(run_dir / "prompt.safetensors", learner.prompt_state(), learner.name, backbone_fingerprint)
     learner.eval()
-    last = log_rows[-1] if log_rows else {}
+    last = run_log.rows[-1] if run_log.rows else {}
     return {"epochs": train_cfg.epochs, "resumed_from_epoch": start_epoch, "steps_per_epoch": steps_per_epoch,
             "final_loss": last.get("loss"), "train_seconds": round(time.time() - started, 3),
             "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else "off", "sept_active": use_sept,
             "logit_scale": learner.logit_scale()}
-
-
-def _read_log(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _check_identity(saved: dict, current: dict, run_dir: Path) -> None:
