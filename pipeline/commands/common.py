@@ -17,7 +17,7 @@ def config_options(fn: Callable | None = None, *, recipe: bool = False) -> Calla
         return functools.partial(config_options, recipe=recipe)
 
     @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
-                  help="TOML file layered over configs/default.toml (and the recipe).")
+                  help="TOML file layered over the defaults (`config keys`) and the recipe.")
     @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
                   help="Override one config key (repeatable), e.g. --set train.epochs=5.")
     @functools.wraps(fn)

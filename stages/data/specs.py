@@ -20,7 +20,8 @@ number, which PALM's CSV names use: csv_files/train_<k>.csv + test_<k>.csv). A f
 read through its fold CSVs, never through a train.csv/test.csv that happens to sit beside them.
 
 Where specs are found: a path to a .toml file, else `<name>.toml` (case-insensitive) in the folders of
-$SEPT_DATASET_CONFIGS (os.pathsep-separated, searched first) and then the repository's configs/datasets/.
+$SEPT_DATASET_CONFIGS (os.pathsep-separated, searched first) and then configs/datasets/ shipped
+with the package (stages/shipped.py).
 """
 from __future__ import annotations
 
@@ -33,9 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from cache.errors import UserError
+from stages.shipped import configs_dir
 
 LAYOUTS = ("palm", "esc50", "folder_per_class")
-DATASET_CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "datasets"
+DATASET_CONFIG_DIR = configs_dir() / "datasets"
 ENV_DIRS = "SEPT_DATASET_CONFIGS"
 
 

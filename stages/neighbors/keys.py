@@ -11,10 +11,9 @@ from pathlib import Path
 
 from cache.fingerprint import cache_root, sha256_json, short
 from cache.store.keys import generation_key
+from stages import shipped
 from stages.neighbors import llm_source, prompt
 from stages.neighbors.config import NeighborsConfig
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Version of the rule that turns a class's cleaned candidates into stored rows (filters.py). It is folded
 # into the stored prompt hash, hence into the generation key: rows chosen under rule 1 (which dropped
@@ -39,7 +38,7 @@ def resolve_generation(cfg: NeighborsConfig, cache_dir: str | os.PathLike | None
     cache = cache_root(cache_dir)
     source = llm_source.resolve(cfg.llm)
     model_dir = llm_source.model_dir_for(cfg.model_dir, cache)
-    template = prompt.load(cfg.prompt, REPO_ROOT)
+    template = prompt.load(cfg.prompt, shipped.package_root())
     phash = short(sha256_json({"prompt": template.prompt_hash(cfg.output_format, cfg.overgenerate),
                                "selection": SELECTION_RULE}))
     fp = llm_source.fingerprint(source, model_dir)

@@ -72,7 +72,8 @@ def format_answer(neighbors, output_format: str) -> str:
 
 
 def resolve_path(path: str | Path, repo_root: Path | None = None) -> Path:
-    """A prompt path as given, else relative to the repository (the default lives in configs/prompts/)."""
+    """A prompt path as given, else relative to `repo_root`: the folder holding the shipped configs/
+    (stages/shipped.py), where the default configs/prompts/neighbors_v1.txt lives."""
     p = Path(path).expanduser()
     if p.is_file() or p.is_absolute() or repo_root is None:
         return p

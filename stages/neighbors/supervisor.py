@@ -51,6 +51,9 @@ def run(command: list[str], *, records: Path, env: dict | None = None, grace: fl
     env = dict(os.environ if env is None else env)
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    # Never import from the folder the user started in (a `cache.py` there would take the place of our
+    # `cache`): Python 3.11+ leaves the current folder off sys.path of the supervisor and of the worker.
+    env["PYTHONSAFEPATH"] = "1"
     argv = [sys.executable, "-m", "stages.neighbors.supervisor", "--parent", str(os.getpid()),
             "--records", str(records), "--grace", str(grace), "--", *command]
     proc = subprocess.Popen(argv, env=env, **popen)

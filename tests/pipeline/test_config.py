@@ -13,7 +13,7 @@ def test_defaults_file_and_overrides_layer(tmp_path):
     cfg = load_config(f, ["train.lr=0.01", "text.templates=['a {} b']"])
     assert cfg.train.epochs == 7 and cfg.train.lr == 0.01 and cfg.sept.enabled
     assert cfg.text.templates == ["a {} b"]
-    assert len(load_config().text.templates) == 8  # T = 8 from configs/default.toml
+    assert len(load_config().text.templates) == 8  # T = 8: the dataclass default
 
 
 def test_config_is_frozen():

@@ -5,7 +5,7 @@ import pytest
 
 from cache.errors import UserError
 from stages.neighbors import prompt
-from stages.neighbors.keys import REPO_ROOT
+from stages.shipped import package_root
 
 TEMPLATE = """# a comment that is hashed but not sent
 [system]
@@ -20,7 +20,7 @@ Give {count} names. {format}
 
 
 def test_default_prompt_file_loads_and_has_examples():
-    t = prompt.load("configs/prompts/neighbors_v1.txt", REPO_ROOT)
+    t = prompt.load("configs/prompts/neighbors_v1.txt", package_root())
     assert t.version == "neighbors_v1"
     assert len(t.examples) >= 2 and all(len(n) >= 5 for _, n in t.examples)
     msgs = t.messages("dog", "lines", 16)

@@ -256,3 +256,20 @@ def test_a_record_never_names_a_process_without_its_token(tmp_path):
                                                  "boot_id": proctree.boot_id()}))
     assert me is not None and leftovers.find(folder) == []
     assert not (folder / "abc.json").exists()
+
+
+def test_the_supervised_tree_never_imports_from_the_folder_it_starts_in(tmp_path):
+    """A user's folder holding a `cache.py` (or a `stages/` package) must not take the place of ours in
+    the supervisor or in the command it runs (docs/design.md, "Import names")."""
+    from stages.neighbors import supervisor
+
+    home = tmp_path / "home"
+    (home / "stages").mkdir(parents=True)
+    (home / "stages" / "__init__.py").write_text("raise SystemExit('imported from the start folder')\n")
+    (home / "cache.py").write_text("raise SystemExit('imported from the start folder')\n")
+    out = tmp_path / "out.txt"
+    probe = f"import cache.errors, stages; open({str(out)!r}, 'w').write(stages.__file__)"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    rc = supervisor.run([sys.executable, "-c", probe],
+                        records=tmp_path / "records", env=env, cwd=home)
+    assert rc == 0 and Path(out.read_text()) == ROOT / "stages" / "__init__.py"
