@@ -25,7 +25,7 @@ from stages.neighbors.sampling import request_seed
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CLASSES = ["dog", "rain", "church bells"]
 FILTERS_OFF = ["--set", "neighbors.near_duplicate_cos=1.0"]
 # The default format (one phrase a line) and greedy first round (reruns must reproduce it), with one
@@ -80,6 +80,12 @@ def run_cli(cache, *args) -> subprocess.CompletedProcess:
 
 def manifest(cache: Path) -> dict:
     return json.loads((cache / "neighbors" / "manifest.json").read_text())
+
+
+def committed_tables(cache: Path) -> set[str]:
+    """Tables the store's manifest lists (none when no manifest was ever written)."""
+    f = cache / "neighbors" / "manifest.json"
+    return {p["table"] for p in manifest(cache)["parts"]} if f.exists() else set()
 
 
 def table(cache: Path, name: str):
@@ -276,7 +282,7 @@ def test_kill_9_at_two_moments_then_rerun_equals_uninterrupted(first, tmp_path, 
     while _alive(tree) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not _alive(tree), "the LLM worker or its engine outlived the killed CLI"
-    assert table(cache, "phrases") is None if (cache / "neighbors" / "manifest.json").exists() else True
+    assert "phrases" not in committed_tables(cache)
     # 2. Killed as soon as the phrases are committed (before or while encoding the embeddings).
     p = start(cache, CLASSES, clap, llm_model_dir)
     committed = _wait_for(lambda: (cache / "neighbors" / "manifest.json").exists()
@@ -284,7 +290,8 @@ def test_kill_9_at_two_moments_then_rerun_equals_uninterrupted(first, tmp_path, 
     if p.poll() is None:
         os.kill(p.pid, signal.SIGKILL)
     p.wait()
-    assert committed or p.returncode == 0
+    # Killed after the commit, or (on a fast machine) finished before the kill: the phrases are in either way.
+    assert p.returncode in (0, -signal.SIGKILL) and "phrases" in committed_tables(cache), (committed, p.returncode)
     committed_rows = _rows(cache, CLASSES)
     # 3. The rerun finishes the job.
     s = finish(start(cache, CLASSES, clap, llm_model_dir))
