@@ -1,4 +1,3 @@
-
 import pytest
 
 from cache.errors import UserError
