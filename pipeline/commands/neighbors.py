@@ -177,7 +177,9 @@ def register(cli) -> None:
     @neighbors_group.command("search")
     @click.argument("text")
     @click.option("-k", "k", type=int, default=10, show_default=True, help="How many stored texts to return.")
-    @click.option("--backbone", default=None, help="Encoder whose index to search (default: backbone.id).")
+    @click.option("--backbone", default=None,
+                  help="Hub id or folder of the encoder whose index to search (default: backbone.id when set, "
+                       "else the store's only encoder; a store with several names them).")
     @cache_dir_option
     @config_options
     @json_option
@@ -190,12 +192,14 @@ def register(cli) -> None:
         \b
         Examples:
           sept-pipeline neighbors search "barking" --backbone models/tiny-clap
-          sept-pipeline neighbors search dog -k 5 --json
+          sept-pipeline neighbors search dog -k 5 --json     # the store's only encoder
         """
         from stages.neighbors.inspection import search_store
 
         if k < 1:
             raise UserError(f"-k {k}: must be at least 1")
+        if backbone is None and cfg.backbone.id != type(cfg.backbone)().id:  # set by --config/--set
+            backbone = cfg.backbone.id
         result = search_store(text, k, cfg, cache_dir, backbone)
         if as_json:
             emit_json(result)
