@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -67,9 +68,11 @@ def start(cache, classes, clap, model_dir, name="classes.txt") -> subprocess.Pop
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
-def finish(proc: subprocess.Popen, timeout=900) -> dict:
+def finish(proc: subprocess.Popen, timeout=900, terminal: list | None = None) -> dict:
     out, err = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, err[-3000:]
+    if terminal is not None:
+        terminal.append(err)
     return json.loads(out)
 
 
@@ -104,8 +107,9 @@ def first(tmp_path_factory, clap, llm_model_dir):
     cache = tmp_path_factory.mktemp("gen") / "cache"
     t0 = time.perf_counter()
     procs = [start(cache, CLASSES, clap, llm_model_dir, f"a{i}.txt") for i in range(2)]
-    summaries = [finish(p) for p in procs]
-    return {"cache": cache, "summaries": summaries, "seconds": time.perf_counter() - t0}
+    stderr: list[str] = []
+    summaries = [finish(p, terminal=stderr) for p in procs]
+    return {"cache": cache, "summaries": summaries, "stderr": stderr, "seconds": time.perf_counter() - t0}
 
 
 def test_two_concurrent_runs_generate_once_and_agree(first):
@@ -124,6 +128,18 @@ def test_two_concurrent_runs_generate_once_and_agree(first):
     v = run_cli(first["cache"], "neighbors", "verify", "--json")
     assert v.returncode == 0, v.stdout + v.stderr
     assert json.loads(v.stdout)["ok"] is True
+
+
+def test_vllm_log_lines_go_to_the_log_file_and_our_progress_to_the_terminal(first):
+    log = (first["cache"] / "logs" / "llm-worker.log").read_text()
+    assert log.count("==== ") == 1 and "vllm worker, 3 classes from round 0" in log
+    assert re.search(r"^(INFO|WARNING) ", log, re.M), log[:2000]  # vLLM's own lines are kept, here
+    cold_err = next(e for e, s in zip(first["stderr"], first["summaries"]) if s["llm_requests"])
+    assert "LLM (vllm): asking for the neighbors of 3 classes, round 1" in cold_err
+    assert f"engine log: {first['cache'] / 'logs' / 'llm-worker.log'}" in cold_err
+    for err in first["stderr"]:  # only our own lines reach the terminal
+        strays = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith(("LLM", "warning: "))]
+        assert not strays, strays[:10]
 
 
 def test_stored_rows_provenance_and_index(first):
@@ -330,6 +346,9 @@ def test_transformers_backend_generates_and_records_itself(tmp_path, clap, llm_m
     assert p.returncode == 0, p.stderr[-3000:]
     s = json.loads(p.stdout)
     assert s["engine"] == "transformers" and s["engine_version"] == transformers.__version__
+    log = cache / "logs" / "llm-worker.log"
+    assert "LLM (transformers): asking for the neighbors of 2 classes" in p.stderr and str(log) in p.stderr
+    assert "transformers worker, 2 classes from round 0" in log.read_text()
     assert s["llm_requests"] == 2 and s["llm_rounds"] == 1 and s["classes_generated"] == 2
     rows = table(cache, "phrases").to_pylist()
     assert rows and {r["engine"] for r in rows} == {"transformers"}
