@@ -249,7 +249,7 @@ def test_no_process_of_a_killed_run_survives(tmp_path, clap, llm_model_dir):
             left = census(cache)
             _end(left)
             pytest.fail(f"run {i} ({kill}): the event never came (exit {run.proc.returncode}); "
-                        f"stderr tail: {bytes(run.err[-3000:]).decode(errors='replace')}")
+                        f"stderr and worker log tails: {run.tail()}")
         time.sleep(kill.delay)
         at = time.monotonic() - run.t0
         still_running = run.proc.poll() is None
