@@ -132,7 +132,6 @@ def _run_worker(request: dict, cache_dir: Path, verbose: bool = False) -> dict:
     core included, when the worker exits, when we exit, and when we are killed.
     """
     from stages.neighbors import leftovers, supervisor
-    from stages.neighbors.worker_log import last_lines, worker_output
 
     _remove_dead_scratch(cache_dir / "tmp")
     records = cache_dir / "tmp" / leftovers.RECORDS
@@ -146,12 +145,12 @@ def _run_worker(request: dict, cache_dir: Path, verbose: bool = False) -> dict:
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env.setdefault("VLLM_LOGGING_LEVEL", "INFO")  # the full story, in the log file (or, --verbose, here)
         env.setdefault("TOKENIZERS_PARALLELISM", "false")
-        with worker_output(cache_dir, header, verbose) as (out, log):
+        with worker_log.worker_output(cache_dir, header, verbose) as (out, log):
             rc = supervisor.run([sys.executable, "-m", "stages.neighbors.worker", str(req_file), str(resp_file)],
                                 records=records, env=env, stdout=out, stderr=out)
         if rc != 0 or not resp_file.is_file():
             where = "its log is above" if log is None else \
-                f"last line of its log: {(last_lines(log) or ['(empty)'])[0]!r}; full log: {log}"
+                f"last line of its log: {(worker_log.last_lines(log) or ['(empty)'])[0]!r}; full log: {log}"
             raise RuntimeError(f"the {request['backend']} generation worker failed ({supervisor.describe_exit(rc)}); "
                                f"{where}")
         return json.loads(resp_file.read_text())
