@@ -24,8 +24,8 @@ def register(cli) -> None:
         """Print the resolved config (defaults + recipe + --config + --set) as TOML, or JSON with --json.
 
         \b
-        Example:
-          sept-pipeline config show --config configs/experiments/demo.toml --set sept.lam=0.5
+        Examples:
+          sept-pipeline config show --config my-experiment.toml --set sept.lam=0.5
           sept-pipeline config show --recipe kgcoop-original
         """
         from pipeline.config import to_toml
@@ -40,8 +40,9 @@ def register(cli) -> None:
         """List every config key with its default and help text.
 
         \b
-        Example:
+        Examples:
           sept-pipeline config keys | grep sept.
+          sept-pipeline config show --json
         """
         from pipeline.config import describe
 

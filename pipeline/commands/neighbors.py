@@ -67,17 +67,21 @@ def register(cli) -> None:
                   help="Generation engine (default: neighbors.backend = vllm).")
     @click.option("--num-neighbors", type=int, default=None, help="Neighbors kept per class, N (default: 8).")
     @click.option("--prompt", default=None, help="Prompt template file (default: configs/prompts/neighbors_v1.txt).")
+    @click.option("--verbose", is_flag=True,
+                  help="Show the LLM engine's own log lines (vLLM's INFO/WARNING) here instead of appending them "
+                       "to CACHE_DIR/logs/llm-worker.log.")
     @cache_dir_option
     @config_options
     @json_option
-    def generate_neighbors(dataset, classes_file, backbone, llm, backend, num_neighbors, prompt, cache_dir, cfg,
-                           as_json) -> None:
+    def generate_neighbors(dataset, classes_file, backbone, llm, backend, num_neighbors, prompt, verbose, cache_dir,
+                           cfg, as_json) -> None:
         """Write semantic neighbors of every class name into the neighbor store, encoded by the backbone.
 
         Only classes missing under the generation key (LLM fingerprint, prompt hash, N) reach the LLM,
         in one batched call per round; only texts without an embedding for this encoder are encoded. A
         rerun with the same inputs starts no engine at all. Classes still short of N neighbors after
-        the retries are listed on stderr (and in --json as classes_short).
+        the retries are listed on stderr (and in --json as classes_short). The engine's own log lines go
+        to CACHE_DIR/logs/llm-worker.log (the terminal shows our progress lines), unless --verbose.
 
         \b
         Examples:
@@ -86,12 +90,13 @@ def register(cli) -> None:
           sept-pipeline generate-neighbors --dataset demo --backbone models/tiny-clap \\
               --llm Qwen/Qwen2.5-7B-Instruct --num-neighbors 16 --cache-dir /scratch/sept-cache
           sept-pipeline generate-neighbors --dataset esc50 --backend transformers --set neighbors.temperature=0.7
+          sept-pipeline generate-neighbors --dataset demo --backbone models/tiny-clap --verbose
         """
         from stages.neighbors.generation import generate_neighbors as run
 
         classes, _ = _class_list(dataset, classes_file)
         cfg = _apply_flags(cfg, llm, backend, num_neighbors, prompt)
-        summary = run(classes, cfg, cache_dir, backbone=backbone)
+        summary = run(classes, cfg, cache_dir, backbone=backbone, verbose=verbose)
         if summary["classes_short"]:
             counts = summary["classes_short_counts"]
             listing = ", ".join(f"{c} ({counts[c]}/{cfg.neighbors.num_neighbors})" for c in summary["classes_short"])
@@ -177,7 +182,9 @@ def register(cli) -> None:
     @neighbors_group.command("search")
     @click.argument("text")
     @click.option("-k", "k", type=int, default=10, show_default=True, help="How many stored texts to return.")
-    @click.option("--backbone", default=None, help="Encoder whose index to search (default: backbone.id).")
+    @click.option("--backbone", default=None,
+                  help="Hub id or folder of the encoder whose index to search (default: backbone.id when set, "
+                       "else the store's only encoder; a store with several names them).")
     @cache_dir_option
     @config_options
     @json_option
@@ -190,12 +197,14 @@ def register(cli) -> None:
         \b
         Examples:
           sept-pipeline neighbors search "barking" --backbone models/tiny-clap
-          sept-pipeline neighbors search dog -k 5 --json
+          sept-pipeline neighbors search dog -k 5 --json     # the store's only encoder
         """
         from stages.neighbors.inspection import search_store
 
         if k < 1:
             raise UserError(f"-k {k}: must be at least 1")
+        if backbone is None and cfg.backbone.id != type(cfg.backbone)().id:  # set by --config/--set
+            backbone = cfg.backbone.id
         result = search_store(text, k, cfg, cache_dir, backbone)
         if as_json:
             emit_json(result)

@@ -36,7 +36,7 @@ from cache.errors import UserError
 from cache.fingerprint import cache_root
 from cache.lock import file_lock
 from cache.store import ClassNeighbors, NeighborStore, Provenance, template_id, template_set_id
-from stages.neighbors import cleaning
+from stages.neighbors import cleaning, worker_log
 from stages.neighbors.keys import GenerationIdentity, resolve_generation
 
 
@@ -124,8 +124,9 @@ def _cleaning_kwargs(cfg) -> dict:
 # The LLM worker process
 
 
-def _run_worker(request: dict, cache_dir: Path) -> dict:
-    """Run worker.py in a child process; its logs go to our stderr, its answers come back as JSON.
+def _run_worker(request: dict, cache_dir: Path, verbose: bool = False) -> dict:
+    """Run worker.py in a child process; its answers come back as JSON, its output (vLLM's log lines)
+    goes to the cache's worker log (worker_log.py), or to our stderr when `verbose`.
 
     The worker runs under a supervisor (supervisor.py) that ends its whole process tree, vLLM's engine
     core included, when the worker exits, when we exit, and when we are killed.
@@ -135,19 +136,23 @@ def _run_worker(request: dict, cache_dir: Path) -> dict:
     _remove_dead_scratch(cache_dir / "tmp")
     records = cache_dir / "tmp" / leftovers.RECORDS
     tmp = Path(tempfile.mkdtemp(prefix=f"gen-{os.getpid()}-", dir=cache_dir / "tmp"))
+    header = f"{request['backend']} worker, {len(request['classes'])} classes from round {request['start_round']}"
     try:
         req_file, resp_file = tmp / "request.json", tmp / "response.json"
         req_file.write_text(json.dumps(request))
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        env.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+        env.setdefault("VLLM_LOGGING_LEVEL", "INFO")  # the full story, in the log file (or, --verbose, here)
         env.setdefault("TOKENIZERS_PARALLELISM", "false")
-        rc = supervisor.run([sys.executable, "-m", "stages.neighbors.worker", str(req_file), str(resp_file)],
-                            records=records, env=env, stdout=sys.stderr, stderr=sys.stderr)
+        with worker_log.worker_output(cache_dir, header, verbose) as (out, log):
+            rc = supervisor.run([sys.executable, "-m", "stages.neighbors.worker", str(req_file), str(resp_file)],
+                                records=records, env=env, stdout=out, stderr=out)
         if rc != 0 or not resp_file.is_file():
+            where = "its log is above" if log is None else \
+                f"last line of its log: {(worker_log.last_lines(log) or ['(empty)'])[0]!r}; full log: {log}"
             raise RuntimeError(f"the {request['backend']} generation worker failed ({supervisor.describe_exit(rc)}); "
-                               f"its log is above")
+                               f"{where}")
         return json.loads(resp_file.read_text())
     finally:
         import shutil
@@ -226,8 +231,13 @@ class _Embeddings:
         return template_mean(np.stack([self.vectors[t] for t in texts]))
 
 
+def _progress(line: str) -> None:
+    """Our own progress lines: on stderr, so that stdout stays a --json summary."""
+    print(line, file=sys.stderr, flush=True)
+
+
 def _generate_missing(cfg, ident: GenerationIdentity, missing: list[str], emb: _Embeddings, cache_dir: Path,
-                      stats: RunStats) -> list[ClassNeighbors]:
+                      stats: RunStats, verbose: bool = False) -> list[ClassNeighbors]:
     """Generate, clean and select the neighbors of each missing class, each class on its own.
 
     Nothing here compares one class with another: a class's rows are the same whether it is generated
@@ -248,7 +258,12 @@ def _generate_missing(cfg, ident: GenerationIdentity, missing: list[str], emb: _
         emb.encoder.release()  # never the encoder and the LLM on one device at once
         request = worker_request(cfg, ident, pending, {c: [x.phrase for x in candidates[c]] for c in pending},
                                  stats.llm_rounds, budget - stats.llm_rounds, cache_dir)
-        resp = _run_worker(request, cache_dir)
+        _progress(f"LLM ({cfg.neighbors.backend}): asking for the neighbors of {len(pending)} classes, round "
+                  f"{stats.llm_rounds + 1} of at most {budget}"
+                  + ("" if verbose else f" (engine log: {worker_log.log_path(cache_dir)})"))
+        resp = _run_worker(request, cache_dir, verbose)
+        _progress(f"LLM: {resp['requests']} answers in {len(resp['rounds'])} round(s), "
+                  f"{resp['generate_seconds']:.1f} s (engine start {resp['startup_seconds']:.1f} s)")
         stats.worker_starts += 1
         stats.llm_requests += resp["requests"]
         stats.llm_rounds += len(resp["rounds"])
@@ -315,10 +330,11 @@ def _generate_missing(cfg, ident: GenerationIdentity, missing: list[str], emb: _
 
 
 def generate_neighbors(classes: Sequence[str], cfg, cache_dir: str | os.PathLike | None = None,
-                       backbone: str | None = None) -> dict:
+                       backbone: str | None = None, verbose: bool = False) -> dict:
     """Make sure every class has its neighbors and every needed text its embeddings; return a summary.
 
     cfg: the root Config (sections neighbors, backbone, text). backbone: overrides cfg.backbone.id.
+    verbose: the LLM engine's own log lines on stderr instead of CACHE/logs/llm-worker.log.
     """
     t0 = time.perf_counter()
     classes = check_classes(classes, "class list")
@@ -344,7 +360,7 @@ def generate_neighbors(classes: Sequence[str], cfg, cache_dir: str | os.PathLike
         emb = _Embeddings(store, encoder, templates, encoder_fp)
         written = []
         if missing:
-            items = _generate_missing(cfg, ident, missing, emb, cache, stats)
+            items = _generate_missing(cfg, ident, missing, emb, cache, stats, verbose)
             written = store.put_phrases(items).written
         phrases = store.get_phrases(classes, ident.key)
         texts = list(dict.fromkeys(list(classes) + [p for c in classes for p in phrases[c]]))

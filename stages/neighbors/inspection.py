@@ -12,8 +12,9 @@ from cache.store import NeighborStore
 def search_store(text: str, k: int, cfg, cache_dir: str | os.PathLike | None, backbone: str | None) -> dict:
     """The k stored texts nearest to `text` in the FAISS index of the backbone's encoder.
 
-    The query is embedded like every stored text (template mean of the frozen text tower), from the
-    store when `text` is already there, else by loading the backbone.
+    backbone None: the store's only encoder (a store with several asks which, naming them). The query
+    is embedded like every stored text (template mean of the frozen text tower), from the store when
+    `text` is already there, else by loading the backbone.
     """
     from stages.backbones.fingerprint import backbone_fingerprint
     from stages.neighbors.filters import template_mean
@@ -22,18 +23,24 @@ def search_store(text: str, k: int, cfg, cache_dir: str | os.PathLike | None, ba
     if not text:
         raise UserError("search TEXT: empty; give a word or phrase")
     cache = cache_root(cache_dir)
-    backbone_id = backbone or cfg.backbone.id
-    fp = backbone_fingerprint(backbone_id, cfg.backbone.kind, cache)
     templates = list(cfg.text.templates)
     store = NeighborStore.in_cache(cache)
-    if not store.indexes(fp):
-        raise UserError(f"no index for encoder {fp} in {store.root}; run `sept-pipeline generate-neighbors "
-                        f"--backbone {backbone_id}` first (see `sept-pipeline neighbors ls`)")
+    if backbone is None:
+        fp = only_encoder(store)
+    else:
+        fp = backbone_fingerprint(backbone, cfg.backbone.kind, cache)
+        if not store.indexes(fp):
+            raise UserError(f"no index for encoder {fp} in {store.root}; run `sept-pipeline generate-neighbors "
+                            f"--backbone {backbone}` first (see `sept-pipeline neighbors ls`)")
     if not store.missing_embeddings([text], templates, fp):
         vectors, source = store.get_embeddings([text], templates, fp), "store"
     else:
         from stages.neighbors.encoding import TextEncoder
 
+        backbone_id = backbone or _loadable_id(fp, cfg.backbone.kind, cache)
+        if backbone_id is None:
+            raise UserError(f"search {text!r}: not in the store, so the encoder {fp} must embed it and its "
+                            f"weights were not found under that name; pass --backbone ID|FOLDER")
         enc = TextEncoder(backbone_id, cfg.backbone, str(cache), cfg.backbone.text_batch_size)
         vectors, source = enc.encode([text], templates), "encoder"
         enc.release()
@@ -50,6 +57,29 @@ def search_store(text: str, k: int, cfg, cache_dir: str | os.PathLike | None, ba
         "hits": [{"text": t, "score": s, "is_class": t in class_names, "neighbor_of": sorted(owners.get(t, ()))}
                  for t, s in hits],
     }
+
+
+def only_encoder(store: NeighborStore) -> str:
+    """The fingerprint of the one encoder the store has an index for; a one-line error naming them otherwise."""
+    fps = sorted({e.encoder_fingerprint for e in store.indexes()})
+    if len(fps) == 1:
+        return fps[0]
+    if not fps:
+        raise UserError(f"no index in {store.root}; run `sept-pipeline generate-neighbors` first")
+    raise UserError(f"the store {store.root} holds {len(fps)} encoders ({', '.join(fps)}); "
+                    f"pick one with --backbone ID|FOLDER")
+
+
+def _loadable_id(fingerprint: str, kind: str, cache) -> str | None:
+    """The hub id or folder a fingerprint ('kind:NAME@hex') was made from, when NAME still loads as those
+    very weights (a hub id in the local cache, a folder under the current directory); else None."""
+    from stages.backbones.fingerprint import backbone_fingerprint
+
+    name = fingerprint.split(":", 1)[-1].rsplit("@", 1)[0]
+    try:
+        return name if backbone_fingerprint(name, kind, cache) == fingerprint else None
+    except (UserError, OSError):
+        return None
 
 
 def quality_report(cfg, cache_dir: str | os.PathLike | None, classes: Sequence[str] | None,

@@ -67,11 +67,23 @@ def test_lock_excludes_other_processes_and_dies_with_its_holder(tmp_path):
             holder.wait()
 
 
-def test_shared_locks_coexist(tmp_path):
+def test_shared_locks_coexist_and_exclude_a_writer(tmp_path):
+    # flock locks belong to an open file, so one process with two opens stands for two readers here.
     lock = tmp_path / ".lock"
     with file_lock(lock, shared=True):
+        t0 = time.monotonic()
         with file_lock(lock, shared=True, timeout=0.5):
-            pass
+            assert time.monotonic() - t0 < 0.25  # granted at once, not after waiting out the timeout
+            with pytest.raises(TimeoutError, match="could not lock"):
+                with file_lock(lock, timeout=0.2):
+                    pass
+        with pytest.raises(TimeoutError):  # one reader left: still no writer
+            with file_lock(lock, timeout=0.2):
+                pass
+    with file_lock(lock, timeout=0.5):  # every reader gone: the writer gets it
+        with pytest.raises(TimeoutError):  # and a reader now waits for the writer
+            with file_lock(lock, shared=True, timeout=0.2):
+                pass
 
 
 def test_fingerprints():

@@ -186,13 +186,23 @@ class Run:
             return bool(_run_pids(self.cache, "multiprocessing.spawn") or _run_pids(self.cache, "VLLM::"))
         if event == "engine":
             return bool(_run_pids(self.cache, "VLLM::EngineCore"))
-        if event == "generating":
-            return b"Processed prompts" in self.err or b"generate (transformers)" in self.err
+        if event == "generating":  # the engine's progress bar, in the worker's log file (worker_log.py)
+            return b"Processed prompts" in self.worker_log() or b"generate (transformers)" in self.worker_log()
         if event == "encoding":  # the worker was seen and is gone: the CLI is past generation
             alive = bool(_worker_pids(self.cache))
             self.seen_worker |= alive
             return self.seen_worker and not alive
         raise ValueError(event)
+
+    def worker_log(self) -> bytes:
+        try:
+            return (self.cache / "logs" / "llm-worker.log").read_bytes()
+        except FileNotFoundError:
+            return b""
+
+    def tail(self) -> str:
+        """What to show when an event never came: the CLI's stderr and the worker's log, ends of both."""
+        return (bytes(self.err[-2000:]) + b"\n--- worker log ---\n" + self.worker_log()[-2000:]).decode(errors="replace")
 
     def wait_for(self, event: str, timeout: float = 400.0) -> bool:
         deadline = time.monotonic() + timeout
@@ -239,7 +249,7 @@ def test_no_process_of_a_killed_run_survives(tmp_path, clap, llm_model_dir):
             left = census(cache)
             _end(left)
             pytest.fail(f"run {i} ({kill}): the event never came (exit {run.proc.returncode}); "
-                        f"stderr tail: {bytes(run.err[-3000:]).decode(errors='replace')}")
+                        f"stderr and worker log tails: {run.tail()}")
         time.sleep(kill.delay)
         at = time.monotonic() - run.t0
         still_running = run.proc.poll() is None
@@ -282,7 +292,7 @@ def test_transformers_backend_leaves_nothing(tmp_path, clap, llm_model_dir, how)
     cache = tmp_path / "cache"
     cache.mkdir()
     run = Run(cache, ["dog", "rain", "wind"], clap, llm_model_dir, "t", TRANSFORMERS)
-    assert run.wait_for("generating"), bytes(run.err[-2000:]).decode(errors="replace")
+    assert run.wait_for("generating"), run.tail()
     run.end(how)
     rc = run.finish()
     assert rc != 0
@@ -304,7 +314,7 @@ def test_a_failing_worker_leaves_no_engine(tmp_path, clap, llm_model_dir):
     cache = tmp_path / "cache"
     cache.mkdir()
     run = Run(cache, ["dog"], clap, llm_model_dir, "f", ("--set", "neighbors.max_model_len=64"))
-    assert run.wait_for("engine"), bytes(run.err[-2000:]).decode(errors="replace")
+    assert run.wait_for("engine"), run.tail()
     rc = run.finish(timeout=400)
     assert rc == 1 and b"generation worker failed (exit 1)" in run.err, bytes(run.err[-3000:]).decode(errors="replace")
     left = census(cache)
@@ -318,7 +328,7 @@ def test_a_supervisor_killed_alone_still_takes_the_engine_down(tmp_path, clap, l
     cache = tmp_path / "cache"
     cache.mkdir()
     run = Run(cache, ["dog"], clap, llm_model_dir, "s")
-    assert run.wait_for(event), bytes(run.err[-2000:]).decode(errors="replace")
+    assert run.wait_for(event), run.tail()
     sup = [p["pid"] for p in census(cache) if p["argv"][1:3] == ["-m", "stages.neighbors.supervisor"]]
     assert len(sup) == 1
     os.kill(sup[0], signal.SIGKILL)
@@ -337,7 +347,7 @@ def test_an_engine_a_killed_supervisor_left_is_named_by_the_next_run(tmp_path, c
     cache = tmp_path / "cache"
     cache.mkdir()
     run = Run(cache, ["dog"], clap, llm_model_dir, "a")
-    assert run.wait_for("engine"), bytes(run.err[-2000:]).decode(errors="replace")
+    assert run.wait_for("engine"), run.tail()
     sup = [p["pid"] for p in census(cache) if p["argv"][1:3] == ["-m", "stages.neighbors.supervisor"]]
     for pid in _worker_pids(cache) + sup:  # the worker first: the supervisor must not see it go
         os.kill(pid, signal.SIGKILL)

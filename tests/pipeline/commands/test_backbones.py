@@ -57,9 +57,3 @@ def test_bad_input_exits_2_with_one_line(args, message, capsys, tmp_path, monkey
 def test_make_random_refuses_an_existing_folder(tiny_clap_dir, capsys):
     code, _, err = run_cli(["backbones", "make-random", "--size", "tiny", "--out", str(tiny_clap_dir)], capsys)
     assert code == 2 and "already exists" in err and len(err.strip().splitlines()) == 1
-
-
-def test_help_has_examples(capsys):
-    for args in (["backbones", "--help"], ["backbones", "make-random", "--help"], ["backbones", "info", "--help"]):
-        code, out, _ = run_cli(args, capsys)
-        assert code == 0 and "Examples:" in out and "sept-pipeline backbones" in out

@@ -12,7 +12,7 @@ from pipeline.cli import main
 from stages.evaluation.metrics import harmonic_mean
 
 # The stage-two test kit lives beside the stage tests (tests/stages/tuning/tuning_kit.py).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stages" / "tuning"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "stages" / "tuning"))
 from tuning_kit import CLASSES, fill_store, write_dataset  # noqa: E402
 
 TEMPLATES = ["a sound of a {}.", "the sound of {}."]

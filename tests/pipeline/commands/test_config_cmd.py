@@ -1,0 +1,22 @@
+"""`sept-pipeline config show|keys`, through the real entry point."""
+import json
+import subprocess
+import sys
+
+from pipeline.config import load_config
+
+
+def test_cli_bad_set_exits_2_with_one_line():
+    r = subprocess.run([sys.executable, "-m", "pipeline.cli", "config", "show", "--set", "train.nope=1"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "train.nope" in r.stderr
+
+
+def test_show_json_is_the_resolved_config():
+    r = subprocess.run([sys.executable, "-m", "pipeline.cli", "config", "show", "--json", "--set", "sept.lam=0.25"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    shown = json.loads(r.stdout)
+    expected = json.loads(json.dumps(load_config(None, ["sept.lam=0.25"]).to_dict(), default=str))
+    assert shown == expected and shown["sept"]["lam"] == 0.25
