@@ -12,7 +12,7 @@ demo: setup
 	@bash scripts/demo.sh
 
 test: setup
-	@$(PY) -m pytest -q
+	@$(PY) -m pytest -q --durations=20
 
 test-fast: setup
 	@$(PY) -m pytest -q -m "not slow"

@@ -224,7 +224,7 @@ def load_config(
 
 
 def describe(cfg_cls=Config) -> list[tuple[str, str, Any, str]]:
-    """(section, key, default, help) for every key: used by `sept-pipeline config show --help-keys`."""
+    """(section, key, default, help) for every key: used by `sept-pipeline config keys`."""
     rows = []
     hints = typing.get_type_hints(cfg_cls)
     for sec in dataclasses.fields(cfg_cls):
