@@ -13,7 +13,7 @@ from stages.tuning.config import MethodConfig, SeptConfig, TrainConfig
 from stages.tuning.learners import build_learner
 from stages.tuning.trainer import TrainData, make_optimizer, train
 
-from tuning_kit import CLASSES, TEMPLATES
+from tuning_kit import CLASSES, TEMPLATES, fit_on_random_features, random_audio
 
 BASE, NEW = CLASSES[:3], CLASSES[3:]
 # Weight decay on (Dassl's 5e-4; the palm default has none) so that at w = 0 the head still moves, by decay alone.
@@ -27,15 +27,11 @@ def learner(backbone, method="dept", seed=1, **kw):
 
 
 def fit(model, tmp_path, name, train_cfg=TRAIN):
-    g = torch.Generator().manual_seed(0)
-    labels = torch.arange(3).repeat_interleave(4)
-    data = TrainData(labels=labels, features=torch.randn(12, model.backbone.embed_dim, generator=g))
-    train(model, data, train_cfg, SeptConfig(), None, seed=1, run_dir=tmp_path / name, identity={},
-          backbone_fingerprint=model.backbone.fingerprint, progress=False)
+    fit_on_random_features(model, tmp_path / name, train_cfg)
 
 
 def audio(backbone, n=6):
-    return torch.randn(n, backbone.embed_dim, generator=torch.Generator().manual_seed(5))
+    return random_audio(backbone, n)
 
 
 def test_head_weight_zero_is_coop_bit_for_bit(tiny_backbone, tmp_path):

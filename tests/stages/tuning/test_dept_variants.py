@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 
 from stages.tuning.checkpoint import load_prompt, save_prompt
-from stages.tuning.config import MethodConfig, SeptConfig, TrainConfig
+from stages.tuning.config import MethodConfig, TrainConfig
 from stages.tuning.learners import build_learner
-from stages.tuning.trainer import TrainData, make_optimizer, train
+from stages.tuning.trainer import make_optimizer
 
-from tuning_kit import CLASSES, TEMPLATES
+from tuning_kit import CLASSES, TEMPLATES, fit_on_random_features, random_audio
 
 BASE, NEW = CLASSES[:3], CLASSES[3:]
 VARIANTS = {"kgcoop-dept": "kgcoop", "cocoop-dept": "cocoop"}  # variant -> its base method
@@ -35,15 +35,11 @@ def learner(backbone, method, seed=1, **kw):
 
 
 def fit(model, tmp_path, name):
-    g = torch.Generator().manual_seed(0)
-    labels = torch.arange(3).repeat_interleave(4)
-    data = TrainData(labels=labels, features=torch.randn(12, model.backbone.embed_dim, generator=g))
-    train(model, data, TRAIN, SeptConfig(), None, seed=1, run_dir=tmp_path / name, identity={},
-          backbone_fingerprint=model.backbone.fingerprint, progress=False)
+    fit_on_random_features(model, tmp_path / name, TRAIN)
 
 
 def audio(backbone, n=6):
-    return torch.randn(n, backbone.embed_dim, generator=torch.Generator().manual_seed(5))
+    return random_audio(backbone, n)
 
 
 def off_identity(model):

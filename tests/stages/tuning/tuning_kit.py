@@ -74,3 +74,20 @@ def fill_store(cache_dir: Path, backbone, templates: Sequence[str], neighbors: d
     store.put_embeddings(texts, list(templates), backbone.fingerprint,
                          frozen_template_embeddings(backbone, texts, templates))
     return prov.generation_key
+
+
+def fit_on_random_features(model, run_dir: Path, train_cfg) -> None:
+    """Train `model` on its training classes (3) with 4 random "audio" features each, no SEPT, quietly."""
+    from stages.tuning.config import SeptConfig
+    from stages.tuning.trainer import TrainData, train
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(3).repeat_interleave(4)
+    data = TrainData(labels=labels, features=torch.randn(12, model.backbone.embed_dim, generator=g))
+    train(model, data, train_cfg, SeptConfig(), None, seed=1, run_dir=run_dir, identity={},
+          backbone_fingerprint=model.backbone.fingerprint, progress=False)
+
+
+def random_audio(backbone, n: int = 6, seed: int = 5) -> torch.Tensor:
+    """n random "audio" embeddings of the backbone's width, the same for every call."""
+    return torch.randn(n, backbone.embed_dim, generator=torch.Generator().manual_seed(seed))
