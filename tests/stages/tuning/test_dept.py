@@ -148,27 +148,3 @@ def test_lr_multiple_survives_the_cosine_schedule_after_warm_up(tiny_backbone, t
     assert ckpt.state["lr"] == pytest.approx(last) == lr_at(2, 0.05, 3, "cosine", 1, 1e-3)
     assert [g["lr"] for g in ckpt.state["optimizer"]["param_groups"]] == [pytest.approx(last),
                                                                           pytest.approx(6.5 * last)]
-
-
-def test_tune_runs_dept_with_sept_base_to_new(synth_spec, filled_cache, tiny_clap_dir, tmp_path, capsys):
-    """End to end through `tune`: base classes fused with the head, new classes by similarity, SEPT on."""
-    import json
-
-    from pipeline.cli import main
-
-    (spec, root), (cache, gkey) = synth_spec, filled_cache
-    args = ["tune", "--dataset", spec, "--data-root", root, "--method", "dept", "--sept", "--protocol", "base2new",
-            "--backbone", tiny_clap_dir, "--cache-dir", cache, "--shots", 2, "--out", tmp_path / "run", "--json",
-            "--set", "train.epochs=2", "--set", "method.n_ctx=4", "--set", "backbone.device=cpu",
-            "--set", f"sept.generation_key={gkey!r}", "--set", "text.templates=" + json.dumps(TEMPLATES)]
-    with pytest.raises(SystemExit) as done:
-        main(list(map(str, args)))
-    out = capsys.readouterr()
-    assert done.value.code == 0, out.err
-    m = json.loads(out.out)
-    assert m["method"] == "dept" and m["sept"]["active"] and m["method_config"]["dept_weight"] == 0.7
-    assert m["base"]["num_clips"] == 6 and m["new"]["num_clips"] == 6
-    log = [json.loads(x) for x in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
-    assert all({"ce", "head", "se"} <= set(r) for r in log)
-    state = load_prompt(tmp_path / "run" / "prompt.safetensors", m["fingerprints"]["backbone"], "dept")
-    assert state["head.weight"].shape == (3, 32) and "head_classes" in state

@@ -166,12 +166,13 @@ def test_cocoop_dept_checkpoint_keeps_prompt_and_meta_net_on_other_classes(tiny_
     assert torch.equal(other.predict_logits(audio(tiny_backbone)), model.predict_logits(audio(tiny_backbone)))
 
 
-def test_tune_runs_cocoop_dept_with_sept_base_to_new(synth_spec, filled_cache, tiny_clap_dir, tmp_path, capsys):
-    """End to end through `tune`: CoCoOp+DePT, base classes fused with the head, new classes by similarity, SEPT."""
+@pytest.mark.parametrize("method", ["dept", "cocoop-dept"])
+def test_tune_runs_dept_with_sept_base_to_new(method, synth_spec, filled_cache, tiny_clap_dir, tmp_path, capsys):
+    """End to end through `tune`: base classes fused with the head, new classes by similarity, SEPT on."""
     from pipeline.cli import main
 
     (spec, root), (cache, gkey) = synth_spec, filled_cache
-    args = ["tune", "--dataset", spec, "--data-root", root, "--method", "cocoop-dept", "--sept", "--protocol",
+    args = ["tune", "--dataset", spec, "--data-root", root, "--method", method, "--sept", "--protocol",
             "base2new", "--backbone", tiny_clap_dir, "--cache-dir", cache, "--shots", 2, "--out", tmp_path / "run",
             "--json", "--set", "train.epochs=2", "--set", "method.n_ctx=4", "--set", "backbone.device=cpu",
             "--set", f"sept.generation_key={gkey!r}", "--set", "text.templates=" + json.dumps(TEMPLATES)]
@@ -180,9 +181,10 @@ def test_tune_runs_cocoop_dept_with_sept_base_to_new(synth_spec, filled_cache, t
     out = capsys.readouterr()
     assert done.value.code == 0, out.err
     m = json.loads(out.out)
-    assert m["method"] == "cocoop-dept" and m["sept"]["active"] and m["method_config"]["dept_weight"] == 0.7
+    assert m["method"] == method and m["sept"]["active"] and m["method_config"]["dept_weight"] == 0.7
     assert m["base"]["num_clips"] == 6 and m["new"]["num_clips"] == 6
     log = [json.loads(x) for x in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
     assert log and all({"ce", "head", "se"} <= set(r) for r in log)
-    state = load_prompt(tmp_path / "run" / "prompt.safetensors", m["fingerprints"]["backbone"], "cocoop-dept")
-    assert state["head.weight"].shape == (3, 32) and "head_classes" in state and "meta_net.0.weight" in state
+    state = load_prompt(tmp_path / "run" / "prompt.safetensors", m["fingerprints"]["backbone"], method)
+    assert state["head.weight"].shape == (3, 32) and "head_classes" in state
+    assert ("meta_net.0.weight" in state) == (method == "cocoop-dept")
