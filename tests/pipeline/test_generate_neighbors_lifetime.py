@@ -47,6 +47,12 @@ class Kill:
     #               "ctrl-c": SIGINT to the CLI's process group
     event: str    # when the clock starts: "start", "worker", "spawn", "engine", "generating", "encoding"
     delay: float  # seconds after the event
+    extra: tuple[str, ...] = ()  # settings of this run only
+
+
+# A worker killed while it generates needs a generation long enough to be caught on a fast machine: up to
+# 400 tokens per answer instead of 48 (the engine also takes a moment to shut down before the worker exits).
+LONG_ANSWERS = ("--set", "neighbors.max_tokens=400")
 
 
 PLAN = [
@@ -55,10 +61,10 @@ PLAN = [
     Kill("worker", "engine", 0.0),     # ... and has named itself VLLM::EngineCore
     Kill("cli", "engine", 4.0),        # the engine core loads weights, profiles, starts its VLLM::Worker
     Kill("term", "engine", 2.0),
-    Kill("worker", "engine", 8.0),
-    Kill("cli", "generating", 0.0),
-    Kill("worker", "generating", 0.3),
-    Kill("ctrl-c", "generating", 0.0),
+    Kill("worker", "engine", 2.0),     # still loading: on a quiet machine the engine is ready ~5 s after naming
+    Kill("cli", "generating", 0.0, LONG_ANSWERS),
+    Kill("worker", "generating", 0.3, LONG_ANSWERS),
+    Kill("ctrl-c", "generating", 0.0, LONG_ANSWERS),
     Kill("cli", "encoding", 0.0),       # the worker has exited; the CLI loads the text encoder
     Kill("cli", "start", random.Random(11).uniform(3.0, 30.0)),
 ]
@@ -156,6 +162,8 @@ class Run:
                 "--backbone", str(clap), "--cache-dir", str(cache), "--set", f'neighbors.model_dir="{model_dir}"',
                 *SETTINGS, *extra, "--json"]
         self.cache = cache
+        # The worker log is one file per cache, appended by every run: this run reads only what it adds.
+        self.log_start = len(self.worker_log(0))
         self.t0 = time.monotonic()
         home = cache.parent / "cwd"  # every process of the run inherits it: the census's surest mark
         home.mkdir(exist_ok=True)
@@ -194,9 +202,11 @@ class Run:
             return self.seen_worker and not alive
         raise ValueError(event)
 
-    def worker_log(self) -> bytes:
+    def worker_log(self, start: int | None = None) -> bytes:
+        """This run's part of the cache's worker log (from `start`, default where it stood when the run began)."""
         try:
-            return (self.cache / "logs" / "llm-worker.log").read_bytes()
+            data = (self.cache / "logs" / "llm-worker.log").read_bytes()
+            return data[self.log_start if start is None else start:]
         except FileNotFoundError:
             return b""
 
@@ -241,7 +251,7 @@ def test_no_process_of_a_killed_run_survives(tmp_path, clap, llm_model_dir):
     survivors_total = 0
     for i, kill in enumerate(PLAN):
         classes = POOL[2 * i:2 * i + 2]
-        run = Run(cache, classes, clap, llm_model_dir, f"run{i}")
+        run = Run(cache, classes, clap, llm_model_dir, f"run{i}", kill.extra)
         reached = run.wait_for(kill.event)
         if not reached:
             run.proc.kill()
@@ -254,6 +264,12 @@ def test_no_process_of_a_killed_run_survives(tmp_path, clap, llm_model_dir):
         at = time.monotonic() - run.t0
         still_running = run.proc.poll() is None
         if still_running:
+            if kill.how == "worker" and not _worker_pids(cache):
+                run.proc.kill()
+                run.finish()
+                _end(census(cache))
+                pytest.fail(f"run {i} ({kill}): the worker had already exited {at:.1f}s after start; "
+                            f"the plan must kill it while it lives")
             run.end(kill.how)
         rc = run.finish()
         time.sleep(CENSUS_AFTER)
