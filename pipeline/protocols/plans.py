@@ -139,10 +139,13 @@ def _cross_targets(plan: Plan, data_root: Path, targets: Sequence[str] | None, s
 
 
 def _content_hashes(clips) -> dict[str, Path]:
-    """sha256 of each clip's bytes -> its path: a copy of a clip under another name is the same clip."""
-    from cache.fingerprint import sha256_file
+    """sha256 of each clip's bytes -> its path: a copy of a clip under another name is the same clip.
+    Through the (path, size, mtime) memo the weight fingerprints use: a rerun does not read the audio again."""
+    from stages.backbones.fingerprint import file_sha256_memoised
 
-    return {sha256_file(c.path): c.path for c in clips}
+    paths = [c.path for c in clips]
+    hashes = file_sha256_memoised(paths)
+    return {hashes[p]: p for p in paths}
 
 
 def _refuse_shared_clips(source: str, train_hashes: dict[str, Path], target) -> None:
