@@ -28,7 +28,9 @@ class AudioTextBackbone(nn.Module, abc.ABC):
         embed_dim: D, the joint embedding width.
         text_width: width of the token embeddings (CoOp's ctx_dim).
         max_text_len: longest token sequence the text tower accepts, special tokens included.
-        text_pooling: 'first' | 'eos' | 'last' (stages/backbones/text_pooling.py).
+        text_pooling: 'first' | 'eos' | 'last' (stages/backbones/text_pooling.py) | 'mean'.
+        item_modality: what one dataset item is: 'audio' (waveforms through `encode_audio`) or 'text'
+            (UTF-8 texts through `encode_item_texts`); the kind's registry entry says the same.
     """
 
     id: str
@@ -39,6 +41,12 @@ class AudioTextBackbone(nn.Module, abc.ABC):
     text_width: int
     max_text_len: int
     text_pooling: str
+    item_modality: str = "audio"
+
+    @property
+    def kind(self) -> str:
+        """The backbone kind (stages/backbones/registry.py), the fingerprint's prefix."""
+        return self.fingerprint.split(":", 1)[0]
 
     def freeze(self) -> None:
         """Turn every parameter's grad off and put the adapter and its towers in eval mode (constructors call it)."""
@@ -63,7 +71,7 @@ class AudioTextBackbone(nn.Module, abc.ABC):
 
     @property
     def clip_seconds(self) -> float:
-        return self.clip_samples / self.sample_rate
+        return self.clip_samples / self.sample_rate if self.sample_rate else 0.0  # 0: no audio tower
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -101,6 +109,12 @@ class AudioTextBackbone(nn.Module, abc.ABC):
         `waveforms` are 1-D float arrays already at `sample_rate`; length handling follows
         stages/backbones/clip_length.py (centre crop unless `train_crop`, repeat-pad when short).
         """
+
+    def encode_item_texts(self, texts: list[str]) -> torch.Tensor:
+        """[B, D] float32 embeddings of text items (item_modality 'text'); no grad; batched."""
+        from cache.errors import UserError
+
+        raise UserError(f"backbone {self.id} (kind {self.kind!r}) takes audio items, not texts")
 
     @abc.abstractmethod
     def logit_scale(self) -> float:

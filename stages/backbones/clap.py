@@ -23,13 +23,8 @@ from tqdm.auto import tqdm
 from cache.errors import UserError
 from stages.backbones.base import AudioTextBackbone
 from stages.backbones.clip_length import fit_to_clip
+from stages.backbones.strict_load import load_strict
 from stages.backbones.text_pooling import POOLINGS, gather_positions, pooling_positions
-
-# Buffers a checkpoint may lack without changing the model: ClapModel recomputes them at
-# construction (arange positions, zero token types, the Swin relative-position table) and
-# BatchNorm's step counter is unused in eval mode. Any other missing key is an error.
-RECOMPUTED_BUFFERS = ("position_ids", "token_type_ids", "relative_position_index", "num_batches_tracked")
-
 
 def _batches(n: int, size: int, desc: str, progress: bool | None):
     starts = range(0, n, size)
@@ -42,23 +37,7 @@ def load_clap_strict(folder: Path, dtype: torch.dtype):
     """ClapModel.from_pretrained(folder), refusing any missing, unexpected or mis-shaped weight."""
     from transformers import ClapModel
 
-    try:
-        model, info = ClapModel.from_pretrained(folder, dtype=dtype, output_loading_info=True)
-    except (OSError, ValueError, RuntimeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"backbone folder {folder}: cannot load ClapModel weights ({first})") from None
-    missing = sorted(k for k in info["missing_keys"] if not k.endswith(RECOMPUTED_BUFFERS))
-    unexpected = sorted(info["unexpected_keys"])
-    mismatched = sorted(k[0] if isinstance(k, tuple) else k for k in info["mismatched_keys"])
-    problems = [f"{label} {len(keys)} (e.g. {keys[0]})"
-                for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", mismatched))
-                if keys]
-    if info["error_msgs"]:
-        problems.append(f"errors: {info['error_msgs'][0]}")
-    if problems:
-        raise UserError(f"backbone folder {folder}: weights do not match its config.json "
-                        f"(strict loading): {'; '.join(problems)}")
-    return model
+    return load_strict(ClapModel, folder, dtype, "ClapModel")
 
 
 class ClapBackbone(AudioTextBackbone):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from stages.backbones.registry import AUTO, known_kinds
 from stages.fields import check_choice, check_range, opt
 
 DEFAULT_TEMPLATES = [
@@ -21,16 +22,20 @@ DEFAULT_TEMPLATES = [
 @dataclass(frozen=True)
 class BackboneConfig:
     id: str = opt("laion/clap-htsat-unfused", "Hub id or local folder of the audio-language model.")
-    kind: str = opt("clap", "Adapter family: 'clap' (transformers ClapModel).")
-    text_pooling: str = opt("first", "Text pooling strategy of the tower: first | eos | last (CLAP: first).")
+    kind: str = opt("auto", "Adapter family: auto (what the id is: a packaged id or a local folder's model type; "
+                            "else clap) | clap (transformers ClapModel) | text-dual (a sentence encoder as both "
+                            "towers, items are texts); `sept-pipeline backbones info --kinds` lists them.")
+    text_pooling: str = opt("auto", "Which hidden states stand for a text: auto (the kind's own: clap first, "
+                                    "text-dual mean) | first | eos | last (clap) | mean (text-dual: the "
+                                    "attention-masked mean, as sentence-transformers).")
     device: str = opt("auto", "auto | cpu | cuda | cuda:N | mps.")
     dtype: str = opt("float32", "Weights dtype: float32 | bfloat16 | float16.")
     text_batch_size: int = opt(64, "Texts per forward pass when encoding with the frozen text tower.")
     audio_batch_size: int = opt(16, "Clips per forward pass when encoding audio.")
 
     def __post_init__(self):
-        check_choice("backbone", "kind", self.kind, ("clap",))
-        check_choice("backbone", "text_pooling", self.text_pooling, ("first", "eos", "last"))
+        check_choice("backbone", "kind", self.kind, (AUTO, *known_kinds()))
+        check_choice("backbone", "text_pooling", self.text_pooling, ("auto", "first", "eos", "last", "mean"))
         check_choice("backbone", "dtype", self.dtype, ("float32", "bfloat16", "float16"))
         check_range("backbone", "text_batch_size", self.text_batch_size, 1)
         check_range("backbone", "audio_batch_size", self.audio_batch_size, 1)

@@ -1,7 +1,9 @@
 """open_clip-style entry points: `load_backbone(id_or_path, cfg)` and `make_random_clap(...)`.
 
-Importing this module is cheap (no torch): the CLI imports it lazily anyway, and stage one may
-import it on a warm path that only needs the fingerprint.
+`load_backbone` resolves the backbone kind through the registry (stages/backbones/registry.py) and calls
+that kind's loader; `load_clap` is the loader of kind 'clap'. Importing this module is cheap (no torch):
+the CLI imports it lazily anyway, and stage one may import it on a warm path that only needs the
+fingerprint.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from stages.backbones.config import BackboneConfig
 from stages.backbones.fingerprint import fingerprint_location
 from stages.backbones.locate import ModelLocation, locate_model
 from stages.backbones.random_clap import make_random_clap  # noqa: F401 - part of this module's API
+from stages.backbones.registry import get_kind, loader_of, resolve_kind
 
 DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 
@@ -46,23 +49,31 @@ def _check_model_type(location: ModelLocation, kind: str) -> None:
 
 def load_backbone(id_or_path: str | os.PathLike | None = None, cfg: BackboneConfig | None = None,
                   *, download: bool | None = None):
-    """Load a frozen backbone from a hub id or a local folder.
+    """Load a frozen backbone from a hub id, a packaged id or a local folder.
 
-    id_or_path: overrides cfg.id when given. cfg: device, dtype, pooling and batch sizes
+    id_or_path: overrides cfg.id when given. cfg: kind, device, dtype, pooling and batch sizes
     (BackboneConfig defaults when None). download: see stages.backbones.locate.locate_model
     (None = fetch a hub id missing from the cache unless HF_HUB_OFFLINE is set).
     """
     cfg = cfg or BackboneConfig()
     spec = str(id_or_path) if id_or_path is not None else cfg.id
+    kind = get_kind(resolve_kind(spec, cfg.kind))
+    extra = {} if download is None else {"download": download}
+    return loader_of(kind)(spec, cfg, **extra)
+
+
+def load_clap(spec: str, cfg: BackboneConfig, *, download: bool | None = None):
+    """The loader of kind 'clap': transformers' ClapModel with its processor, strictly loaded."""
     location = locate_model(spec, download=download)
-    _check_model_type(location, cfg.kind)
-    fingerprint = fingerprint_location(location, cfg.kind)
+    _check_model_type(location, "clap")
+    fingerprint = fingerprint_location(location, "clap")
 
     import torch
     from transformers import ClapProcessor
 
     from stages.backbones.clap import ClapBackbone, load_clap_strict
 
+    pooling = "first" if cfg.text_pooling == "auto" else cfg.text_pooling  # CLAP's own: <s> (token 0)
     device = resolve_device(cfg.device)
     model = load_clap_strict(location.folder, getattr(torch, DTYPES[cfg.dtype]))
     try:
@@ -72,6 +83,6 @@ def load_backbone(id_or_path: str | os.PathLike | None = None, cfg: BackboneConf
         raise UserError(f"backbone {spec!r}: cannot load its tokenizer / feature extractor from "
                         f"{location.folder} ({first})") from None
     backbone = ClapBackbone(model, processor.tokenizer, processor.feature_extractor, id=location.id,
-                            fingerprint=fingerprint, text_pooling=cfg.text_pooling,
+                            fingerprint=fingerprint, text_pooling=pooling,
                             text_batch_size=cfg.text_batch_size, audio_batch_size=cfg.audio_batch_size)
     return backbone.to(device)

@@ -84,11 +84,15 @@ def fingerprint_location(location: ModelLocation, kind: str = "clap",
     return f"{kind}:{location.name}@{h.hexdigest()[:16]}"
 
 
-def backbone_fingerprint(id_or_path: str | os.PathLike, kind: str = "clap",
+def backbone_fingerprint(id_or_path: str | os.PathLike, kind: str = "auto",
                          cache_dir: str | os.PathLike | None = None) -> str:
-    """'clap:<hub-id-or-folder-name>@<16 hex>' for a local folder or a hub id in the local HF cache.
+    """'<kind>:<id-or-folder-name>@<16 hex>' for a local folder, a packaged id or a hub id in the local HF cache.
 
+    `kind` is config key backbone.kind: 'auto' resolves it from the spec (stages/backbones/registry.py).
     Never downloads: a hub id missing from the local cache is a UserError saying it needs the hub.
     `cache_dir` is where the hash memo lives (default: cache.fingerprint.cache_root()).
     """
+    from stages.backbones.registry import resolve_kind
+
+    kind = resolve_kind(str(id_or_path), kind)
     return fingerprint_location(locate_model(str(id_or_path), download=False), kind, cache_dir)
