@@ -1,4 +1,4 @@
-"""`sept-pipeline backbones make-random|info`: write a random CLAP, or describe any backbone.
+"""`sept-pipeline backbones make-random|info`: write a random CLAP, or describe any backbone (or the kinds).
 
 torch and transformers are imported inside the commands, so `sept-pipeline --help` stays fast.
 """
@@ -11,12 +11,14 @@ from pipeline.commands.common import config_options, emit_json, json_option
 
 def backbone_summary(backbone) -> dict:
     """The facts `info` prints: what a run's provenance needs to know about a backbone."""
+    audio = {"sample_rate": backbone.sample_rate, "clip_samples": backbone.clip_samples,
+             "clip_seconds": backbone.clip_seconds} if backbone.item_modality == "audio" else {}
     return {
         "id": backbone.id,
+        "kind": backbone.kind,
+        "item_modality": backbone.item_modality,
         "fingerprint": backbone.fingerprint,
-        "sample_rate": backbone.sample_rate,
-        "clip_samples": backbone.clip_samples,
-        "clip_seconds": backbone.clip_seconds,
+        **audio,
         "embed_dim": backbone.embed_dim,
         "text_width": backbone.text_width,
         "max_text_len": backbone.max_text_len,
@@ -34,16 +36,31 @@ def _print_table(rows: dict) -> None:
         click.echo(f"{key:<{width}}  {value}")
 
 
+def _print_kinds(as_json: bool) -> None:
+    from stages.backbones.registry import get_kind, known_kinds
+
+    kinds = [get_kind(name) for name in known_kinds()]
+    rows = [{"kind": k.name, "item_modality": k.item_modality, "short_ids": list(k.short_ids), "summary": k.summary}
+            for k in kinds]
+    if as_json:
+        emit_json(rows)
+        return
+    width = max(len(r["kind"]) for r in rows)
+    for r in rows:
+        click.echo(f"{r['kind']:<{width}}  items: {r['item_modality']:<5}  {r['summary']}")
+
+
 def register(cli) -> None:
     @cli.group("backbones")
     def backbones_group() -> None:
-        """Make and inspect audio-language model backbones (CLAP).
+        """Make and inspect audio-language model backbones (CLAP, text-dual).
 
         \b
         Examples:
           sept-pipeline backbones make-random --size tiny --seed 0 --out models/tiny-clap
           sept-pipeline backbones info models/tiny-clap
           sept-pipeline backbones info laion/clap-htsat-unfused --json
+          sept-pipeline backbones info --kinds
         """
 
     @backbones_group.command("make-random")
@@ -83,20 +100,28 @@ def register(cli) -> None:
 
     @backbones_group.command("info")
     @click.argument("model", required=False, metavar="[ID|PATH]")
+    @click.option("--kinds", "list_kinds", is_flag=True,
+                  help="List the backbone kinds (config key backbone.kind) instead of loading a backbone.")
     @config_options
     @json_option
-    def info(model: str | None, cfg, as_json: bool) -> None:
-        """Load a backbone and print its id, fingerprint, audio format, dimensions and size.
+    def info(model: str | None, list_kinds: bool, cfg, as_json: bool) -> None:
+        """Load a backbone and print its kind, id, fingerprint, item format, dimensions and size.
 
         ID|PATH is a hub id (from the local Hugging Face cache, or fetched when the hub is
-        reachable) or a model folder; without it, the config's backbone.id.
+        reachable), a packaged id (packaged:minilm-dual) or a model folder; without it, the config's
+        backbone.id. The kind comes from backbone.kind ('auto': what the id is).
 
         \b
         Examples:
           sept-pipeline backbones info models/tiny-clap
+          sept-pipeline backbones info packaged:minilm-dual --json
           sept-pipeline backbones info laion/clap-htsat-unfused --json
           sept-pipeline backbones info --set backbone.id=models/tiny-clap --set backbone.device=cpu
+          sept-pipeline backbones info --kinds
         """
+        if list_kinds:
+            _print_kinds(as_json)
+            return
         from stages.backbones.factory import load_backbone
 
         summary = backbone_summary(load_backbone(model, cfg.backbone))

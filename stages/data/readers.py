@@ -6,7 +6,8 @@
   (`fold<k>.csv`, in the folder or in csv_files/): fold k is the test split and the union of the other
   folds the train split.
 - esc50: ESC-50 as published (`meta/esc50.csv` with filename,fold,category; `audio/`); fold k is test.
-- folder_per_class: `<class>/*.wav|flac|ogg` (sub-folders without audio are ignored); a deterministic
+- folder_per_class: `<class>/*.wav|flac|ogg` (sub-folders without audio are ignored), or, in a dataset
+  folder without any audio file, `<class>/*.txt` text items (stages/data/item_text.py); a deterministic
   per-class split (see `_hash_split`) recorded in `split.json` beside the class folders, and read back
   from there when it still matches the files (so a hand-made split.json is honoured).
 
@@ -24,6 +25,7 @@ from pathlib import Path
 from cache.atomic import atomic_write_json
 from cache.errors import UserError
 from stages.data.clips import Clip
+from stages.data.item_text import TEXT_SUFFIXES
 from stages.data.specs import DatasetSpec
 from stages.data.tables import read_table
 
@@ -165,24 +167,13 @@ def read_folder_per_class(spec: DatasetSpec, folder: Path, fold: str) -> Result:
     if fold:
         raise UserError(f"dataset {spec.name}: layout folder_per_class has no official folds "
                         f"(got fold {fold!r}; expected data.fold = '')")
-    files_by_class: dict[int, list[str]] = {}
-    label_of: dict[str, int] = {}
-    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        audio = [f for f in sorted(sub.iterdir()) if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES]
-        if not audio:
-            continue  # not a class folder (docs, metadata): only folders holding audio name classes
-        label = spec.class_index(sub.name)
-        if label is None:
-            if spec.subset:
-                continue
-            raise unknown_class_error(spec, f"{sub}", sub.name)
-        for f in audio:
-            rel = f.relative_to(folder).as_posix()
-            files_by_class.setdefault(label, []).append(rel)
-            label_of[rel] = label
+    files_by_class, label_of = _class_files(spec, folder, AUDIO_SUFFIXES)
     if not label_of:
-        raise UserError(f"dataset {spec.name} at {folder}: no audio files (expected {folder}/<class>/*.wav|flac|ogg "
-                        f"with <class> one of {_known(spec)})")
+        # No audio anywhere: a dataset of text items. Only then, so notes beside audio never become items.
+        files_by_class, label_of = _class_files(spec, folder, TEXT_SUFFIXES)
+    if not label_of:
+        raise UserError(f"dataset {spec.name} at {folder}: no audio files (expected {folder}/<class>/*.wav|flac|ogg, "
+                        f"or *.txt text items, with <class> one of {_known(spec)})")
     record_path = folder / SPLIT_RECORD
     split = _read_split_record(record_path, set(label_of))
     if split is None:
@@ -199,6 +190,27 @@ def read_folder_per_class(spec: DatasetSpec, folder: Path, fold: str) -> Result:
                 for r in rels]
 
     return clips(split["train"]), clips(split["test"]), "", [record_path]
+
+
+def _class_files(spec: DatasetSpec, folder: Path, suffixes: tuple[str, ...]
+                 ) -> tuple[dict[int, list[str]], dict[str, int]]:
+    """(label -> relative paths, relative path -> label) of the files with `suffixes` in class folders."""
+    files_by_class: dict[int, list[str]] = {}
+    label_of: dict[str, int] = {}
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        items = [f for f in sorted(sub.iterdir()) if f.is_file() and f.suffix.lower() in suffixes]
+        if not items:
+            continue  # not a class folder (docs, metadata): only folders holding items name classes
+        label = spec.class_index(sub.name)
+        if label is None:
+            if spec.subset:
+                continue
+            raise unknown_class_error(spec, f"{sub}", sub.name)
+        for f in items:
+            rel = f.relative_to(folder).as_posix()
+            files_by_class.setdefault(label, []).append(rel)
+            label_of[rel] = label
+    return files_by_class, label_of
 
 
 def _read_split_record(path: Path, files: set[str]) -> dict[str, list[str]] | None:
