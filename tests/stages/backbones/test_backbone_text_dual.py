@@ -147,3 +147,29 @@ def test_registry_errors_are_one_line(tiny_clap_dir, make, message):
     with pytest.raises(UserError, match=message) as info:
         make(tiny_clap_dir)
     assert "\n" not in str(info.value)
+
+
+def _clips(paths):
+    from stages.data.clips import Clip
+
+    return [Clip(path=p, label=0, classname="x") for p in paths]
+
+
+def test_text_items_go_through_the_feature_cache_and_bad_items_are_one_line(minilm, tiny_backbone, tmp_path):
+    from stages.audio_features import clip_features
+
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("\ufeff  a puppy yelping\n", encoding="utf-8")
+    b.write_text("rain on a tin roof", encoding="utf-8")
+    feats = clip_features(minilm, _clips([a, b]), tmp_path / "cache", progress=False)
+    torch.testing.assert_close(feats, minilm.encode_text(["a puppy yelping", "rain on a tin roof"]), atol=0, rtol=0)
+    assert torch.equal(clip_features(minilm, _clips([a, b]), tmp_path / "cache", progress=False), feats)  # cached
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("caf\xe9 noise".encode("latin-1"))
+    with pytest.raises(UserError, match=rf"text item {bad}: not UTF-8"):
+        clip_features(minilm, _clips([bad]), None, progress=False)
+    with pytest.raises(UserError, match=rf"item {a}: a text item \(\.txt\), but backbone kind 'clap' takes audio"):
+        clip_features(tiny_backbone, _clips([a]), None, progress=False)
+    wav = tmp_path / "x.wav"
+    with pytest.raises(UserError, match=rf"item {wav}: not a \.txt text item, but backbone kind 'text-dual'"):
+        clip_features(minilm, _clips([a, wav]), None, progress=False)

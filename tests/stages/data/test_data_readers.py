@@ -175,6 +175,23 @@ def test_folder_per_class_split_is_deterministic_and_recorded(tmp_path, toy_conf
     assert len(ds3.train) + len(ds3.test) == 16 and sum(c.classname == "dog" for c in ds3.test) == 1
 
 
+def test_folder_per_class_reads_txt_items_only_when_there_is_no_audio(tmp_path, toy_configs):
+    toy_configs("toy", toy_spec(layout="folder_per_class"))
+    texts = tmp_path / "texts"
+    for cls, n in {"bird": 4, "dog": 3}.items():
+        (texts / cls).mkdir(parents=True)
+        for i in range(n):
+            (texts / cls / f"{cls}_{i}.txt").write_text(f"item {i} of {cls}\n", encoding="utf-8")
+    ds = load_dataset("toy", texts)
+    assert len(ds.train) + len(ds.test) == 7 and {c.path.suffix for c in ds.train + ds.test} == {".txt"}
+    assert {c.classname for c in ds.test} == {"bird", "dog"}
+    # Beside audio, a .txt (notes) is not an item: audio datasets read exactly as before.
+    make_class_folders(tmp_path / "audio", {"bird": 3})
+    (tmp_path / "audio" / "bird" / "README.txt").write_text("recorded in 2024\n")
+    audio = load_dataset("toy", tmp_path / "audio")
+    assert {c.path.suffix for c in audio.train + audio.test} == {".wav"} and len(audio.train + audio.test) == 3
+
+
 def test_class_without_training_clip_is_not_an_error(tmp_path, toy_configs):
     toy_configs("toy", toy_spec())
     palm_toy(tmp_path, train=[("audios/b1.wav", "bird")], test=[("x.wav", "dog")])
