@@ -131,3 +131,19 @@ def test_text_items_reaching_an_audio_backbone_and_audio_reaching_text_dual_are_
                        "--backbone", PACKAGED, "--cache-dir", world["cache"], *FAST)
     line = one_error_line(code, err)
     assert ".wav" in line and "not a .txt text item" in line and "backbone kind 'text-dual'" in line
+
+
+def test_backbones_info_lists_the_kinds_and_shows_the_kind_of_a_backbone(world, capsys, tiny_clap_dir):
+    code, stdout, err = cli(capsys, "backbones", "info", "--kinds", "--json")
+    assert code == 0, err
+    kinds = {row["kind"]: row for row in json.loads(stdout)}
+    assert kinds["text-dual"]["item_modality"] == "text" and kinds["text-dual"]["short_ids"] == [PACKAGED]
+    assert kinds["clap"]["item_modality"] == "audio"
+    code, stdout, err = cli(capsys, "backbones", "info", PACKAGED, "--json", "--set", "backbone.device=cpu")
+    assert code == 0, err
+    info = json.loads(stdout)
+    assert info["kind"] == "text-dual" and info["item_modality"] == "text" and "sample_rate" not in info
+    assert (info["embed_dim"], info["text_pooling"], info["logit_scale"]) == (384, "mean", 100.0)
+    assert info["fingerprint"] == world["backbone"].fingerprint
+    code, stdout, err = cli(capsys, "backbones", "info", tiny_clap_dir, "--json", "--set", "backbone.device=cpu")
+    assert code == 0 and json.loads(stdout)["kind"] == "clap" and json.loads(stdout)["sample_rate"] == 16000
