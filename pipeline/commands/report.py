@@ -59,5 +59,5 @@ def register(cli) -> None:
             emit_json(result.summary())
         else:
             click.echo(result.markdown)
-            click.echo(f"wrote {result.out_dir / 'report.md'} and {len(result.files) - 1} more files "
+            click.echo(f"wrote {result.out_dir / 'report.md'}, report.html and {len(result.files) - 2} more files "
                        f"in {result.out_dir}")
