@@ -9,8 +9,8 @@ import polars as pl
 from cache.atomic import atomic_write_text
 from cache.errors import UserError
 from pipeline.report import figures, render, tables
-from pipeline.report.html import write_html
 from pipeline.report.collect import Collected, collect_runs
+from pipeline.report.html import write_html
 
 DEFAULT_OUT = "report"
 
