@@ -81,11 +81,15 @@ def link(text: str, href: str) -> str:
 
 def picture(alt: str, src: str, folder: Path) -> str:
     """A picture of the report folder inlined as a data: URI; anything else is named, not fetched."""
-    path = (folder / src).resolve()
-    kind = PICTURE_TYPES.get(path.suffix.lower())
-    if kind is None or not path.is_file() or not path.is_relative_to(folder.resolve()):
+    try:
+        path = (folder / src).resolve()
+        kind = PICTURE_TYPES.get(path.suffix.lower())
+        inside = kind is not None and path.is_file() and path.is_relative_to(folder.resolve())
+        data = base64.b64encode(path.read_bytes()).decode("ascii") if inside else ""
+    except (OSError, ValueError):  # a name the file system refuses (a NUL byte from a dataset name, say)
+        inside = False
+    if not inside:
         return f'<p class="missing">[picture not found in the report folder: {escape(src)}]</p>'
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
     return (f'<figure><img src="data:{kind};base64,{data}" alt="{escape(alt, quote=True)}">'
             f"<figcaption>{escape(alt)}</figcaption></figure>")
 

@@ -153,6 +153,9 @@ def test_links_cannot_carry_a_scheme_and_pictures_come_only_from_the_report_fold
     (href,) = [a["href"] for t, a in page.tags if t == "a"]
     assert urlsplit(href).scheme == "" and href == "javascript%3Aalert%281%29"
     assert page.count("img") == 0 and "picture not found in the report folder: ../secret.png" in page.all_text()
+    # A name the file system refuses (JSON lets a dataset name hold NUL, and picture names come from them).
+    nul = Page(markdown_to_html("![x](semantic_structure-a\x00b.png)\n", folder))
+    assert nul.count("img") == 0 and "picture not found in the report folder" in nul.all_text()
 
 
 # --- Headless Chromium -------------------------------------------------------------------------------------
