@@ -179,10 +179,10 @@ def browse(browser: str, profile: Path, url: str, *args: str) -> str:
     cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
            f"--user-data-dir={profile}", *args, url]
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     except subprocess.TimeoutExpired:
         # What an injected alert() does: the dialog waits for a click that never comes.
-        pytest.fail(f"Chromium did not finish {url} in 30 s: a script ran and opened a dialog (alert)?")
+        pytest.fail(f"Chromium did not finish {url} in 60 s: a script ran and opened a dialog (alert)?")
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
 
