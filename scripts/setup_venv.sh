@@ -47,6 +47,17 @@ if ! [ -d /usr/share/sonic-pi/samples ] || ! [ -f /usr/share/games/openttd/bases
   fi
 fi
 
+# Headless Chromium: tests/pipeline/test_report_html.py opens report.html in it (screenshot, DOM, no script run).
+if ! command -v chromium-headless-shell >/dev/null && ! command -v chromium >/dev/null; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    log "installing chromium-headless-shell (apt)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      chromium-headless-shell) >/dev/null 2>&1 || log "apt-get failed: the report.html test needs chromium-headless-shell"
+  else
+    log "please install chromium-headless-shell (or chromium) for the report.html browser test"
+  fi
+fi
+
 "$VENV/bin/python" -c "import torch, transformers, vllm, faiss, polars, pyarrow, soundfile" \
   || { log "the stack does not import together; see docs/design.md, "Installing on a CPU machine""; exit 1; }
 rm -f "$VENV"/.sept-setup-*
