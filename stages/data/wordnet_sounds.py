@@ -7,6 +7,11 @@ It stands in for an audio dataset where no pretrained audio-language model can b
 synset of a thing that makes sounds (configs/datasets/wordnet-sounds.toml, [prepare]: picked by data.noun
 offset), an item is one of its transitive hyponyms written as text. The rule (rule_version 1):
 
+- Class name: the synset's most common lemma (highest tag count in WordNet's cntlist.rev; ties: the lemma
+  WordNet lists first), underscores as spaces; made unambiguous: a lemma that is also a lemma of another
+  chosen class's synset or of one of the class's own hyponyms is passed over for the next one (kept only when
+  every lemma is such). The config spells the names out; the build checks them against this rule.
+
 - Items of a class: every transitive `~` hyponym of its synset. A synset under two chosen classes goes to the
   more specific one (the class whose own synset lies under every other such class); if no class is more
   specific than all the others (two unrelated parents), it goes to neither. A chosen class's own synset is
@@ -184,19 +189,39 @@ def item_text(synset: wn.Synset, pattern: re.Pattern) -> str:
     return gloss
 
 
-# --- selection -----------------------------------------------------------------------------------------
+# --- names and selection -----------------------------------------------------------------------------------------
 
 def _order(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def select_items(nouns: dict[str, wn.Synset], recipe: WordnetRecipe,
-                 irregular: dict[str, list[str]]) -> dict[str, list[tuple[str, str]]]:
+def class_name(nouns: dict[str, wn.Synset], offset: str, chosen: set[str], counts: dict[str, int]) -> str:
+    """The name the rule in this module's docstring gives the class of synset `offset`."""
+    synset = nouns[offset]
+    taken = {l.lower() for o in chosen - {offset} for l in nouns[o].lemmas}
+    taken |= {l.lower() for o in wn.hyponym_closure(nouns, offset) for l in nouns[o].lemmas}
+    ranked = sorted(range(len(synset.lemmas)), key=lambda i: (-counts.get(wn.sense_key(synset, i), 0), i))
+    free = [i for i in ranked if synset.lemmas[i].lower() not in taken]
+    return synset.lemmas[(free or ranked)[0]].replace("_", " ")
+
+
+def check_names(nouns: dict[str, wn.Synset], recipe: WordnetRecipe, counts: dict[str, int]) -> None:
+    chosen = {o for _, o in recipe.synsets}
+    for name, offset in recipe.synsets:
+        if offset in nouns and class_name(nouns, offset, chosen, counts) != name:
+            raise UserError(f"dataset config {recipe.path}: [prepare.synsets] {name!r} = {offset!r}: the naming rule "
+                            f"gives {class_name(nouns, offset, chosen, counts)!r} (the synset's most common lemma "
+                            f"not shared with another class or a hyponym); rename the class")
+
+
+def select_items(nouns: dict[str, wn.Synset], recipe: WordnetRecipe, irregular: dict[str, list[str]],
+                 counts: dict[str, int]) -> dict[str, list[tuple[str, str]]]:
     """class name -> [(offset, text)] sorted by offset, by the rule in this module's docstring."""
     missing = [f"{n} = {o!r}" for n, o in recipe.synsets if o not in nouns]
     if missing:
         raise UserError(f"dataset config {recipe.path}: [prepare.synsets] {missing[0]}: no such noun synset in "
                         f"WordNet {recipe.wordnet_version}'s data.noun")
+    check_names(nouns, recipe, counts)
     roots = dict(recipe.synsets)
     closure = {name: wn.hyponym_closure(nouns, o) for name, o in roots.items()}
     root_offsets = set(roots.values())
@@ -336,7 +361,7 @@ def build_wordnet_sounds(root: str | os.PathLike, force: bool = False, wordnet_d
     """Build (or reuse) `<root>/<folder_name>`; returns {"path", "reused", "num_train", "num_test", "classes"}."""
     recipe = load_recipe(config)
     nouns = wn.read_nouns(wordnet_dir)
-    items = select_items(nouns, recipe, irregular_plurals(wordnet_dir))
+    items = select_items(nouns, recipe, irregular_plurals(wordnet_dir), wn.read_tag_counts(wordnet_dir))
     files = _files(items, recipe, package_version(wn.PACKAGE), copyright_file)
     manifest = json.loads(files["manifest.json"])
     root = Path(root).expanduser()

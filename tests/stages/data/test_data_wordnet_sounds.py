@@ -12,8 +12,8 @@ from stages.data import wordnet as wn
 from stages.data.datasets import dataset_classnames, load_dataset
 from stages.data.fewshot import draw_fewshot
 from stages.data.splits import base_new_split
-from stages.data.wordnet_sounds import (WordnetRecipe, build_wordnet_sounds, load_recipe, mask_pattern,
-                                        select_items)
+from stages.data.wordnet_sounds import (WordnetRecipe, build_wordnet_sounds, class_name, load_recipe,
+                                        mask_pattern, select_items)
 
 DATA_NOUN = wn.WORDNET_DIR / "data.noun"
 
@@ -128,7 +128,7 @@ def test_mask_removes_whole_words_plurals_and_spellings():
 
 
 def _syn(offset: str, hyponyms: tuple[str, ...] = (), lemma: str = "") -> wn.Synset:
-    return wn.Synset(offset=offset, lex_filenum=5, lemmas=(lemma or f"w{offset}",), hypernyms=(),
+    return wn.Synset(offset=offset, lex_filenum=5, lemmas=(lemma or f"w{offset}",), lex_ids=(0,), hypernyms=(),
                      hyponyms=hyponyms, gloss=f"gloss of {offset}")
 
 
@@ -142,9 +142,9 @@ def test_an_item_under_two_classes_goes_to_the_more_specific_or_to_neither():
     recipe = WordnetRecipe(synsets=(("a", "00000001"), ("b", "00000002"), ("c", "00000003")), min_items=1,
                            max_items=10, path="test")
     with pytest.raises(UserError, match="class 'a'.*keeps 0 items"):  # A's only own items went to B or to nobody
-        select_items(nouns, recipe, {})
+        select_items(nouns, recipe, {}, {})
     recipe = WordnetRecipe(synsets=(("b", "00000002"), ("c", "00000003")), min_items=1, max_items=10, path="test")
-    items = select_items(nouns, recipe, {})
+    items = select_items(nouns, recipe, {}, {})
     assert [o for o, _ in items["b"]] == ["00000010", "00000012"] and [o for o, _ in items["c"]] == ["00000011"]
     assert items["b"][0][1] == "w00000010: gloss of 00000010"
 
@@ -161,3 +161,32 @@ def test_bad_recipes_are_one_line_errors_naming_the_file(tmp_path, prepare, need
     with pytest.raises(UserError) as e:
         load_recipe(path)
     assert str(path) in str(e.value) and needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_class_name_is_the_most_common_lemma_not_shared_with_another_class_or_a_hyponym():
+    def syn(offset, lemmas, hyponyms=()):
+        return wn.Synset(offset=offset, lex_filenum=5, lemmas=lemmas, lex_ids=(0,) * len(lemmas), hypernyms=(),
+                         hyponyms=hyponyms, gloss="")
+
+    nouns = {"00000001": syn("00000001", ("wind", "air_current", "breeze"), ("00000003",)),
+             "00000002": syn("00000002", ("wind_instrument", "wind")),
+             "00000003": syn("00000003", ("breeze", "zephyr"))}
+    counts = {"wind%1:05:00::": 28, "breeze%1:05:00::": 3}  # air_current never tagged (0)
+    chosen = {"00000001", "00000002"}
+    # 'wind' is the most common but also a lemma of the other class; 'breeze' names a hyponym: next is air current
+    assert class_name(nouns, "00000001", chosen, counts) == "air current"
+    assert class_name(nouns, "00000002", chosen, counts) == "wind instrument"  # ties: WordNet's order
+    assert class_name(nouns, "00000001", {"00000001"}, counts) == "wind"
+    # every lemma taken: the most common one stays
+    nouns["00000004"] = syn("00000004", ("machine",))
+    nouns["00000005"] = syn("00000005", ("car", "machine"))
+    assert class_name(nouns, "00000004", {"00000004", "00000005"}, counts) == "machine"
+
+
+def test_a_config_name_against_the_rule_is_a_one_line_error(tmp_path):
+    path = tmp_path / "toy.toml"
+    path.write_text('name = "toy"\ndisplay_name = "T"\nlayout = "palm"\nclasses = ["frog"]\n[prepare]\n'
+                    'builder = "wordnet-sounds"\nmin_items = 1\n[prepare.synsets]\nfrog = "01639765"\n')
+    with pytest.raises(UserError, match=r"'frog' = '01639765': the naming rule gives 'toad'"):
+        build_wordnet_sounds(tmp_path / "out", config=path)
+    assert not (tmp_path / "out").exists()
