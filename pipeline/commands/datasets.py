@@ -1,4 +1,5 @@
-"""`sept-pipeline datasets ls|info|prepare`: what datasets are known, what a copy on disk holds, and the demo."""
+"""`sept-pipeline datasets ls|info|prepare`: what datasets are known, what a copy on disk holds, and the datasets built
+locally from Debian packages (demo, wordnet-sounds)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,7 +13,7 @@ from pipeline.commands.common import config_options, emit_json, json_option
 def register(cli) -> None:
     @cli.group("datasets")
     def datasets_group() -> None:
-        """Dataset configs (configs/datasets/*.toml) and the demo dataset.
+        """Dataset configs (configs/datasets/*.toml) and the datasets built locally (demo, wordnet-sounds).
 
         \b
         Examples:
@@ -88,29 +89,47 @@ def register(cli) -> None:
 
     @datasets_group.command("prepare")
     @click.argument("name")
-    @click.option("--root", required=True, type=click.Path(file_okay=False, path_type=Path),
+    @click.option("--root", default=None, type=click.Path(file_okay=False, path_type=Path),
                   help="Folder to build the dataset in (it is written to ROOT/NAME).")
+    @click.option("--out", default=None, type=click.Path(file_okay=False, path_type=Path),
+                  help="The dataset folder itself (instead of --root: written to OUT, whatever its name).")
     @click.option("--force", is_flag=True, help="Rebuild even if a complete copy exists.")
     @json_option
-    def prepare(name: str, root: Path, force: bool, as_json: bool) -> None:
-        """Build a dataset that can be made locally. Today: `demo`, 113 real recordings in 10 classes from
-        the Debian packages sonic-pi-samples and openttd-opensfx (PALM's layout, 16 kHz WAV, attribution
-        per clip). A complete existing copy is reused.
+    def prepare(name: str, root: Path | None, out: Path | None, force: bool, as_json: bool) -> None:
+        """Build a dataset that can be made locally from Debian packages. A complete existing copy is reused.
+
+        \b
+        demo            113 real recordings in 10 classes from sonic-pi-samples and openttd-opensfx
+                        (PALM's layout, 16 kHz WAV, attribution per clip).
+        wordnet-sounds  a text proxy with real semantics from WordNet 3.0 (wordnet-base): 49 classes of
+                        things that make sounds, 32-60 hyponym "lemma: gloss" items each, with the class's
+                        own words removed (class/item.txt + train.csv/test.csv; configs/datasets/wordnet-sounds.toml).
 
         \b
         Examples:
           sept-pipeline datasets prepare demo --root data/
-          sept-pipeline datasets prepare demo --root data/ --force --json
+          sept-pipeline datasets prepare wordnet-sounds --root data/
+          sept-pipeline datasets prepare wordnet-sounds --out /tmp/ws --force --json
         """
-        from stages.data.demo import NAME, build_demo
+        from stages.data.demo import NAME as DEMO, build_demo
+        from stages.data.wordnet_sounds import NAME as WORDNET, build_wordnet_sounds
 
-        if name.lower() != NAME:
-            raise UserError(f"datasets prepare {name!r}: only 'demo' can be built here (PALM's datasets are "
-                            f"downloaded: see github.com/asif-hanif/palm DATASETS.md, then use --data-root)")
-        result = build_demo(root, force=force, progress=not as_json)
+        builders = {DEMO: build_demo, WORDNET: build_wordnet_sounds}
+        builder = builders.get(name.lower())
+        if builder is None:
+            raise UserError(f"datasets prepare {name!r}: only {', '.join(repr(b) for b in builders)} can be built "
+                            f"here (PALM's datasets are downloaded: see github.com/asif-hanif/palm DATASETS.md, "
+                            f"then use --data-root)")
+        if (root is None) == (out is None):
+            raise UserError(f"datasets prepare {name}: give exactly one of --root DIR (writes DIR/{name.lower()}) "
+                            f"or --out DIR (writes DIR)")
+        parent, folder = (root, name.lower()) if out is None else (out.expanduser().absolute().parent, out.name)
+        kwargs = {"progress": not as_json} if builder is build_demo else {}
+        result = builder(parent, force=force, folder_name=folder, **kwargs)
         if as_json:
             emit_json(result)
             return
         verb = "reused" if result["reused"] else "built"
-        click.echo(f"{verb} {result['path']}: {result['num_train']} train / {result['num_test']} test clips, "
+        unit = "clips" if builder is build_demo else "items"
+        click.echo(f"{verb} {result['path']}: {result['num_train']} train / {result['num_test']} test {unit}, "
                    f"{len(result['classes'])} classes")

@@ -33,7 +33,8 @@ def register(cli) -> None:
         dataset. Pictures (PNG + SVG): base vs new per method with and without SEPT. A metrics file that
         cannot be read is named on stderr and in the report, and skipped.
         \b
-        Writes OUT/report.md, base2new.csv, cross.csv, fewshot.csv, runs.csv, compare.csv (--compare),
+        Writes OUT/report.md, report.html (the same, one self-contained page with the pictures inline),
+        base2new.csv, cross.csv, fewshot.csv, runs.csv, compare.csv (--compare),
         base_vs_new.png/.svg, and with --diagnostic semantic_structure-*.png/.svg and diagnostic.json.
         \b
         Examples:
@@ -58,5 +59,5 @@ def register(cli) -> None:
             emit_json(result.summary())
         else:
             click.echo(result.markdown)
-            click.echo(f"wrote {result.out_dir / 'report.md'} and {len(result.files) - 1} more files "
+            click.echo(f"wrote {result.out_dir / 'report.md'}, report.html and {len(result.files) - 2} more files "
                        f"in {result.out_dir}")

@@ -1,7 +1,9 @@
 """What each protocol trains on and what it evaluates (docs/method.md, Protocols), as plain data.
 
 - base2new: sorted class names, base = first ceil(C * base_fraction); few-shot train on base; evaluate
-  base classes on base test clips and new classes on new test clips.
+  base classes on base test clips and new classes on new test clips. With eval_split "val" the same
+  protocol runs inside the base classes' training items (pipeline/protocols/validation.py): the split
+  on which hyperparameters are chosen; it never reads a new class or a test item.
 - fewshot:  all classes, few-shot train, test on all classes (PALM's protocol).
 - cross:    train on the source dataset's classes (all of them, few-shot); evaluate every target
             dataset's test set with that dataset's own class names (and the source's own test set,
@@ -52,13 +54,20 @@ def check_protocol(protocol: str) -> None:
 
 
 def make_plan(protocol: str, ds, data_root: Path, base_fraction: float,
-              targets: Sequence[str] | None = None, source_spec=None) -> Plan:
+              targets: Sequence[str] | None = None, source_spec=None, eval_split: str = "test",
+              val_fraction: float = 0.3) -> Plan:
     """`source_spec`: the DatasetSpec of `ds` (needed for its declared overlaps when the dataset was given
-    as a .toml path outside the config folders; by default looked up by name)."""
+    as a .toml path outside the config folders; by default looked up by name). `eval_split` "val": the
+    validation view of base2new (hyperparameter selection), see pipeline/protocols/validation.py."""
     from stages.data.splits import base_new_split, restrict_clips
 
     check_protocol(protocol)
-    if protocol == "base2new":
+    if eval_split == "val":
+        if protocol != "base2new":
+            raise UserError(f"data.eval_split 'val': defined for --protocol base2new only (got {protocol!r}); "
+                            f"choose {protocol} settings on a base2new validation run, or use eval_split 'test'")
+        plan = _validation_plan(ds, base_fraction, val_fraction)
+    elif protocol == "base2new":
         base, new = base_new_split(ds.classnames, base_fraction)
         if not new:
             raise UserError(f"data.base_fraction {base_fraction}: leaves no new classes in {ds.name} "
@@ -83,6 +92,24 @@ def make_plan(protocol: str, ds, data_root: Path, base_fraction: float,
                             f"({', '.join(ev.classnames[:5])}{'...' if len(ev.classnames) > 5 else ''}); "
                             f"the {protocol} protocol needs at least one")
     return plan
+
+
+def _validation_plan(ds, base_fraction: float, val_fraction: float) -> Plan:
+    """base2new inside the base classes' training items: no new class, no test item is read."""
+    from pipeline.protocols.validation import HOLDOUT_RULE, split_validation_items
+    from stages.data.splits import base_new_split, restrict_clips
+
+    base, _new = base_new_split(ds.classnames, base_fraction)
+    val_base, val_new = base_new_split(base, base_fraction)
+    if not val_base or not val_new:
+        raise UserError(f"data.eval_split 'val': the {len(base)} base classes of {ds.name} cannot be split again "
+                        f"into validation-base and validation-new classes with base_fraction {base_fraction}")
+    kept, held = split_validation_items(restrict_clips(ds.train, ds.classnames, val_base), val_base, val_fraction)
+    return Plan("base2new", ds.name, val_base, kept,
+                [EvalSet("base", ds.name, val_base, held),
+                 EvalSet("new", ds.name, val_new, restrict_clips(ds.train, ds.classnames, val_new))],
+                split={"base": val_base, "new": val_new, "base_fraction": base_fraction, "eval_split": "val",
+                       "val_fraction": val_fraction, "rule": HOLDOUT_RULE})
 
 
 def _check_train_clips(plan: Plan) -> None:

@@ -101,7 +101,8 @@ def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
     if ds.fold != cfg.data.fold:  # '' on a folded dataset means its first fold: record the fold actually run
         cfg = cfg.replace("data", fold=ds.fold)
     spec = dataset_spec(req.dataset)
-    plan = make_plan(req.protocol, ds, req.data_root, cfg.data.base_fraction, req.targets, source_spec=spec)
+    plan = make_plan(req.protocol, ds, req.data_root, cfg.data.base_fraction, req.targets, source_spec=spec,
+                     eval_split=cfg.data.eval_split, val_fraction=cfg.data.val_fraction)
     picked = fewshot_indices(plan.train_clips, shots, seed, fewshot_cache_file(cache, ds.name, shots, seed))
     train_clips = [plan.train_clips[i] for i in picked]
 
@@ -130,7 +131,8 @@ def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
 
     run.write_config(cfg)
     if plan.split:
-        persist_split(run.path, plan.split["base"], plan.split["new"], plan.split["base_fraction"], ds.name)
+        persist_split(run.path, plan.split["base"], plan.split["new"], plan.split["base_fraction"], ds.name,
+                      extra={k: v for k, v in plan.split.items() if k not in ("base", "new", "base_fraction")})
 
     # Sinks open on first write and flush each one, so an exception here leaves complete records behind.
     run_log = RunLog(run.path, cfg.train.log_to, config=cfg.to_dict())
@@ -189,6 +191,7 @@ def _assemble(cfg: Config, req: TuneRequest, plan: Plan, results: dict, use_sept
         "dataset": plan.dataset,
         "seed": cfg.data.seed,
         "shots": cfg.data.shots,
+        "eval_split": cfg.data.eval_split,  # "val": a hyperparameter-selection run, never a reported result
         "sept": {"enabled": cfg.sept.enabled, "active": use_sept, "lam": cfg.sept.lam, "alpha": cfg.sept.alpha,
                  "beta": cfg.sept.beta, "neighbors_per_step": cfg.sept.neighbors_per_step,
                  "inter_negatives": cfg.sept.inter_negatives, "cocoop_bias": cfg.sept.cocoop_bias,

@@ -1,4 +1,4 @@
-"""`sept-pipeline report RUNS_DIR`: read every run, write report.md, the CSV tables and the pictures."""
+"""`sept-pipeline report RUNS_DIR`: read every run, write report.md, report.html, the CSV tables and the pictures."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -10,6 +10,7 @@ from cache.atomic import atomic_write_text
 from cache.errors import UserError
 from pipeline.report import figures, render, tables
 from pipeline.report.collect import Collected, collect_runs
+from pipeline.report.html import write_html
 
 DEFAULT_OUT = "report"
 
@@ -99,6 +100,7 @@ def build_report(runs_dir: str | Path, out_dir: str | Path | None = None, compar
     report.markdown = "\n\n".join(sections) + "\n"
     atomic_write_text(out_dir / "report.md", report.markdown)
     report.files.append(out_dir / "report.md")
+    report.files.append(write_html(report.markdown, out_dir))  # the same text as one self-contained page
     return report
 
 

@@ -235,13 +235,14 @@ def _build_into(tmp: Path, clips: list[SourceClip], recipe_hash: str, progress: 
 
 def build_demo(root: str | os.PathLike, force: bool = False, progress: bool = True,
                sonic_pi_dir: Path = pk.SONIC_PI_DIR, copyright_file: Path = pk.SONIC_PI_COPYRIGHT,
-               opensfx_cat: Path = pk.OPENSFX_CAT) -> dict:
-    """Build (or reuse) `<root>/demo`; returns {"path", "reused", "num_train", "num_test", "classes"}."""
+               opensfx_cat: Path = pk.OPENSFX_CAT, folder_name: str = NAME) -> dict:
+    """Build (or reuse) `<root>/<folder_name>` (default `<root>/demo`); returns {"path", "reused",
+    "num_train", "num_test", "classes"}."""
     root = Path(root).expanduser()
-    target = root / NAME
+    target = root / folder_name
     recipe_hash = sha256_json(recipe())
     root.mkdir(parents=True, exist_ok=True)
-    with file_lock(root / f".{NAME}.lock"):
+    with file_lock(root / f".{folder_name}.lock"):
         if target.exists() and not force:
             if _is_complete(target, recipe_hash):
                 manifest = json.loads((target / "manifest.json").read_text())
@@ -254,10 +255,10 @@ def build_demo(root: str | os.PathLike, force: bool = False, progress: bool = Tr
             raise UserError(f"{sonic_pi_dir}: no clips for demo class(es) {missing} (expected the samples of "
                             f"{pk.SONIC_PI_PACKAGE} 3.x)")
         if target.exists():  # --force: build beside it, then swap, so a failed build keeps the old one
-            staging = Path(tempfile.mkdtemp(prefix=f".{NAME}.", suffix=".new", dir=root))
+            staging = Path(tempfile.mkdtemp(prefix=f".{folder_name}.", suffix=".new", dir=root))
             try:
                 manifest = _build_into(staging, clips, recipe_hash, progress)
-                old = target.with_name(f".{NAME}.old")
+                old = target.with_name(f".{folder_name}.old")
                 shutil.rmtree(old, ignore_errors=True)
                 os.rename(target, old)
                 os.rename(staging, target)

@@ -89,7 +89,7 @@ class DatasetSpec:
 
 
 _KEYS = {"name", "display_name", "classes", "layout", "folds", "folder", "task", "source", "subset",
-         "test_fraction", "aliases", "overlaps", "overlap_reason"}
+         "test_fraction", "aliases", "overlaps", "overlap_reason", "prepare"}
 FOLD_NAME = re.compile(r"fold[1-9][0-9]*")
 
 
@@ -159,6 +159,9 @@ def parse_spec(path: Path) -> DatasetSpec:
     subset = raw.get("subset", False)
     if not isinstance(subset, bool):
         raise _fail(path, f"key subset {subset!r} must be true or false")
+    if not isinstance(raw.get("prepare", {}), dict):
+        # How `datasets prepare` builds this dataset: read and checked by that dataset's builder only.
+        raise _fail(path, "[prepare] must be a table (the recipe `datasets prepare` builds the dataset from)")
     for key in ("display_name", "folder", "task", "source"):
         if key in raw and not isinstance(raw[key], str):
             raise _fail(path, f"key {key} must be a string")

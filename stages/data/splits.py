@@ -50,14 +50,17 @@ def restrict_clips(clips: Sequence[Clip], all_classnames: Sequence[str], keep: S
 
 
 def persist_split(run_dir: str | os.PathLike, base: Sequence[str], new: Sequence[str], base_fraction: float,
-                  dataset: str = "") -> Path:
-    """Write the split as `<run_dir>/base_new_split.json` (atomically) and return its path."""
+                  dataset: str = "", extra: dict | None = None) -> Path:
+    """Write the split as `<run_dir>/base_new_split.json` (atomically) and return its path. `extra`: further
+    keys (a validation run's eval_split, val_fraction and its hold-out rule, which replaces the default rule)."""
     path = Path(run_dir) / SPLIT_FILE
-    atomic_write_json(path, {
+    record = {
         "dataset": dataset,
         "base_fraction": base_fraction,
         "rule": "sorted class names; base = first ceil(C * base_fraction), new = the rest",
         "base": list(base),
         "new": list(new),
-    })
+    }
+    record.update(extra or {})
+    atomic_write_json(path, record)
     return path

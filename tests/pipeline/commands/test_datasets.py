@@ -61,3 +61,26 @@ def test_info_rejects_a_fold_the_dataset_lacks(capsys, tmp_path):
 def test_prepare_only_knows_the_demo(capsys, tmp_path):
     code, _, err = run(capsys, "datasets", "prepare", "esc50", "--root", str(tmp_path))
     assert code == 2 and "only 'demo'" in err and not any(tmp_path.iterdir())
+
+
+def test_prepare_wordnet_sounds_into_out_then_reuse_then_info(capsys, tmp_path):
+    out_dir = tmp_path / "ws"
+    code, out, _ = run(capsys, "datasets", "prepare", "wordnet-sounds", "--out", str(out_dir), "--json")
+    built = json.loads(out)
+    assert code == 0 and built["reused"] is False and built["path"] == str(out_dir) and len(built["classes"]) == 49
+    code, out, _ = run(capsys, "datasets", "prepare", "wordnet-sounds", "--out", str(out_dir))
+    assert code == 0 and out.startswith(f"reused {out_dir}: ") and "items, 49 classes" in out
+    code, out, _ = run(capsys, "datasets", "info", "wordnet-sounds", "--data-root", str(out_dir), "--json")
+    info = json.loads(out)
+    assert code == 0 and (info["num_train"], info["num_test"]) == (built["num_train"], built["num_test"])
+    code, out, _ = run(capsys, "datasets", "ls")
+    assert [line.split()[:3] for line in out.splitlines() if line.startswith("wordnet-sounds ")] == [
+        ["wordnet-sounds", "49", "palm"]]
+
+
+@pytest.mark.parametrize("where", [[], ["--root", "r", "--out", "o"]])
+def test_prepare_needs_exactly_one_of_root_and_out(capsys, tmp_path, monkeypatch, where):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "datasets", "prepare", "wordnet-sounds", *where)
+    assert code == 2 and "exactly one of --root DIR" in err and len(err.strip().splitlines()) == 1
+    assert not any(tmp_path.iterdir())

@@ -301,3 +301,21 @@ def test_base2new_boundary_sees_only_base_classes_and_is_recorded(world, capsys,
     assert 0 < sum(sel["dropped"].values()) < sum(len(NEIGHBORS[c]) for c in base)  # the view did something
     assert m["fingerprints"]["store"]["num_phrases"] == sum(sel["kept"].values())
     assert m["fingerprints"]["store"]["neighbors_per_class"] == {c: len(NEIGHBORS[c]) for c in base}
+
+
+def test_validation_run_trains_and_scores_inside_the_base_classes(world, capsys):
+    """data.eval_split=val: validation-base = the first 2 of the 3 base classes, validation-new = the third;
+    4 training items per class -> 1 held out (round(1.2)) per validation-base class, all 4 of the third."""
+    out = world["root"] / "runs" / "coop-sept-val"
+    code, stdout, err = cli(capsys, "--dataset", world["spec"], "--method", "coop", "--sept", "--protocol",
+                            "base2new", "--seed", 1, "--shots", 2, "--out", out, *world["common"],
+                            "--set", "data.eval_split='val'", "--json")
+    assert code == 0, err
+    m = json.loads(stdout)
+    assert m["eval_split"] == "val" and m["train_classes"] == CLASSES[:2]
+    assert m["base"]["num_clips"] == 2 and m["new"]["num_clips"] == 4 and m["num_train_clips"] == 4
+    split = json.loads((out / "base_new_split.json").read_text())
+    assert split["base"] == CLASSES[:2] and split["new"] == [CLASSES[2]] and split["eval_split"] == "val"
+    # SEPT's neighbors and their class boundary: the validation-base classes only
+    sel = m["neighbor_selection"]
+    assert set(sel["kept"]) == set(sel["dropped"]) == set(CLASSES[:2])

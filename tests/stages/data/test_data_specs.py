@@ -78,6 +78,7 @@ def test_spec_by_path_and_user_folder(toy_configs, tmp_path):
     ('name = "bad"\ndisplay_name = "B"\nlayout = "palm"\nclasses = ["a"]\n[aliases]\nx = "zz"\n', "not in classes"),
     ('name = "bad"\ndisplay_name = "B"\nclasses = ["a"]\n', "missing key layout"),
     ('name = "bad\n', "not valid TOML"),
+    ('name = "bad"\ndisplay_name = "B"\nlayout = "palm"\nclasses = ["a"]\nprepare = 3\n', "[prepare] must be a table"),
 ])
 def test_bad_specs_are_one_line_errors_naming_the_file(toy_configs, body, needle):
     p = toy_configs("bad", body)
