@@ -1,4 +1,4 @@
 """Datasets and audio I/O shared by both stages: dataset configs (specs), readers for PALM's and ESC-50's
-layouts, audio loading/resampling, few-shot draws, base/new splits and the datasets built locally from
+layouts, audio loading/resampling, text items (item_text.py), few-shot draws, base/new splits and the datasets built locally from
 Debian packages: the demo (demo.py) and WordNet-Sounds (wordnet.py reads WordNet's nouns, wordnet_sounds.py
 builds the dataset)."""
