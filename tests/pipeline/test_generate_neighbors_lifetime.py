@@ -3,12 +3,12 @@
 Eleven runs on one cache, each asking for two classes the store lacks (so each starts an engine), are
 ended at moments spread over the engine's start-up, generation and the encoding that follows: SIGKILL of
 the CLI, SIGKILL of the generation worker (what an OOM killer does), SIGTERM of the CLI, Ctrl-C (SIGINT to
-the CLI's process group). A few seconds after each, a census lists every live process that belongs to the
-run: its working folder is the one the test gave the run (every process the run starts inherits it,
-vLLM's `VLLM::EngineCore` and `VLLM::Worker` included), or its environment or command line names this
-test's cache. None may be left. Survivors
-are ended by the test itself after being counted (they are provably this test's: their environment names
-its private cache), so that one failure does not starve the following runs of memory.
+the CLI's process group). Within a few seconds after each (census_after), a census lists every live
+process that belongs to the run: its working folder is the one the test gave the run (every process the
+run starts inherits it, vLLM's `VLLM::EngineCore` and `VLLM::Worker` included), or its environment or
+command line names this test's cache. None may be left. Survivors are ended by the test itself after
+being counted (they are provably this test's: their environment names its private cache), so that one
+failure does not starve the following runs of memory.
 
 A last run ends normally and is counted the same way. How the mechanism works, and why it holds in each
 case: docs/design.md, "Process lifetime".
@@ -38,7 +38,7 @@ POOL = ["dog", "rain", "church bells", "sea waves", "thunder", "violin", "cat", 
 # processes, not phrases.
 SETTINGS = ["--set", "neighbors.near_duplicate_cos=1.0", "--set", "neighbors.temperature=0",
             "--set", "neighbors.max_retries=0", "--set", "neighbors.max_tokens=48"]
-CENSUS_AFTER = 6.0  # seconds between the end of the CLI and the census
+CENSUS_AFTER = 6.0  # seconds the run's processes get to exit after its CLI ended (census_after)
 
 
 @dataclass(frozen=True)
@@ -75,11 +75,6 @@ def clap(tmp_path_factory):
     from stages.backbones.factory import make_random_clap
 
     return make_random_clap("tiny", 0, tmp_path_factory.mktemp("life-clap") / "tiny-clap")
-
-
-@pytest.fixture(scope="session")
-def llm_model_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("life-llm")
 
 
 def _read(path: str) -> bytes:
@@ -121,6 +116,27 @@ def census(cache: Path) -> list[dict]:
                           "argv": [a.decode(errors="replace") for a in cmdline.split(b"\0")],
                           "cmdline": cmdline.replace(b"\0", b" ").decode(errors="replace")[:120]})
     return found
+
+
+def census_after(cache: Path, seconds: float) -> list[dict]:
+    """The census `seconds` after a run's CLI has ended, taken early once two censuses 0.2 s apart are
+    empty: when no process of the run is left, none can come back (only a live one could start it), so an
+    early empty census says what the one at `seconds` would. A run that leaves survivors waits the whole
+    time and is counted as before."""
+    deadline = time.monotonic() + seconds
+    empty_since = None
+    while True:
+        left = census(cache)
+        now = time.monotonic()
+        if left:
+            empty_since = None
+        elif empty_since is None:
+            empty_since = now
+        elif now - empty_since >= 0.2:
+            return left
+        if now >= deadline:
+            return left
+        time.sleep(0.1)
 
 
 def _end(procs: list[dict]) -> None:
@@ -272,8 +288,7 @@ def test_no_process_of_a_killed_run_survives(tmp_path, clap, llm_model_dir):
                             f"the plan must kill it while it lives")
             run.end(kill.how)
         rc = run.finish()
-        time.sleep(CENSUS_AFTER)
-        left = census(cache)
+        left = census_after(cache, CENSUS_AFTER)
         survivors_total += len(left)
         report.append(f"run {i}: {kill.how} at {kill.event}+{kill.delay:.1f}s ({at:.1f}s after start), "
                       f"{'killed' if still_running else 'had already ended'}, exit {rc}, "
@@ -287,8 +302,7 @@ def test_no_process_of_a_killed_run_survives(tmp_path, clap, llm_model_dir):
     run = Run(cache, POOL[18:20] + POOL[-2:], clap, llm_model_dir, "final")  # those of run 9, two never asked
     rc = run.finish(timeout=900)
     assert rc == 0, bytes(run.err[-3000:]).decode(errors="replace")
-    time.sleep(3.0)
-    left = census(cache)
+    left = census_after(cache, 3.0)
     _end(left)
     assert left == []
     summary = json.loads(bytes(run.out))
@@ -317,8 +331,7 @@ def test_transformers_backend_leaves_nothing(tmp_path, clap, llm_model_dir, how)
         err = bytes(run.err).decode(errors="replace")
         # Ctrl-C: click turns KeyboardInterrupt into "aborted" (exit 1) once supervisor.run has returned.
         assert ("killed by SIGKILL" in err) if how == "worker" else ("aborted" in err), err[-2000:]
-    time.sleep(CENSUS_AFTER)
-    left = census(cache)
+    left = census_after(cache, CENSUS_AFTER)
     _end(left)
     assert left == []
     assert not list((cache / "tmp" / "runs").glob("*.json"))  # run records go with their runs
@@ -430,7 +443,6 @@ seed = [1]
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    time.sleep(CENSUS_AFTER)
-    left = census(cache)
+    left = census_after(cache, CENSUS_AFTER)
     _end(left)
     assert left == []

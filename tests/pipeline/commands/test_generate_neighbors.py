@@ -35,12 +35,6 @@ SAMPLING = ["--set", "neighbors.temperature=0", "--set", "neighbors.max_retries=
 HEAVY = ("torch", "transformers", "vllm", "faiss", "sentence_transformers")
 
 
-@pytest.fixture(scope="session")
-def llm_model_dir(tmp_path_factory):
-    """Converted LLMs shared by every cache of the session (the GGUF conversion runs once)."""
-    return tmp_path_factory.mktemp("llm-models")
-
-
 @pytest.fixture(scope="module")
 def clap(tmp_path_factory):
     from stages.backbones.factory import make_random_clap

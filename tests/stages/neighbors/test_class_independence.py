@@ -29,7 +29,8 @@ def _rows(cache, key: str, classes) -> list[tuple]:
                   if r["class_name"] in classes and r["generation_key"] == key)
 
 
-def test_a_class_stores_the_same_rows_alone_and_inside_a_50_class_batch(tmp_path, neighbors_tiny_clap):
+def test_a_class_stores_the_same_rows_alone_and_inside_a_50_class_batch(tmp_path, neighbors_tiny_clap,
+                                                                       llm_model_dir):
     from cache.store import NeighborStore
     from pipeline.config import load_config
     from stages.data.specs import dataset_classnames
@@ -37,7 +38,7 @@ def test_a_class_stores_the_same_rows_alone_and_inside_a_50_class_batch(tmp_path
 
     esc50 = list(dataset_classnames("esc50"))
     assert len(esc50) == 50 and CLASS in esc50
-    cfg = load_config(None, [f'neighbors.model_dir="{tmp_path / "llm"}"', "neighbors.max_retries=0",
+    cfg = load_config(None, [f'neighbors.model_dir="{llm_model_dir}"', "neighbors.max_retries=0",
                              "neighbors.max_tokens=64", "neighbors.temperature=0",
                              "neighbors.near_duplicate_cos=0.9995"])
     alone = generate_neighbors([CLASS], cfg, tmp_path / "alone", backbone=str(neighbors_tiny_clap))
@@ -56,12 +57,13 @@ def test_a_class_stores_the_same_rows_alone_and_inside_a_50_class_batch(tmp_path
 
 
 
-def test_with_the_filter_on_a_class_filled_in_the_first_round_is_not_asked_again(tmp_path, neighbors_tiny_clap):
+def test_with_the_filter_on_a_class_filled_in_the_first_round_is_not_asked_again(tmp_path, neighbors_tiny_clap,
+                                                                                 llm_model_dir):
     """Retries go to the classes the filter left short, and only to them (N = 1: 'dog barking' fills it)."""
     from pipeline.config import load_config
     from stages.neighbors.generation import generate_neighbors
 
-    cfg = load_config(None, [f'neighbors.model_dir="{tmp_path / "llm"}"', "neighbors.max_retries=1",
+    cfg = load_config(None, [f'neighbors.model_dir="{llm_model_dir}"', "neighbors.max_retries=1",
                              "neighbors.max_tokens=64", "neighbors.temperature=0", "neighbors.num_neighbors=1",
                              "neighbors.near_duplicate_cos=0.9995"])
     s = generate_neighbors([CLASS], cfg, tmp_path / "cache", backbone=str(neighbors_tiny_clap))
