@@ -293,8 +293,7 @@ def test_no_process_of_a_killed_run_survives(tmp_path, clap, llm_model_dir):
         report.append(f"run {i}: {kill.how} at {kill.event}+{kill.delay:.1f}s ({at:.1f}s after start), "
                       f"{'killed' if still_running else 'had already ended'}, exit {rc}, "
                       f"{len(left)} left: {[(p['pid'], p['ppid'], p['cmdline']) for p in left]}")
-        _end(left)
-        time.sleep(0.5)
+        _end(left)  # waits until they are gone: the next run starts on a clean slate
     print("\n".join(report))
     assert survivors_total == 0, f"{survivors_total} processes outlived their run:\n" + "\n".join(report)
 

@@ -294,7 +294,7 @@ def test_kill_9_at_two_moments_then_rerun_equals_uninterrupted(first, tmp_path, 
     p.wait()
     deadline = time.monotonic() + 60
     while _alive(tree) and time.monotonic() < deadline:
-        time.sleep(0.5)
+        time.sleep(0.1)
     assert not _alive(tree), "the LLM worker or its engine outlived the killed CLI"
     assert "phrases" not in committed_tables(cache)
     # 2. Killed as soon as the phrases are committed (before or while encoding the embeddings).
