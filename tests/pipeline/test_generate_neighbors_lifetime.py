@@ -1,18 +1,17 @@
 """No process of a `generate-neighbors` run outlives it: the census test on the real vLLM CPU build.
 
-Eleven runs, each asking for two classes its cache lacks (so each starts an engine), are ended at moments
-spread over the engine's start-up, generation and the encoding that follows: SIGKILL of the CLI, SIGKILL
-of the generation worker (what an OOM killer does), SIGTERM of the CLI, Ctrl-C (SIGINT to the CLI's
-process group). Within a few seconds after each (census_after), a census lists every live process that
-belongs to the run: its working folder is the one the test gave the run (every process the run starts
-inherits it, vLLM's `VLLM::EngineCore` and `VLLM::Worker` included), or its environment or command line
-names this test's cache. None may be left. Survivors are ended by the test itself after being counted
-(they are provably this test's: their environment names its private cache), so that one failure does not
-starve the following runs of memory.
+Eleven runs on one cache, each asking for two classes the store lacks (so each starts an engine), are
+ended at moments spread over the engine's start-up, generation and the encoding that follows: SIGKILL of
+the CLI, SIGKILL of the generation worker (what an OOM killer does), SIGTERM of the CLI, Ctrl-C (SIGINT to
+the CLI's process group). Within a few seconds after each (census_after), a census lists every live
+process that belongs to the run: its working folder is the one the test gave the run (every process the
+run starts inherits it, vLLM's `VLLM::EngineCore` and `VLLM::Worker` included), or its environment or
+command line names this test's cache. None may be left. Survivors are ended by the test itself after
+being counted (they are provably this test's: their environment names its private cache), so that one
+failure does not starve the following runs of memory.
 
-The runs go in two lanes at once, each on its own cache (test_no_process_of_a_killed_run_survives says
-why). A last run on each cache ends normally and is counted the same way. How the mechanism works, and
-why it holds in each case: docs/design.md, "Process lifetime".
+A last run ends normally and is counted the same way. How the mechanism works, and why it holds in each
+case: docs/design.md, "Process lifetime".
 """
 from __future__ import annotations
 
@@ -261,79 +260,56 @@ class Run:
         return rc
 
 
-def _kill_and_count(cache: Path, i: int, kill: Kill, clap: Path, model_dir: Path) -> tuple[int, str]:
-    """Run `i` of the plan on `cache`, ended as `kill` says: (its survivors, its report line)."""
-    classes = POOL[2 * i:2 * i + 2]
-    run = Run(cache, classes, clap, model_dir, f"run{i}", kill.extra)
-    reached = run.wait_for(kill.event)
-    if not reached:
-        run.proc.kill()
-        run.finish()
-        left = census(cache)
-        _end(left)
-        pytest.fail(f"run {i} ({kill}): the event never came (exit {run.proc.returncode}); "
-                    f"stderr and worker log tails: {run.tail()}")
-    time.sleep(kill.delay)
-    at = time.monotonic() - run.t0
-    still_running = run.proc.poll() is None
-    if still_running:
-        if kill.how == "worker" and not _worker_pids(cache):
+def test_no_process_of_a_killed_run_survives(tmp_path, clap, llm_model_dir):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    report = []
+    survivors_total = 0
+    for i, kill in enumerate(PLAN):
+        classes = POOL[2 * i:2 * i + 2]
+        run = Run(cache, classes, clap, llm_model_dir, f"run{i}", kill.extra)
+        reached = run.wait_for(kill.event)
+        if not reached:
             run.proc.kill()
             run.finish()
-            _end(census(cache))
-            pytest.fail(f"run {i} ({kill}): the worker had already exited {at:.1f}s after start; "
-                        f"the plan must kill it while it lives")
-        run.end(kill.how)
-    rc = run.finish()
-    left = census_after(cache, CENSUS_AFTER)
-    line = (f"run {i}: {kill.how} at {kill.event}+{kill.delay:.1f}s ({at:.1f}s after start), "
-            f"{'killed' if still_running else 'had already ended'}, exit {rc}, "
-            f"{len(left)} left: {[(p['pid'], p['ppid'], p['cmdline']) for p in left]}")
-    _end(left)  # waits until they are gone: the next run on this cache starts on a clean slate
-    return len(left), line
+            left = census(cache)
+            _end(left)
+            pytest.fail(f"run {i} ({kill}): the event never came (exit {run.proc.returncode}); "
+                        f"stderr and worker log tails: {run.tail()}")
+        time.sleep(kill.delay)
+        at = time.monotonic() - run.t0
+        still_running = run.proc.poll() is None
+        if still_running:
+            if kill.how == "worker" and not _worker_pids(cache):
+                run.proc.kill()
+                run.finish()
+                _end(census(cache))
+                pytest.fail(f"run {i} ({kill}): the worker had already exited {at:.1f}s after start; "
+                            f"the plan must kill it while it lives")
+            run.end(kill.how)
+        rc = run.finish()
+        left = census_after(cache, CENSUS_AFTER)
+        survivors_total += len(left)
+        report.append(f"run {i}: {kill.how} at {kill.event}+{kill.delay:.1f}s ({at:.1f}s after start), "
+                      f"{'killed' if still_running else 'had already ended'}, exit {rc}, "
+                      f"{len(left)} left: {[(p['pid'], p['ppid'], p['cmdline']) for p in left]}")
+        _end(left)  # waits until they are gone: the next run starts on a clean slate
+    print("\n".join(report))
+    assert survivors_total == 0, f"{survivors_total} processes outlived their run:\n" + "\n".join(report)
 
-
-def _lane(cache: Path, runs: list[int], final: list[str], clap: Path, model_dir: Path) -> tuple[int, list[str]]:
-    """The plan's runs `runs` one after another on `cache`, then a run that ends normally: it leaves nothing
-    either, and the store the killed runs left is consistent."""
-    cache.mkdir(parents=True)
-    survivors, report = 0, []
-    for i in runs:
-        n, line = _kill_and_count(cache, i, PLAN[i], clap, model_dir)
-        survivors += n
-        report.append(line)
-    run = Run(cache, final, clap, model_dir, "final")
+    # A run that ends normally leaves nothing either, and the store the killed runs left is consistent.
+    run = Run(cache, POOL[18:20] + POOL[-2:], clap, llm_model_dir, "final")  # those of run 9, two never asked
     rc = run.finish(timeout=900)
     assert rc == 0, bytes(run.err[-3000:]).decode(errors="replace")
     left = census_after(cache, 3.0)
     _end(left)
-    assert left == [], f"the normal run on {cache} left {left}"
-    assert json.loads(bytes(run.out))["classes"] == len(final)
+    assert left == []
+    summary = json.loads(bytes(run.out))
+    assert summary["classes"] == 4
     v = subprocess.run([sys.executable, "-m", "pipeline.cli", "neighbors", "verify", "--json", "--cache-dir",
                         str(cache)], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
                        text=True, timeout=300)
     assert v.returncode == 0 and json.loads(v.stdout)["ok"], v.stdout + v.stderr
-    return survivors, report
-
-
-def test_no_process_of_a_killed_run_survives(tmp_path, clap, llm_model_dir):
-    """The plan in two lanes at once, each on its own cache with its own working folder (so each census
-    sees only its lane): the even runs on one, the odd runs on the other. A generation worker serves on
-    one thread and most of a run's start-up is single-threaded imports, so on two cores two lanes take
-    little more than half the time of one; every run is still killed at its moment and counted alone.
-    Each lane ends with a normal run on classes of one of its killed runs plus two it never asked for."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    lanes = [(tmp_path / "even" / "cache", list(range(0, len(PLAN), 2)), POOL[16:18] + POOL[-2:]),  # run 8's
-             (tmp_path / "odd" / "cache", list(range(1, len(PLAN), 2)), POOL[18:20] + POOL[-2:])]   # run 9's
-    with ThreadPoolExecutor(max_workers=len(lanes)) as pool:
-        futures = [pool.submit(_lane, cache, runs, final, clap, llm_model_dir) for cache, runs, final in lanes]
-        results = [f.result() for f in futures]
-    survivors_total = sum(n for n, _ in results)
-    report = sorted((line for _, lines in results for line in lines), key=lambda x: int(x.split()[1][:-1]))
-    print("\n".join(report))
-    assert len(report) == len(PLAN) >= 10
-    assert survivors_total == 0, f"{survivors_total} processes outlived their run:\n" + "\n".join(report)
 
 
 TRANSFORMERS = ("--backend", "transformers", "--set", "neighbors.transformers_batch_size=1")
