@@ -12,6 +12,9 @@ failure does not starve the following runs of memory.
 
 A last run ends normally and is counted the same way. How the mechanism works, and why it holds in each
 case: docs/design.md, "Process lifetime".
+
+The plan runs in a background thread while the module's other tests run (census_in_background), and the
+census test, last in the file, collects it.
 """
 from __future__ import annotations
 
@@ -260,9 +263,9 @@ class Run:
         return rc
 
 
-def test_no_process_of_a_killed_run_survives(tmp_path, clap, llm_model_dir):
-    cache = tmp_path / "cache"
-    cache.mkdir()
+def _census_plan(cache: Path, clap: Path, llm_model_dir: Path) -> list[str]:
+    """The eleven killed runs of PLAN one after another on `cache`, then the normal one; its report."""
+    cache.mkdir(parents=True)
     report = []
     survivors_total = 0
     for i, kill in enumerate(PLAN):
@@ -294,7 +297,6 @@ def test_no_process_of_a_killed_run_survives(tmp_path, clap, llm_model_dir):
                       f"{'killed' if still_running else 'had already ended'}, exit {rc}, "
                       f"{len(left)} left: {[(p['pid'], p['ppid'], p['cmdline']) for p in left]}")
         _end(left)  # waits until they are gone: the next run starts on a clean slate
-    print("\n".join(report))
     assert survivors_total == 0, f"{survivors_total} processes outlived their run:\n" + "\n".join(report)
 
     # A run that ends normally leaves nothing either, and the store the killed runs left is consistent.
@@ -310,6 +312,29 @@ def test_no_process_of_a_killed_run_survives(tmp_path, clap, llm_model_dir):
                         str(cache)], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
                        text=True, timeout=300)
     assert v.returncode == 0 and json.loads(v.stdout)["ok"], v.stdout + v.stderr
+    return report
+
+
+@pytest.fixture(scope="module", autouse=True)
+def census_in_background(request, tmp_path_factory, clap, llm_model_dir):
+    """The census plan, started in a thread before the module's first test when the census test is selected.
+
+    Its runs stay one after another on one cache; the other tests of this module have caches and working
+    folders of their own, so their censuses and the plan's never see each other's processes. They run
+    meanwhile: a run spends most of its time in single-threaded start-up (imports, spawning, loading) and
+    an engine serves on one thread, so on two cores the module takes little more than the plan alone.
+    The census test, last in the module, waits for the plan and reports it.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not any(item.name == "test_no_process_of_a_killed_run_survives" for item in request.session.items):
+        yield None
+        return
+    pool = ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(_census_plan, tmp_path_factory.mktemp("census") / "cache", clap, llm_model_dir)
+    yield future
+    future.exception()  # a test of the module failed or stopped the session early: still wait for the plan
+    pool.shutdown()
 
 
 TRANSFORMERS = ("--backend", "transformers", "--set", "neighbors.transformers_batch_size=1")
@@ -445,3 +470,10 @@ seed = [1]
     left = census_after(cache, CENSUS_AFTER)
     _end(left)
     assert left == []
+
+
+def test_no_process_of_a_killed_run_survives(census_in_background):
+    """Last in the module: the plan ran in the background (census_in_background) while the tests above ran."""
+    report = census_in_background.result()
+    print("\n".join(report))
+    assert len(report) == len(PLAN) >= 10
