@@ -227,22 +227,13 @@ def test_two_sweeps_at_once_never_run_one_cell_twice(demo, tmp_path):
         assert {o["warm"] for o in s["outcomes"]} == {warm}
 
 
-STAGE_ONE_TEST = "test_stage_one_fills_only_missing_classes_with_one_generate_neighbors"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def stage_one_sweep(request, demo, tmp_path_factory, tiny_backbone, llm_model_dir):
-    """The stage-one sweep, started in the background before the module's first test when its test is
-    selected: its vLLM run and its cell have a cache and runs folder of their own, so they overlap with the
-    other sweeps of the module instead of adding to them. Its test, last in the file, collects it."""
-    if not any(item.name == STAGE_ONE_TEST for item in request.session.items):
-        yield None
-        return
+def test_stage_one_fills_only_missing_classes_with_one_generate_neighbors(demo, tmp_path, tiny_backbone,
+                                                                        llm_model_dir):
+    """Real vLLM (CPU build) with the packaged SmolLM2 writes the 2 missing classes' neighbors; kept small."""
     from pipeline.config import load_config
     from stages.neighbors.keys import resolve_generation
 
-    folder = tmp_path_factory.mktemp("stage-one")
-    cache = folder / "cache"
+    cache = tmp_path / "cache"
     # Small, fast generation settings; the pre-filled classes use the same generation key they imply.
     gen_set = {"neighbors.num_neighbors": 2, "neighbors.overgenerate": 4, "neighbors.max_retries": 0,
                "neighbors.max_tokens": 48, "neighbors.model_dir": str(llm_model_dir)}
@@ -251,27 +242,15 @@ def stage_one_sweep(request, demo, tmp_path_factory, tiny_backbone, llm_model_di
     missing = ["snare drum", "tabla"]
     present = {c: p for c, p in DEMO_NEIGHBORS.items() if c not in missing}
     key = put_neighbors(cache, tiny_backbone, present, ident.llm["fingerprint"], ident.prompt_hash, 2)
-    spec = sweep_file({**demo, "cache": cache}, folder / "s.toml", folder / "runs",
+    assert key == ident.key
+
+    runs = tmp_path / "runs"
+    spec = sweep_file({**demo, "cache": cache}, tmp_path / "s.toml", runs,
                       'dataset = ["demo"]\nmethod = ["coop"]\nsept = [true]\nseed = [1]\nshots = [2]',
                       fixed={**gen_set, "sept.generation_key": None})
-    out, err = folder / "stdout.txt", folder / "stderr.txt"  # files: nobody reads a pipe meanwhile
-    with open(out, "wb") as o, open(err, "wb") as e:
-        proc = subprocess.Popen([*CLI, "sweep", "--config", str(spec), "--json"], stdout=o, stderr=e)
-    yield {"proc": proc, "out": out, "err": err, "cache": cache, "spec": spec, "key": key, "ident": ident,
-           "missing": missing}
-    if proc.poll() is None:  # its test failed or never ran
-        proc.kill()
-    proc.wait()
-
-
-def test_stage_one_fills_only_missing_classes_with_one_generate_neighbors(stage_one_sweep):
-    """Real vLLM (CPU build) with the packaged SmolLM2 writes the 2 missing classes' neighbors; kept small.
-    The sweep ran in the background (stage_one_sweep) while the tests above ran."""
-    run = stage_one_sweep
-    cache, spec, key, missing = run["cache"], run["spec"], run["key"], run["missing"]
-    assert key == run["ident"].key
-    assert run["proc"].wait(timeout=900) == 0, run["err"].read_text()
-    summary = json.loads(run["out"].read_text())
+    proc = run_cli("sweep", "--config", str(spec), "--json", timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
     assert [s["classes"] for s in summary["stage_one"]] == [missing]  # one call, exactly the missing classes
     assert summary["stage_one"][0]["rc"] == 0
     log = Path(summary["stage_one"][0]["log"]).read_text()
