@@ -4,6 +4,8 @@
   layout of a hub snapshot, 16 kHz / 2 s clips, D = 32, text width 64.
 - `tiny_backbone`: that folder loaded through `load_backbone`, the path users take with hub ids, on CPU.
   Session-scoped and shared: read from it, never change it (no weight edits, no attribute changes).
+- `llm_model_dir`: one `neighbors.model_dir` for every stage-one test of the session, so the packaged
+  GGUF is converted to safetensors once (~20 s and 517 MB each time otherwise).
 
 The session also gets its own cache folder (SEPT_CACHE_DIR) and the Hugging Face hub is put offline,
 so no test writes to ~/.cache or waits on the network.
@@ -42,3 +44,9 @@ def tiny_backbone(tiny_clap_dir):
     from stages.backbones.factory import load_backbone
 
     return load_backbone(tiny_clap_dir, BackboneConfig(device="cpu"))
+
+
+@pytest.fixture(scope="session")
+def llm_model_dir(tmp_path_factory):
+    """Converted LLMs shared by every cache of the session (the GGUF conversion runs once)."""
+    return tmp_path_factory.mktemp("llm-models")

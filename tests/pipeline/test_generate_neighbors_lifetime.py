@@ -3,15 +3,18 @@
 Eleven runs on one cache, each asking for two classes the store lacks (so each starts an engine), are
 ended at moments spread over the engine's start-up, generation and the encoding that follows: SIGKILL of
 the CLI, SIGKILL of the generation worker (what an OOM killer does), SIGTERM of the CLI, Ctrl-C (SIGINT to
-the CLI's process group). A few seconds after each, a census lists every live process that belongs to the
-run: its working folder is the one the test gave the run (every process the run starts inherits it,
-vLLM's `VLLM::EngineCore` and `VLLM::Worker` included), or its environment or command line names this
-test's cache. None may be left. Survivors
-are ended by the test itself after being counted (they are provably this test's: their environment names
-its private cache), so that one failure does not starve the following runs of memory.
+the CLI's process group). Within a few seconds after each (census_after), a census lists every live
+process that belongs to the run: its working folder is the one the test gave the run (every process the
+run starts inherits it, vLLM's `VLLM::EngineCore` and `VLLM::Worker` included), or its environment or
+command line names this test's cache. None may be left. Survivors are ended by the test itself after
+being counted (they are provably this test's: their environment names its private cache), so that one
+failure does not starve the following runs of memory.
 
 A last run ends normally and is counted the same way. How the mechanism works, and why it holds in each
 case: docs/design.md, "Process lifetime".
+
+The plan runs in a background thread while the module's other tests run (census_in_background), and the
+census test, last in the file, collects it.
 """
 from __future__ import annotations
 
@@ -38,7 +41,7 @@ POOL = ["dog", "rain", "church bells", "sea waves", "thunder", "violin", "cat", 
 # processes, not phrases.
 SETTINGS = ["--set", "neighbors.near_duplicate_cos=1.0", "--set", "neighbors.temperature=0",
             "--set", "neighbors.max_retries=0", "--set", "neighbors.max_tokens=48"]
-CENSUS_AFTER = 6.0  # seconds between the end of the CLI and the census
+CENSUS_AFTER = 6.0  # seconds the run's processes get to exit after its CLI ended (census_after)
 
 
 @dataclass(frozen=True)
@@ -75,11 +78,6 @@ def clap(tmp_path_factory):
     from stages.backbones.factory import make_random_clap
 
     return make_random_clap("tiny", 0, tmp_path_factory.mktemp("life-clap") / "tiny-clap")
-
-
-@pytest.fixture(scope="session")
-def llm_model_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("life-llm")
 
 
 def _read(path: str) -> bytes:
@@ -121,6 +119,27 @@ def census(cache: Path) -> list[dict]:
                           "argv": [a.decode(errors="replace") for a in cmdline.split(b"\0")],
                           "cmdline": cmdline.replace(b"\0", b" ").decode(errors="replace")[:120]})
     return found
+
+
+def census_after(cache: Path, seconds: float) -> list[dict]:
+    """The census `seconds` after a run's CLI has ended, taken early once two censuses 0.2 s apart are
+    empty: when no process of the run is left, none can come back (only a live one could start it), so an
+    early empty census says what the one at `seconds` would. A run that leaves survivors waits the whole
+    time and is counted as before."""
+    deadline = time.monotonic() + seconds
+    empty_since = None
+    while True:
+        left = census(cache)
+        now = time.monotonic()
+        if left:
+            empty_since = None
+        elif empty_since is None:
+            empty_since = now
+        elif now - empty_since >= 0.2:
+            return left
+        if now >= deadline:
+            return left
+        time.sleep(0.1)
 
 
 def _end(procs: list[dict]) -> None:
@@ -244,9 +263,9 @@ class Run:
         return rc
 
 
-def test_no_process_of_a_killed_run_survives(tmp_path, clap, llm_model_dir):
-    cache = tmp_path / "cache"
-    cache.mkdir()
+def _census_plan(cache: Path, clap: Path, llm_model_dir: Path) -> list[str]:
+    """The eleven killed runs of PLAN one after another on `cache`, then the normal one; its report."""
+    cache.mkdir(parents=True)
     report = []
     survivors_total = 0
     for i, kill in enumerate(PLAN):
@@ -272,23 +291,19 @@ def test_no_process_of_a_killed_run_survives(tmp_path, clap, llm_model_dir):
                             f"the plan must kill it while it lives")
             run.end(kill.how)
         rc = run.finish()
-        time.sleep(CENSUS_AFTER)
-        left = census(cache)
+        left = census_after(cache, CENSUS_AFTER)
         survivors_total += len(left)
         report.append(f"run {i}: {kill.how} at {kill.event}+{kill.delay:.1f}s ({at:.1f}s after start), "
                       f"{'killed' if still_running else 'had already ended'}, exit {rc}, "
                       f"{len(left)} left: {[(p['pid'], p['ppid'], p['cmdline']) for p in left]}")
-        _end(left)
-        time.sleep(0.5)
-    print("\n".join(report))
+        _end(left)  # waits until they are gone: the next run starts on a clean slate
     assert survivors_total == 0, f"{survivors_total} processes outlived their run:\n" + "\n".join(report)
 
     # A run that ends normally leaves nothing either, and the store the killed runs left is consistent.
     run = Run(cache, POOL[18:20] + POOL[-2:], clap, llm_model_dir, "final")  # those of run 9, two never asked
     rc = run.finish(timeout=900)
     assert rc == 0, bytes(run.err[-3000:]).decode(errors="replace")
-    time.sleep(3.0)
-    left = census(cache)
+    left = census_after(cache, 3.0)
     _end(left)
     assert left == []
     summary = json.loads(bytes(run.out))
@@ -297,6 +312,29 @@ def test_no_process_of_a_killed_run_survives(tmp_path, clap, llm_model_dir):
                         str(cache)], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
                        text=True, timeout=300)
     assert v.returncode == 0 and json.loads(v.stdout)["ok"], v.stdout + v.stderr
+    return report
+
+
+@pytest.fixture(scope="module", autouse=True)
+def census_in_background(request, tmp_path_factory, clap, llm_model_dir):
+    """The census plan, started in a thread before the module's first test when the census test is selected.
+
+    Its runs stay one after another on one cache; the other tests of this module have caches and working
+    folders of their own, so their censuses and the plan's never see each other's processes. They run
+    meanwhile: a run spends most of its time in single-threaded start-up (imports, spawning, loading) and
+    an engine serves on one thread, so on two cores the module takes little more than the plan alone.
+    The census test, last in the module, waits for the plan and reports it.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not any(item.name == "test_no_process_of_a_killed_run_survives" for item in request.session.items):
+        yield None
+        return
+    pool = ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(_census_plan, tmp_path_factory.mktemp("census") / "cache", clap, llm_model_dir)
+    yield future
+    future.exception()  # a test of the module failed or stopped the session early: still wait for the plan
+    pool.shutdown()
 
 
 TRANSFORMERS = ("--backend", "transformers", "--set", "neighbors.transformers_batch_size=1")
@@ -317,8 +355,7 @@ def test_transformers_backend_leaves_nothing(tmp_path, clap, llm_model_dir, how)
         err = bytes(run.err).decode(errors="replace")
         # Ctrl-C: click turns KeyboardInterrupt into "aborted" (exit 1) once supervisor.run has returned.
         assert ("killed by SIGKILL" in err) if how == "worker" else ("aborted" in err), err[-2000:]
-    time.sleep(CENSUS_AFTER)
-    left = census(cache)
+    left = census_after(cache, CENSUS_AFTER)
     _end(left)
     assert left == []
     assert not list((cache / "tmp" / "runs").glob("*.json"))  # run records go with their runs
@@ -430,7 +467,13 @@ seed = [1]
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    time.sleep(CENSUS_AFTER)
-    left = census(cache)
+    left = census_after(cache, CENSUS_AFTER)
     _end(left)
     assert left == []
+
+
+def test_no_process_of_a_killed_run_survives(census_in_background):
+    """Last in the module: the plan ran in the background (census_in_background) while the tests above ran."""
+    report = census_in_background.result()
+    print("\n".join(report))
+    assert len(report) == len(PLAN) >= 10

