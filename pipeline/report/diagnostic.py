@@ -136,12 +136,12 @@ def diagnose(pair: Pair, cache_dir, backbones: dict) -> Diagnosis:
     """The three matrices and their numbers for one pair of runs; `backbones` caches loaded models by id."""
     from cache.fingerprint import cache_root
     from cache.store import NeighborStore
-    from pipeline.sweep.stage_one import classes_lacking
     from stages.backbones.factory import load_backbone
     from stages.data.specs import dataset_classnames
     from stages.data.splits import base_new_split
     from stages.neighbors.filters import template_mean
     from stages.neighbors.keys import generation_key_for
+    from stages.tuning.neighbor_source import classes_lacking
 
     cfg = _run_config(pair.with_sept)
     cache = cache_root(cache_dir)
