@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from cache.errors import UserError
 from cache.fingerprint import sha256_file
 from cache.store import schema
-from cache.store.index import index_vectors, load_index
+from cache.store.faiss_index import index_vectors, load_index
 from cache.store.keys import template_id
 from cache.store.layout import leftover_files
 from cache.store.manifest import IndexEntry, Manifest, PartEntry, load_manifest
