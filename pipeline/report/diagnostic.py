@@ -104,7 +104,7 @@ class Diagnosis:
 
 
 def _run_config(run: Path):
-    from pipeline.config import load_config
+    from pipeline.config_loader import load_config
 
     if not (run / "config.toml").is_file():
         raise UserError(f"run {run}: no config.toml (expected a run directory written by `sept-pipeline tune`)")

@@ -166,7 +166,7 @@ def check_not_stale(spec: SweepSpec, cells: list[Cell]) -> None:
 
 def resolved_config(spec: SweepSpec, cell: Cell):
     """The Config the cell's `tune` will resolve (config file, then --set keys, then the sweep's backbone)."""
-    from pipeline.config import load_config
+    from pipeline.config_loader import load_config
 
     cfg = load_config(spec.config, [override_text(k, v) for k, v in overrides(spec, cell).items()],
                       recipe=cell.recipe or None)

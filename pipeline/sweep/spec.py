@@ -198,7 +198,7 @@ def _axes(source: str, grid: dict, default_protocol: str) -> tuple[dict[str, lis
             raise _fail(source, "[grid] protocol", f"{v!r} is not one of {', '.join(PROTOCOLS)}")
     _check_folds(source, axes["fold"], axes["dataset"])
     if axes["recipe"] != [""]:
-        from pipeline.config import recipe_names
+        from pipeline.config_loader import recipe_names
 
         for v in axes["recipe"]:
             if not isinstance(v, str) or v not in recipe_names():
@@ -219,7 +219,7 @@ def override_text(key: str, value: Any) -> str:
 
 def _check_config_keys(source: str, config: Path | None, fixed: dict, config_axes: dict, recipes: list) -> None:
     """Every combination of recipe and config-key values must load as a config (types, ranges, choices)."""
-    from pipeline.config import load_config
+    from pipeline.config_loader import load_config
 
     names = list(config_axes)
     for recipe in recipes:

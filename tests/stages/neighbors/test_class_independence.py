@@ -31,7 +31,7 @@ def _rows(cache, key: str, classes) -> list[tuple]:
 
 def test_a_class_stores_the_same_rows_alone_and_inside_a_50_class_batch(tmp_path, neighbors_tiny_clap):
     from cache.store import NeighborStore
-    from pipeline.config import load_config
+    from pipeline.config_loader import load_config
     from stages.data.specs import dataset_classnames
     from stages.neighbors.generation import generate_neighbors
 
@@ -58,7 +58,7 @@ def test_a_class_stores_the_same_rows_alone_and_inside_a_50_class_batch(tmp_path
 
 def test_with_the_filter_on_a_class_filled_in_the_first_round_is_not_asked_again(tmp_path, neighbors_tiny_clap):
     """Retries go to the classes the filter left short, and only to them (N = 1: 'dog barking' fills it)."""
-    from pipeline.config import load_config
+    from pipeline.config_loader import load_config
     from stages.neighbors.generation import generate_neighbors
 
     cfg = load_config(None, [f'neighbors.model_dir="{tmp_path / "llm"}"', "neighbors.max_retries=1",
