@@ -35,7 +35,7 @@ from cache.store.parts import write_part
 from cache.store.reading import MissingFromStore, preview
 from cache.store.records import ClassNeighbors, build_classes_table, build_embeddings_table, build_phrases_table
 from cache.store.summary import generation_key_rows, store_summary
-from cache.store.vectors import unit_rows
+from cache.unit_vectors import unit_rows
 from cache.store.verify import verify_store
 
 STORE_DIRNAME = "neighbors"
@@ -346,7 +346,7 @@ class NeighborStore:
                     f"queries are {queries.shape[1]}-d, the index of {encoder_fingerprint} is {entry.dim}-d"
                 )
             index, texts, _ = self._load(m, entry)
-        scores, ids = search_index(index, unit_rows(queries), max(0, min(k, entry.rows)))
+        scores, ids = search_index(index, unit_rows(queries).astype(np.float32), max(0, min(k, entry.rows)))
         return [[(texts[j], float(s)) for s, j in zip(srow, irow) if j >= 0] for srow, irow in zip(scores, ids)]
 
     def nearest(

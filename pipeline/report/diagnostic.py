@@ -23,16 +23,12 @@ import numpy as np
 
 from cache.atomic import atomic_write_json
 from cache.errors import UserError
+from cache.unit_vectors import unit_rows
 from pipeline.report.collect import collect_runs
 from pipeline.report.tables import method_label
 from stages.tuning.methods import uses_neighbors
 
 CONDITIONS = ("template", "no SEPT", "SEPT")
-
-
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
 def similarity(z: np.ndarray, p: np.ndarray) -> np.ndarray:
