@@ -20,9 +20,9 @@ from pathlib import Path
 
 from cache.atomic import atomic_write_text
 from cache.fingerprint import cache_root, sha256_json, short
-from pipeline.sweep.grid import Cell, override_text, overrides, resolved_config
 from pipeline.sweep.child_env import SAFE_PATH_ENV, module_command
-from pipeline.sweep.spec import SweepSpec
+from pipeline.sweep.grid import Cell, overrides, resolved_config
+from pipeline.sweep.spec import SweepSpec, override_text
 from stages.neighbors import leftovers, supervisor
 from stages.tuning.methods import uses_neighbors
 

@@ -3,12 +3,12 @@
     summary = generate_neighbors(classes, cfg, cache_dir)
 
 Order of work, and why:
-1. Resolve everything torch-free (LLM fingerprint, prompt hash, generation key, encoder fingerprint)
+1. Resolve everything torch-free (LLM fingerprint, prompt hash, generation key, encoder fingerprint),
    check the files this run relies on (cache/store/verify.py: check_files) and ask the store what is
-   missing. When nothing is, return: a warm rerun imports neither torch,
-   transformers, vLLM nor faiss.
+   missing. When nothing is, return: a warm rerun imports neither torch, transformers, vLLM nor faiss.
 2. Classes missing under the key go to the LLM worker (worker.py, its own process; the request and the
-   spawn are in worker_launch.py): one batched chat call per round. Its raw answers are text-cleaned here (cleaning.py).
+   spawn are in worker_launch.py): one batched chat call per round. Its raw answers are text-cleaned
+   here (cleaning.py).
 3. The worker has exited (engine gone) before the frozen text tower loads: candidate phrases are
    encoded under the T templates; near-duplicates within the class are dropped (filters.py); up to N
    are kept. Each class is selected on its own: what is stored for a class never depends on which
