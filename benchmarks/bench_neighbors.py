@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _conversations(classes, output_format="lines"):
-    from pipeline.config import load_config
+    from pipeline.config_loader import load_config
     from stages.neighbors import prompt
 
     cfg = load_config().neighbors
@@ -128,7 +128,7 @@ def bench_cold_warm(classes: list[str], clap: Path, model_dir: Path, work: Path)
 
 
 def bench_encoding(backbone_dir: Path, n_texts: int, label: str) -> dict:
-    from pipeline.config import load_config
+    from pipeline.config_loader import load_config
     from stages.backbones.config import BackboneConfig
     from stages.neighbors.encoding import TextEncoder
 

@@ -148,7 +148,7 @@ def bench_methods(backbone, classes: list[str], batch: int, steps: int) -> dict:
 def memory_child(n: int, device: str, size: str, classes: int, batch: int, steps: int) -> dict:
     """In a fresh process: store with N neighbors per class -> bank -> SEPT steps; report peak memory."""
     from cache.store import ClassNeighbors, NeighborStore, Provenance
-    from pipeline.config import load_config
+    from pipeline.config_loader import load_config
     from stages.tuning.config import SeptConfig
     from stages.tuning.neighbor_source import load_neighbor_bank
 

@@ -6,12 +6,10 @@ Importing this module must stay cheap: no torch, no vllm, no faiss at import tim
 """
 from __future__ import annotations
 
-import sys
-
 import click
 
-from cache.errors import UserError
 from pipeline.commands import backbones, config_cmd, datasets, evaluate, inspect_cmd, neighbors, report, sweep, tune
+from pipeline.commands.entry import run_click
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -36,30 +34,7 @@ for module in (datasets, backbones, evaluate, neighbors, tune, sweep, report, in
 
 
 def main(argv: list[str] | None = None) -> None:
-    try:
-        cli.main(args=argv, prog_name="sept-pipeline", standalone_mode=False)
-    except UserError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(2)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(1)
-    except click.ClickException as e:  # usage errors: bad option, missing argument
-        e.show()
-        sys.exit(2)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as e:  # noqa: BLE001 - the last line of defence prints one line, exit 1
-        import os
-
-        if os.environ.get("SEPT_TRACEBACK"):
-            raise
-        click.echo(f"error: {type(e).__name__}: {e} (set SEPT_TRACEBACK=1 for the traceback)", err=True)
-        sys.exit(1)
-    sys.exit(0)
+    run_click(cli, argv)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ class RunDir:
 
     def write_config(self, cfg: Any) -> None:
         """config.toml (for humans and --config reuse) and config.json (for scripts)."""
-        from pipeline.config import to_toml
+        from pipeline.config_loader import to_toml
 
         self.ensure()
         atomic_write_text(self.path / "config.toml", to_toml(cfg))

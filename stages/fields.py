@@ -1,7 +1,7 @@
 """`opt()`: a dataclass field with help text, the way PEFT's configs declare theirs.
 
 Every config section is a frozen dataclass whose fields are declared with `opt`, so the loader
-(pipeline/config.py) can print help, check types and name a bad key precisely.
+(pipeline/config_loader.py) can print help, check types and name a bad key precisely.
 """
 from __future__ import annotations
 

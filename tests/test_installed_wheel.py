@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import load_config
+from pipeline.config_loader import load_config
 from stages.data.datasets import load_dataset
 from stages.data.demo import build_demo
 from stages.data.specs import list_datasets

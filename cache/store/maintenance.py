@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from cache.store import schema
-from cache.store.indexing import build_index
+from cache.store.index_sync import build_index
 from cache.store.keys import utc_now_iso
 from cache.store.layout import DAMAGED_DIR, new_part_relpath
 from cache.store.manifest import Manifest, PartEntry

@@ -40,7 +40,7 @@ def _key_parts(manifest: Manifest, table: str, generation_key: str | None) -> li
     return [p for p in parts if generation_key in p.generation_keys]
 
 
-def classes_table(
+def read_classes_table(
     root: Path, manifest: Manifest, generation_key: str | None = None, columns: Sequence[str] | None = None
 ) -> pa.Table:
     cols = list(columns) if columns else schema.classes_schema().names
@@ -50,7 +50,7 @@ def classes_table(
     return table
 
 
-def phrases_table(
+def read_phrases_table(
     root: Path, manifest: Manifest, generation_key: str | None = None, columns: Sequence[str] | None = None
 ) -> pa.Table:
     cols = list(columns) if columns else schema.phrases_schema().names
@@ -62,7 +62,7 @@ def phrases_table(
 
 def classes_present(root: Path, manifest: Manifest, classnames: Iterable[str], generation_key: str) -> set[str]:
     wanted = list(dict.fromkeys(classnames))
-    table = classes_table(root, manifest, generation_key, ["class_name", "generation_key"])
+    table = read_classes_table(root, manifest, generation_key, ["class_name", "generation_key"])
     stored = set(table["class_name"].to_pylist())
     return {c for c in wanted if c in stored}
 
@@ -70,7 +70,7 @@ def classes_present(root: Path, manifest: Manifest, classnames: Iterable[str], g
 def class_rows(
     root: Path, manifest: Manifest, classnames: Iterable[str] | None, generation_key: str | None
 ) -> list[dict]:
-    table = classes_table(root, manifest, generation_key)
+    table = read_classes_table(root, manifest, generation_key)
     if classnames is not None:
         table = table.filter(pc.is_in(table["class_name"], pa.array(list(classnames), pa.string())))
     return table.to_pylist()
@@ -88,7 +88,7 @@ def phrases_by_class(
             f"{preview(missing)} (run `sept-pipeline generate-neighbors` for them first)",
             missing,
         )
-    table = phrases_table(root, manifest, generation_key, ["class_name", "phrase", "rank", "generation_key"])
+    table = read_phrases_table(root, manifest, generation_key, ["class_name", "phrase", "rank", "generation_key"])
     table = table.filter(pc.is_in(table["class_name"], pa.array([c for c in wanted if c in present], pa.string())))
     table = table.sort_by([("class_name", "ascending"), ("rank", "ascending")])
     out: dict[str, list[str]] = {c: [] for c in wanted if c in present}

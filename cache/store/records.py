@@ -109,7 +109,7 @@ def _sampling_json(sampling: Mapping[str, Any]) -> str:
     return json.dumps(dict(sampling), sort_keys=True, default=str)
 
 
-def phrases_table(items: Sequence[ClassNeighbors], created_at: str) -> pa.Table:
+def build_phrases_table(items: Sequence[ClassNeighbors], created_at: str) -> pa.Table:
     """One row per kept phrase of every item, rank = position in the item's list."""
     cols: dict[str, list] = {name: [] for name in schema.phrases_schema().names}
     for item in items:
@@ -124,7 +124,7 @@ def phrases_table(items: Sequence[ClassNeighbors], created_at: str) -> pa.Table:
     return pa.Table.from_pydict(cols, schema=schema.phrases_schema())
 
 
-def classes_table(items: Sequence[ClassNeighbors], created_at: str) -> pa.Table:
+def build_classes_table(items: Sequence[ClassNeighbors], created_at: str) -> pa.Table:
     """One status row per item: how many phrases were kept and whether the class came out short."""
     cols: dict[str, list] = {name: [] for name in schema.classes_schema().names}
     for item in items:
@@ -139,7 +139,7 @@ def classes_table(items: Sequence[ClassNeighbors], created_at: str) -> pa.Table:
     return pa.Table.from_pydict(cols, schema=schema.classes_schema())
 
 
-def embeddings_table(
+def build_embeddings_table(
     texts: Sequence[str],
     templates: Sequence[str],
     encoder_fingerprint: str,

@@ -26,16 +26,16 @@ from cache.errors import UserError
 from cache.fingerprint import cache_root
 from cache.lock import file_lock
 from cache.store import reading, schema
-from cache.store.indexing import load_index_and_texts, refresh_indexes
+from cache.store.index_sync import load_index_and_texts, refresh_indexes
 from cache.store.keys import template_id, template_set_id, utc_now_iso
 from cache.store.layout import README_NAME, README_TEXT, leftover_files, lock_path, new_part_relpath, remove_leftovers
 from cache.store.maintenance import compact_if_needed, repair
 from cache.store.manifest import IndexEntry, Manifest, load_manifest, save_manifest
 from cache.store.parts import write_part
 from cache.store.reading import MissingFromStore, preview
-from cache.store.records import ClassNeighbors, classes_table, embeddings_table, phrases_table
+from cache.store.records import ClassNeighbors, build_classes_table, build_embeddings_table, build_phrases_table
 from cache.store.summary import generation_key_rows, store_summary
-from cache.store.vectors import unit_rows
+from cache.unit_vectors import unit_rows
 from cache.store.verify import verify_store
 
 STORE_DIRNAME = "neighbors"
@@ -147,7 +147,7 @@ class NeighborStore:
     def phrase_rows(self, classnames: Iterable[str] | None = None, generation_key: str | None = None) -> list[dict]:
         """Full phrase rows with provenance (for `neighbors show`), ordered by key, class, rank."""
         with self._reading() as m:
-            table = reading.phrases_table(self.root, m, generation_key)
+            table = reading.read_phrases_table(self.root, m, generation_key)
         if classnames is not None:
             table = table.filter(pc.is_in(table["class_name"], pa.array(list(classnames), pa.string())))
         return table.sort_by(
@@ -157,7 +157,7 @@ class NeighborStore:
     def generation_keys(self) -> list[dict]:
         """One dict per stored generation key: its provenance and counts of classes, phrases, short classes."""
         with self._reading() as m:
-            return generation_key_rows(reading.classes_table(self.root, m))
+            return generation_key_rows(reading.read_classes_table(self.root, m))
 
     def keys_covering(self, classnames: Iterable[str]) -> list[str]:
         """Generation keys under which every one of `classnames` is stored, newest first."""
@@ -187,7 +187,7 @@ class NeighborStore:
             now = utc_now_iso()
             gkeys = [i.generation_key for i in new]
             added = []
-            ph = phrases_table(new, now)
+            ph = build_phrases_table(new, now)
             if ph.num_rows:
                 added.append(
                     write_part(
@@ -199,7 +199,7 @@ class NeighborStore:
                         generation_keys=gkeys,
                     )
                 )
-            cl = classes_table(new, now)
+            cl = build_classes_table(new, now)
             added.append(
                 write_part(
                     self.root,
@@ -270,7 +270,7 @@ class NeighborStore:
             flat = np.stack([vectors[i, t] for i, t in rows]) if rows else np.zeros((0, dim), np.float32)
             if rows:
                 now = utc_now_iso()
-                table = embeddings_table(new_texts, new_templates, encoder_fingerprint, flat, now)
+                table = build_embeddings_table(new_texts, new_templates, encoder_fingerprint, flat, now)
                 part = write_part(
                     self.root,
                     new_part_relpath(schema.EMBEDDINGS, encoder_fingerprint),
@@ -336,7 +336,7 @@ class NeighborStore:
         self, encoder_fingerprint: str, queries: np.ndarray, k: int, templates: Sequence[str] | None = None
     ) -> list[list[tuple[str, float]]]:
         """For each query vector (float [q, D], normalised here), the k most cosine-similar stored texts."""
-        from cache.store.index import search_index
+        from cache.store.faiss_index import search_index
 
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
         with self._reading() as m:
@@ -346,7 +346,7 @@ class NeighborStore:
                     f"queries are {queries.shape[1]}-d, the index of {encoder_fingerprint} is {entry.dim}-d"
                 )
             index, texts, _ = self._load(m, entry)
-        scores, ids = search_index(index, unit_rows(queries), max(0, min(k, entry.rows)))
+        scores, ids = search_index(index, unit_rows(queries).astype(np.float32), max(0, min(k, entry.rows)))
         return [[(texts[j], float(s)) for s, j in zip(srow, irow) if j >= 0] for srow, irow in zip(scores, ids)]
 
     def nearest(
@@ -360,7 +360,7 @@ class NeighborStore:
         """For each stored text, the k most similar other stored texts (optionally only those in `among`):
         e.g. a class name's nearest other-class neighbors, for inspection (training ranks its hardest
         negatives by the margins instead: docs/method.md, `inter_negatives = "hardest:h"`)."""
-        from cache.store.index import search_index
+        from cache.store.faiss_index import search_index
 
         with self._reading() as m:
             entry = self._pick_index(m, encoder_fingerprint, templates)

@@ -47,7 +47,7 @@ def generation_key_rows(classes: pa.Table) -> list[dict]:
 
 
 def store_summary(root: Path, manifest: Manifest) -> dict:
-    classes = reading.classes_table(root, manifest)
+    classes = reading.read_classes_table(root, manifest)
     keys = generation_key_rows(classes)
     encoders = []
     for enc in manifest.encoders():

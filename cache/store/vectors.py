@@ -11,6 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
+from cache.unit_vectors import unit_rows
+
 
 def template_means(
     texts: Sequence[str], template_ids: Sequence[str], matrix: np.ndarray, template_set: Sequence[str]
@@ -33,11 +35,4 @@ def template_means(
     for t in wanted:
         rows = np.fromiter((per_template[t][x] for x in ordered), dtype=np.int64, count=len(ordered))
         acc += matrix[rows].astype(np.float64)
-    return ordered, unit_rows(acc)
-
-
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm (float32); an all-zero row stays zero rather than becoming NaN."""
-    x = np.asarray(x, dtype=np.float64)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+    return ordered, unit_rows(acc).astype(np.float32)

@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 from cache.errors import UserError
 from cache.fingerprint import sha256_file
 from cache.store import schema
-from cache.store.index import index_vectors, load_index
-from cache.store.keys import template_id
+from cache.store.faiss_index import index_vectors, load_index
+from cache.store.keys import template_id, template_set_id
 from cache.store.layout import leftover_files
 from cache.store.manifest import IndexEntry, Manifest, PartEntry, load_manifest
 from cache.store.parts import read_parquet_checked
@@ -37,6 +37,39 @@ def check_file(root: Path, rel: str, expected_bytes: int, expected_sha: str) -> 
     if sha256_file(path) != expected_sha:
         return f"{path}: sha256 differs from manifest.json"
     return None
+
+
+def check_files(store, generation_key: str, encoder_fp: str, templates: list[str]) -> None:
+    """Every file of `store` (a NeighborStore) that one generation, one encoder and one template set rely
+    on matches manifest.json (size and sha256, as check_file), or a UserError naming the first bad file.
+
+    The quick check before `generate-neighbors` reads or writes: a warm rerun reads only a few columns, so
+    a flipped byte in an embedding vector or the FAISS index would otherwise go unnoticed until training.
+    Checked without faiss: hashing is cheap next to any real work. A file that changed because another
+    process committed meanwhile is re-checked against the new manifest before being called damaged.
+    """
+    set_id = template_set_id([template_id(t) for t in templates])
+
+    def problems(m: Manifest) -> list[str]:
+        files = [(p.file, p.bytes, p.sha256) for p in m.parts
+                 if (p.table in ("phrases", "classes") and generation_key in p.generation_keys)
+                 or (p.table == "embeddings" and p.encoder_fingerprint == encoder_fp)]
+        for e in m.indexes_of(encoder_fp):
+            if e.template_set_id == set_id:
+                files += [(e.file, e.bytes, e.sha256), (e.texts_file, e.texts_bytes, e.texts_sha256)]
+        return [str(store.root / rel) for rel, size, sha in files if check_file(store.root, rel, size, sha)]
+
+    first = store.manifest()
+    bad = problems(first)
+    if bad:
+        again = store.manifest()
+        if again.commit != first.commit:
+            bad = problems(again)
+    if bad:
+        kind = "index" if bad[0].endswith(".faiss") else "Parquet"
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise UserError(f"neighbor store {kind} file {bad[0]}{more}: missing or damaged (size/sha256 differ from "
+                        f"manifest.json); see `sept-pipeline neighbors verify`, fix with `neighbors repair`")
 
 
 def _read_whole_part(root: Path, part: PartEntry) -> tuple[pa.Table | None, str | None]:

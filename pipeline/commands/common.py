@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import click
 
-from pipeline.config import Config, load_config
+from pipeline.config_loader import Config, load_config
 
 
 def config_options(fn: Callable | None = None, *, recipe: bool = False) -> Callable:

@@ -28,7 +28,7 @@ def register(cli) -> None:
           sept-pipeline config show --config my-experiment.toml --set sept.lam=0.5
           sept-pipeline config show --recipe kgcoop-original
         """
-        from pipeline.config import to_toml
+        from pipeline.config_loader import to_toml
 
         if as_json:
             emit_json(cfg.to_dict())
@@ -44,7 +44,7 @@ def register(cli) -> None:
           sept-pipeline config keys | grep sept.
           sept-pipeline config show --json
         """
-        from pipeline.config import describe
+        from pipeline.config_loader import describe
 
         for section, key, default, help_text in describe():
             click.echo(f"{section}.{key} = {default!r}\n    {help_text}")

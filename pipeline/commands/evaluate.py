@@ -34,7 +34,7 @@ def register(cli) -> None:
           sept-pipeline evaluate --dataset esc50 --data-root /data/ESC-50 \\
               --backbone laion/clap-htsat-unfused --out runs/zs-esc50 --set data.fold=fold1 --json
         """
-        from pipeline.evaluate import evaluate_zeroshot
+        from pipeline.zero_shot import evaluate_zeroshot
 
         if backbone:
             cfg = cfg.replace("backbone", id=backbone)

@@ -20,9 +20,25 @@ def cache_dir_option(fn):
     )(fn)
 
 
+def read_classes_file(path: Path) -> list[str]:
+    """The class names of a --classes-file: one a line, checked as generate_neighbors checks any list."""
+    from stages.neighbors.generation import check_classes
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"--classes-file {path}: not found (expected a text file, one class name a line)")
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise UserError(f"--classes-file {path}: not UTF-8 text") from None
+    while lines and not lines[-1].strip():  # a trailing newline is not a blank class
+        lines.pop()
+    return check_classes(lines, f"--classes-file {path}")
+
+
 def _class_list(dataset: str | None, classes_file: Path | None) -> tuple[list[str], str]:
     """Class names from --dataset or --classes-file (exactly one), and where they came from."""
-    from stages.neighbors.generation import check_classes, read_classes_file
+    from stages.neighbors.generation import check_classes
 
     if (dataset is None) == (classes_file is None):
         raise UserError("give exactly one of --dataset NAME or --classes-file FILE")

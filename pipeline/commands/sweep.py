@@ -48,7 +48,7 @@ def register(cli) -> None:
           sept-pipeline sweep --config configs/sweeps/demo.toml --set train.epochs=1 --dry-run --json
           sept-pipeline report runs/demo-sweep     # then the tables
         """
-        from pipeline.config import parse_override
+        from pipeline.config_loader import parse_override
         from pipeline.sweep.runner import plan, run_sweep
         from pipeline.sweep.spec import parse_sweep
 

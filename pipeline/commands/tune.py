@@ -145,3 +145,13 @@ def register(cli) -> None:
             means = fold_means(runs)
             shown = "  ".join(f"{k} {means[k]:.2f}" for k in _HEADLINE[protocol] if means.get(k) is not None)
             click.echo(f"mean over {means['num_folds']} folds ({', '.join(means['folds'])}): {shown}")
+
+
+def main(argv: list[str]) -> None:
+    """Run `tune ARGS...` (argv starts with "tune") as `sept-pipeline` would, without the other verbs: the
+    entry point of a sweep cell (pipeline/sweep/cell_process.py). Always raises SystemExit."""
+    from pipeline.commands.entry import run_click
+
+    group = click.Group("sept-pipeline")
+    register(group)
+    run_click(group, argv)

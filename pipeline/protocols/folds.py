@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from pipeline.config import Config
+from pipeline.config_loader import Config
 from pipeline.protocols.runner import TuneRequest, run_tune
 from stages.data.config import ALL_FOLDS
 

@@ -16,7 +16,7 @@ from typing import Sequence
 from cache.errors import UserError
 from cache.fingerprint import cache_root, sha256_json
 from cache.lock import file_lock
-from pipeline.config import Config
+from pipeline.config_loader import Config
 from pipeline.protocols.plans import Plan, check_protocol, make_plan
 from pipeline.runs import METRICS, RunDir
 from stages.tuning.methods import check_run
@@ -81,7 +81,7 @@ def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
     from stages.data.datasets import dataset_spec, load_dataset
     from stages.data.fewshot import fewshot_cache_file, fewshot_indices
     from stages.data.splits import persist_split
-    from stages.tuning.evaluate import evaluate
+    from stages.tuning.scoring import evaluate
     from stages.tuning.learners import build_learner
     from stages.tuning.run_log import RunLog
     from stages.tuning.trainer import TrainData, sept_active, train
@@ -181,7 +181,7 @@ def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
 
 
 def _assemble(cfg: Config, req: TuneRequest, plan: Plan, results: dict, use_sept: bool) -> dict:
-    from pipeline.config import recipe_record
+    from pipeline.config_loader import recipe_record
     from stages.evaluation.metrics import harmonic_mean
 
     out = {

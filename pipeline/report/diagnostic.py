@@ -23,16 +23,12 @@ import numpy as np
 
 from cache.atomic import atomic_write_json
 from cache.errors import UserError
+from cache.unit_vectors import unit_rows
 from pipeline.report.collect import collect_runs
 from pipeline.report.tables import method_label
 from stages.tuning.methods import uses_neighbors
 
 CONDITIONS = ("template", "no SEPT", "SEPT")
-
-
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
 def similarity(z: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -104,7 +100,7 @@ class Diagnosis:
 
 
 def _run_config(run: Path):
-    from pipeline.config import load_config
+    from pipeline.config_loader import load_config
 
     if not (run / "config.toml").is_file():
         raise UserError(f"run {run}: no config.toml (expected a run directory written by `sept-pipeline tune`)")
@@ -136,12 +132,12 @@ def diagnose(pair: Pair, cache_dir, backbones: dict) -> Diagnosis:
     """The three matrices and their numbers for one pair of runs; `backbones` caches loaded models by id."""
     from cache.fingerprint import cache_root
     from cache.store import NeighborStore
-    from pipeline.sweep.stage_one import classes_lacking
     from stages.backbones.factory import load_backbone
     from stages.data.specs import dataset_classnames
     from stages.data.splits import base_new_split
     from stages.neighbors.filters import template_mean
     from stages.neighbors.keys import generation_key_for
+    from stages.tuning.neighbor_source import classes_lacking
 
     cfg = _run_config(pair.with_sept)
     cache = cache_root(cache_dir)

@@ -68,7 +68,7 @@ def read_run_files(run: Path) -> tuple[dict, dict]:
 
 def inspect_run(run: str | Path, k: int = 5, backbone: str | None = None) -> dict:
     """Config, fingerprints and, for each learned context vector, its k nearest vocabulary tokens."""
-    from pipeline.config import load_config
+    from pipeline.config_loader import load_config
 
     run = Path(run)
     metrics, config = read_run_files(run)  # bad input is refused before torch is imported

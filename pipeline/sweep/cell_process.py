@@ -68,10 +68,10 @@ def run(lock: Path, attempts: Path, identity: dict, tune_args: list[str], wait: 
             args = list(tune_args) + (["--resume"] if _has_checkpoint(out.path) else [])
             record_attempt(attempts, event="start", resume="--resume" in args)
             started = time.monotonic()
-            from pipeline.cli import main
+            from pipeline.commands.tune import main as tune_main
 
             try:
-                main(args)
+                tune_main(args)
                 rc = 0
             except SystemExit as e:
                 rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)

@@ -17,7 +17,7 @@ from typing import Any
 
 from cache.errors import UserError
 from cache.fingerprint import sha256_file, sha256_json, short
-from pipeline.sweep.spec import SweepSpec
+from pipeline.sweep.spec import SweepSpec, override_text
 from stages.tuning.methods import uses_neighbors
 
 IDENTITY_FILE = "sweep_cell.json"
@@ -25,17 +25,6 @@ _SAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
 # Keys that only change how a run executes (device, batch sizes for memory), never what it computes.
 _EXECUTION_KEYS = {"backbone.device", "backbone.text_batch_size", "backbone.audio_batch_size",
                    "train.eval_batch_size", "method.cocoop_chunk"}
-
-
-def override_text(key: str, value: Any) -> str:
-    """A `--set key=value` argument whose value parses back (as TOML) to the same value."""
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, (int, float)):
-        text = repr(value)
-    else:
-        text = json.dumps(value)  # strings and lists: JSON quoting is valid TOML for these
-    return f"{key}={text}"
 
 
 @dataclass(frozen=True)
@@ -177,7 +166,7 @@ def check_not_stale(spec: SweepSpec, cells: list[Cell]) -> None:
 
 def resolved_config(spec: SweepSpec, cell: Cell):
     """The Config the cell's `tune` will resolve (config file, then --set keys, then the sweep's backbone)."""
-    from pipeline.config import load_config
+    from pipeline.config_loader import load_config
 
     cfg = load_config(spec.config, [override_text(k, v) for k, v in overrides(spec, cell).items()],
                       recipe=cell.recipe or None)

@@ -8,12 +8,12 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pipeline.sweep.cell_process import ALREADY_DONE, BUSY
+from pipeline.sweep.child_env import SAFE_PATH_ENV, module_command
 
 RAN, FINISHED, BUSY_ELSEWHERE, FAILED = "ran", "finished", "busy", "failed"
 
@@ -58,19 +58,6 @@ def _failure_message(log: Path, offset: int) -> str:
         return ""
     errors = [ln for ln in lines if ln.startswith("error:")]
     return (errors or lines or [""])[-1][:500]
-
-
-# Children never import from the folder they start in: a `cache/` folder there (a cache dir called cache)
-# would shadow this project's `cache` package. PYTHONSAFEPATH carries that to their own children (3.11+).
-SAFE_PATH_ENV = {"PYTHONSAFEPATH": "1"}
-
-
-def module_command(module: str, *args: str) -> list[str]:
-    """`python -m module args`, without the current folder on sys.path."""
-    if sys.version_info >= (3, 11):
-        return [sys.executable, "-P", "-m", module, *args]
-    code = "import runpy, sys; del sys.path[0]; runpy.run_module(sys.argv.pop(1), run_name='__main__', alter_sys=True)"
-    return [sys.executable, "-c", code, module, *args]
 
 
 def launch(job: Job, env_updates: dict[str, str] | None = None, device: str = "", warm: bool = False) -> Outcome:

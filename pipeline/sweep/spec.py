@@ -33,6 +33,7 @@ Relative paths are taken from the current folder, like the paths of any other co
 from __future__ import annotations
 
 import itertools
+import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,7 +198,7 @@ def _axes(source: str, grid: dict, default_protocol: str) -> tuple[dict[str, lis
             raise _fail(source, "[grid] protocol", f"{v!r} is not one of {', '.join(PROTOCOLS)}")
     _check_folds(source, axes["fold"], axes["dataset"])
     if axes["recipe"] != [""]:
-        from pipeline.config import recipe_names
+        from pipeline.config_loader import recipe_names
 
         for v in axes["recipe"]:
             if not isinstance(v, str) or v not in recipe_names():
@@ -205,10 +206,20 @@ def _axes(source: str, grid: dict, default_protocol: str) -> tuple[dict[str, lis
     return {k: axes[k] for k in AXES}, config_axes
 
 
+def override_text(key: str, value: Any) -> str:
+    """A `--set key=value` argument whose value parses back (as TOML) to the same value."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, (int, float)):
+        text = repr(value)
+    else:
+        text = json.dumps(value)  # strings and lists: JSON quoting is valid TOML for these
+    return f"{key}={text}"
+
+
 def _check_config_keys(source: str, config: Path | None, fixed: dict, config_axes: dict, recipes: list) -> None:
     """Every combination of recipe and config-key values must load as a config (types, ranges, choices)."""
-    from pipeline.config import load_config
-    from pipeline.sweep.grid import override_text
+    from pipeline.config_loader import load_config
 
     names = list(config_axes)
     for recipe in recipes:

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from cache.atomic import atomic_write_text
 from cache.fingerprint import cache_root, sha256_json, short
-from pipeline.sweep.grid import Cell, override_text, overrides, resolved_config
-from pipeline.sweep.launch import SAFE_PATH_ENV, module_command
-from pipeline.sweep.spec import SweepSpec
+from pipeline.sweep.child_env import SAFE_PATH_ENV, module_command
+from pipeline.sweep.grid import Cell, overrides, resolved_config
+from pipeline.sweep.spec import SweepSpec, override_text
 from stages.neighbors import leftovers, supervisor
 from stages.tuning.methods import uses_neighbors
 
@@ -41,24 +41,13 @@ class Need:
     fixed_key: bool = False                             # sept.generation_key names a generation: nothing to generate
 
 
-def classes_lacking(store, classes: list[str], gkey: str, templates: list[str], encoder: str) -> list[str]:
-    """Classes without phrases under `gkey`, or whose name or phrases lack an embedding for `encoder` under
-    every template: what `tune` would refuse to start without (a class stored with no phrase is not lacking:
-    stage one tried and the LLM gave nothing usable)."""
-    present = store.classes_present(classes, gkey)
-    phrases = store.get_phrases([c for c in classes if c in present], gkey)
-    texts = list(dict.fromkeys([c for c in present] + [p for c in present for p in phrases[c]]))
-    lacking = set(store.missing_embeddings(texts, templates, encoder)) if texts else set()
-    return [c for c in classes
-            if c not in present or c in lacking or any(p in lacking for p in phrases.get(c, ()))]
-
-
 def find_missing(spec: SweepSpec, cells: list[Cell]) -> list[Need]:
     """Groups of SEPT cells whose neighbors are not (all) in the store yet."""
     from cache.store import NeighborStore
     from stages.backbones.fingerprint import backbone_fingerprint
     from stages.data.specs import dataset_classnames
     from stages.neighbors.keys import generation_key_for
+    from stages.tuning.neighbor_source import classes_lacking  # imports torch: only when a sweep looks
 
     cache = cache_root(spec.cache_dir)
     store = NeighborStore.in_cache(cache)

@@ -16,7 +16,7 @@ import os
 import sys
 import threading
 
-from pipeline.sweep.launch import SAFE_PATH_ENV
+from pipeline.sweep.child_env import SAFE_PATH_ENV
 
 PRELOAD = ["pipeline.sweep.warm_imports"]
 _lock = threading.Lock()

@@ -10,6 +10,8 @@ from typing import Sequence
 
 import numpy as np
 
+from cache.unit_vectors import unit_rows
+
 
 def fill_templates(texts: Sequence[str], templates: Sequence[str]) -> list[str]:
     """Text-major list: [t0(x0), t1(x0), ..., t0(x1), ...] (row i*T + t)."""
@@ -18,11 +20,10 @@ def fill_templates(texts: Sequence[str], templates: Sequence[str]) -> list[str]:
 
 def unit_per_template(raw: np.ndarray, n: int, t: int) -> np.ndarray:
     """[n*T, D] raw projections -> [n, T, D] float32, each row L2-normalised (norms in float64)."""
-    v = np.asarray(raw, dtype=np.float64).reshape(n, t, -1)
-    norms = np.linalg.norm(v, axis=2, keepdims=True)
-    if np.any(norms == 0):
+    unit = unit_rows(np.asarray(raw, dtype=np.float64).reshape(n, t, -1), axis=2)
+    if not np.all(np.any(unit != 0, axis=2)):  # unit_rows leaves a zero vector zero: it has no direction
         raise ValueError("the text tower returned a zero vector; cannot normalise it")
-    return (v / norms).astype(np.float32)
+    return unit.astype(np.float32)
 
 
 class TextEncoder:

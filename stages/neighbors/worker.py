@@ -1,6 +1,6 @@
 """The generation worker: a separate process that owns the LLM engine for one or more rounds.
 
-Run as `python -m stages.neighbors.worker REQUEST.json RESPONSE.json` by generation.py, under the run's
+Run as `python -m stages.neighbors.worker REQUEST.json RESPONSE.json` by worker_launch.py, under the run's
 supervisor (supervisor.py), which ends the worker's whole process tree with it. Keeping the
 engine in its own process guarantees it is gone (GPU memory included) before the parent loads the
 audio-language encoder, and gives vLLM's spawned engine core the `__main__` guard it needs.
@@ -10,7 +10,7 @@ candidates are still fewer than `need` is asked again in the next round (one bat
 classes) with a fresh per-request seed, until `max_rounds` are spent. The parent re-cleans the raw
 answers itself; the worker only decides whom to ask again.
 
-The request is plain JSON written by the parent (see generation.py: `worker_request`); the response
+The request is plain JSON written by the parent (see worker_launch.py: `worker_request`); the response
 holds every raw answer with its seed and sampling, the engine name and version, and timings.
 """
 from __future__ import annotations

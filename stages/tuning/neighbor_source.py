@@ -135,3 +135,15 @@ def _boundary_view(cfg, table: np.ndarray, row: dict, classnames: list[str], phr
     neighbor_vectors = [means[[row[p] for p in phrases[c]]].reshape(len(phrases[c]), -1) for c in classnames]
     return neighbor_boundary.class_boundary_view(class_vectors, neighbor_vectors, cfg.sept.boundary_filter,
                                                  cfg.neighbors.near_duplicate_cos)
+
+
+def classes_lacking(store, classes: list[str], gkey: str, templates: list[str], encoder: str) -> list[str]:
+    """Classes without phrases under `gkey`, or whose name or phrases lack an embedding for `encoder` under
+    every template: what `tune` would refuse to start without (a class stored with no phrase is not lacking:
+    stage one tried and the LLM gave nothing usable)."""
+    present = store.classes_present(classes, gkey)
+    phrases = store.get_phrases([c for c in classes if c in present], gkey)
+    texts = list(dict.fromkeys([c for c in present] + [p for c in present for p in phrases[c]]))
+    lacking = set(store.missing_embeddings(texts, templates, encoder)) if texts else set()
+    return [c for c in classes
+            if c not in present or c in lacking or any(p in lacking for p in phrases.get(c, ()))]

@@ -1,7 +1,7 @@
 import pytest
 
 from cache.errors import UserError
-from pipeline.config import Config, load_config, parse_override
+from pipeline.config_loader import Config, load_config, parse_override
 
 
 def test_defaults_file_and_overrides_layer(tmp_path):
@@ -59,7 +59,7 @@ def test_parse_override_values():
 
 
 def test_round_trip_through_toml(tmp_path):
-    from pipeline.config import to_toml
+    from pipeline.config_loader import to_toml
 
     cfg = load_config(overrides=["sept.lam=0.25"])
     f = tmp_path / "resolved.toml"

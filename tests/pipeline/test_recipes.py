@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 
 from cache.errors import UserError
-from pipeline.config import RECIPES_DIR, Config, build, load_config, read_toml, recipe_names, recipe_record, to_toml
+from pipeline.config_loader import RECIPES_DIR, Config, build, load_config, read_toml, recipe_names, recipe_record, to_toml
 
 DASSL = {"momentum": 0.9, "weight_decay": 5e-4, "schedule": "cosine", "warmup_epochs": 1, "warmup_lr": 1e-5,
          "logit_scale": "checkpoint"}

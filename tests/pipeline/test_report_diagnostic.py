@@ -65,7 +65,7 @@ def _frozen(backbone, texts, templates):
 def diag_setup(tmp_path_factory, tiny_backbone, tiny_clap_dir):
     """A store with the demo classes' neighbors, and two CoOp runs (without / with SEPT) with known contexts."""
     from cache.store import ClassNeighbors, NeighborStore, Provenance
-    from pipeline.config import load_config
+    from pipeline.config_loader import load_config
     from pipeline.runs import RunDir
     from stages.tuning.checkpoint import save_prompt
     from stages.tuning.prompt_tokens import PromptLayout

@@ -230,7 +230,7 @@ def test_two_sweeps_at_once_never_run_one_cell_twice(demo, tmp_path):
 def test_stage_one_fills_only_missing_classes_with_one_generate_neighbors(demo, tmp_path, tiny_backbone,
                                                                         llm_model_dir):
     """Real vLLM (CPU build) with the packaged SmolLM2 writes the 2 missing classes' neighbors; kept small."""
-    from pipeline.config import load_config
+    from pipeline.config_loader import load_config
     from stages.neighbors.keys import resolve_generation
 
     cache = tmp_path / "cache"

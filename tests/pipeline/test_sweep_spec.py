@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cache.errors import UserError
-from pipeline.config import parse_override
+from pipeline.config_loader import parse_override
 from pipeline.sweep import grid
 from pipeline.sweep.runner import plan
 from pipeline.sweep.spec import parse_sweep

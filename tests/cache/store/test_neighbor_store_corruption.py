@@ -168,3 +168,15 @@ def test_verify_reports_duplicates_written_behind_the_stores_back(filled):
     assert problems and all("duplicate status rows" in p for p in problems)
     filled.repair()
     assert filled.verify() == []
+
+
+def test_check_files_names_a_damaged_file_the_run_relies_on_and_only_those(filled):
+    from cache.store.verify import check_files
+
+    check_files(filled, KEY, ENCODER, TEMPLATES)  # an intact store passes
+    rel = _part(filled, "embeddings")
+    _flip_middle(filled.root / rel)
+    with pytest.raises(UserError) as err:
+        check_files(filled, KEY, ENCODER, TEMPLATES)
+    _assert_one_line_naming(err, rel)
+    check_files(filled, KEY, "another-encoder", TEMPLATES)  # that encoder relies on none of the damaged files

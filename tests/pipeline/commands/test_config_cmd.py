@@ -3,7 +3,7 @@ import json
 import subprocess
 import sys
 
-from pipeline.config import load_config
+from pipeline.config_loader import load_config
 
 
 def test_cli_bad_set_exits_2_with_one_line():

@@ -39,7 +39,7 @@ def clap(tmp_path_factory):
 def seed_store(cache: Path, clap: Path) -> dict:
     """Fill `cache` the way generate-neighbors would for CLASSES under the default config."""
     from cache.store import ClassNeighbors, NeighborStore, Provenance
-    from pipeline.config import load_config
+    from pipeline.config_loader import load_config
     from stages.backbones.config import BackboneConfig
     from stages.backbones.fingerprint import backbone_fingerprint
     from stages.neighbors.encoding import TextEncoder
@@ -151,7 +151,7 @@ def test_search_without_backbone_names_the_encoders_when_there_are_several(store
     import numpy as np
 
     from cache.store import NeighborStore
-    from pipeline.config import load_config
+    from pipeline.config_loader import load_config
 
     other = "clap:other-clap@0123456789abcdef"
     tpl = load_config().text.templates
@@ -167,7 +167,7 @@ def test_search_new_text_encodes_it_and_matches_a_numpy_reference(seeded, clap):
     import numpy as np
 
     from cache.store import NeighborStore
-    from pipeline.config import load_config
+    from pipeline.config_loader import load_config
     from stages.backbones.config import BackboneConfig
     from stages.neighbors.encoding import TextEncoder
     from stages.neighbors.filters import template_mean

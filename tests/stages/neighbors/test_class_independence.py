@@ -39,7 +39,7 @@ def generated(tmp_path_factory, neighbors_tiny_clap, llm_model_dir):
     """{'alone', 'batch', 'retry'}: (summary, cache) of three generate_neighbors calls, two at a time."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from pipeline.config import load_config
+    from pipeline.config_loader import load_config
     from stages.data.specs import dataset_classnames
     from stages.neighbors.generation import generate_neighbors
 

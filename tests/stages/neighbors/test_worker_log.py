@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from stages.neighbors.generation import _run_worker
+from stages.neighbors.worker_launch import run_worker as _run_worker
 from stages.neighbors.worker_log import last_lines, log_path
 
 BAD_REQUEST = {"backend": "vllm", "classes": ["dog"], "start_round": 0}  # no "llm": KeyError in the worker

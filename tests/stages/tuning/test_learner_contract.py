@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from cache.errors import UserError
-from pipeline.config import load_config
+from pipeline.config_loader import load_config
 from stages.tuning.checkpoint import load_prompt, save_prompt
 from stages.tuning.config import MethodConfig, SeptConfig, TrainConfig
 from stages.tuning.learners import build_learner, learner_class

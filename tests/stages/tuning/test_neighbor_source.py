@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from cache.errors import UserError
-from pipeline.config import load_config
+from pipeline.config_loader import load_config
 from stages.tuning.config import MethodConfig
 from stages.tuning.learners import build_learner
 from stages.tuning.neighbor_source import load_neighbor_bank

@@ -12,7 +12,7 @@ from cache.errors import UserError
 from pipeline.cli import main
 from stages.tuning.checkpoint import load_prompt, save_prompt
 from stages.tuning.config import MethodConfig, SeptConfig, TrainConfig
-from stages.tuning.evaluate import evaluate
+from stages.tuning.scoring import evaluate
 from stages.tuning.learners import build_learner
 from stages.tuning.trainer import TrainData, train
 from stages.zeroshot import zeroshot_class_embeddings

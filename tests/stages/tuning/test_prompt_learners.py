@@ -139,7 +139,7 @@ def test_kgcoop_term_is_one_minus_mean_cosine_to_zero_shot(tiny_backbone):
 
 
 def test_kgcoop_original_takes_its_reference_from_one_template(tiny_backbone):
-    from pipeline.config import load_config
+    from pipeline.config_loader import load_config
 
     cfg = load_config(recipe="kgcoop-original")
     assert len(cfg.text.templates) == 8 and cfg.method.kg_templates == ["a sound of a {}."]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cache.errors import UserError
-from pipeline.config import load_config
+from pipeline.config_loader import load_config
 from stages.tuning import trainer as trainer_mod
 from stages.tuning.checkpoint import load_checkpoint, load_prompt
 from stages.tuning.config import MethodConfig, SeptConfig, TrainConfig

@@ -14,7 +14,7 @@ BLOCK = "import sys\nfor m in ('vllm', 'faiss', 'polars', 'pyarrow'):\n    sys.m
 
 def test_gpu_check_runs_without_vllm_faiss_polars_or_pyarrow(tmp_path):
     code = BLOCK + (
-        "import stages.tuning.trainer, stages.tuning.learners, stages.tuning.evaluate\n"
+        "import stages.tuning.trainer, stages.tuning.learners, stages.tuning.scoring\n"
         "from benchmarks import gpu_check\n"
         f"gpu_check.main(['--device', 'cpu', '--size', 'tiny', '--classes', '3', '--batch', '4', '--steps', '1',"
         f" '--warmup', '0', '--out', {str(tmp_path / 'report.json')!r}])\n"

@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from cache.fingerprint import sha256_bytes
 from cache.store import schema
-from cache.store.index import METRIC, build_index_bytes, load_index, write_index_bytes
+from cache.store.faiss_index import METRIC, build_index_bytes, load_index, write_index_bytes
 from cache.store.keys import template_id, template_set_id, utc_now_iso
 from cache.store.layout import index_relpaths
 from cache.store.manifest import IndexEntry, Manifest

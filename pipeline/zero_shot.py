@@ -6,7 +6,7 @@ from pathlib import Path
 
 from cache.errors import UserError
 from cache.fingerprint import cache_root
-from pipeline.config import Config
+from pipeline.config_loader import Config
 from pipeline.runs import RunDir
 
 
