@@ -21,7 +21,8 @@ DEFAULT_TEMPLATES = [
 @dataclass(frozen=True)
 class BackboneConfig:
     id: str = opt("laion/clap-htsat-unfused", "Hub id or local folder of the audio-language model.")
-    kind: str = opt("clap", "Adapter family: 'clap' (transformers ClapModel).")
+    kind: str = opt("auto", "Adapter family: auto (from the id: short id or checkpoint keys, else clap) | clap | "
+                            "pengi (stages/backbones/registry.py).")
     text_pooling: str = opt("first", "Text pooling strategy of the tower: first | eos | last (CLAP: first).")
     device: str = opt("auto", "auto | cpu | cuda | cuda:N | mps.")
     dtype: str = opt("float32", "Weights dtype: float32 | bfloat16 | float16.")
@@ -29,7 +30,9 @@ class BackboneConfig:
     audio_batch_size: int = opt(16, "Clips per forward pass when encoding audio.")
 
     def __post_init__(self):
-        check_choice("backbone", "kind", self.kind, ("clap",))
+        from stages.backbones.registry import known_kinds
+
+        check_choice("backbone", "kind", self.kind, ("auto", *known_kinds()))
         check_choice("backbone", "text_pooling", self.text_pooling, ("first", "eos", "last"))
         check_choice("backbone", "dtype", self.dtype, ("float32", "bfloat16", "float16"))
         check_range("backbone", "text_batch_size", self.text_batch_size, 1)

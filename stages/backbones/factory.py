@@ -44,19 +44,43 @@ def _check_model_type(location: ModelLocation, kind: str) -> None:
                         f"backbone.kind 'clap' needs a ClapModel checkpoint (model_type 'clap')")
 
 
+def resolve_kind(spec: str, kind: str) -> str:
+    """'auto' -> the kind the spec names (registry), else 'clap'; an explicit kind must agree with it."""
+    from stages.backbones.registry import get_kind, kind_for_spec
+
+    detected = kind_for_spec(spec)
+    if kind == "auto":
+        return detected or "clap"
+    get_kind(kind)
+    if detected is not None and detected != kind:
+        raise UserError(f"backbone {spec!r}: config key backbone.kind is {kind!r}, but it is a {detected!r} "
+                        f"checkpoint; set backbone.kind to {detected!r} or 'auto'")
+    return kind
+
+
 def load_backbone(id_or_path: str | os.PathLike | None = None, cfg: BackboneConfig | None = None,
                   *, download: bool | None = None):
-    """Load a frozen backbone from a hub id or a local folder.
+    """Load a frozen backbone from a hub id, a local folder or a checkpoint file.
 
-    id_or_path: overrides cfg.id when given. cfg: device, dtype, pooling and batch sizes
+    id_or_path: overrides cfg.id when given. cfg: kind, device, dtype, pooling and batch sizes
     (BackboneConfig defaults when None). download: see stages.backbones.locate.locate_model
-    (None = fetch a hub id missing from the cache unless HF_HUB_OFFLINE is set).
+    (None = fetch a hub id missing from the cache unless HF_HUB_OFFLINE is set); CLAP only.
     """
     cfg = cfg or BackboneConfig()
     spec = str(id_or_path) if id_or_path is not None else cfg.id
+    kind = resolve_kind(spec, cfg.kind)
+    if kind != "clap":
+        from stages.backbones.registry import get_kind, resolve
+
+        return resolve(get_kind(kind).loader)(spec, cfg)
+    return load_clap(spec, cfg, download=download)
+
+
+def load_clap(spec: str, cfg: BackboneConfig, *, download: bool | None = None):
+    """The CLAP kind's loader (transformers ClapModel from a hub id or a local folder)."""
     location = locate_model(spec, download=download)
-    _check_model_type(location, cfg.kind)
-    fingerprint = fingerprint_location(location, cfg.kind)
+    _check_model_type(location, "clap")
+    fingerprint = fingerprint_location(location, "clap")
 
     import torch
     from transformers import ClapProcessor
