@@ -44,7 +44,7 @@ TOKENIZER_HUB_ID = "openai/clip-vit-base-patch16"
 TEXT_PREFIX, AUDIO_PREFIX = "caption_encoder", "audio_encoder"
 # Sizes of the text side (CLIP ViT-B/16's text tower) and of the tiny stand-in.
 TEXT_FULL = {"vocab": 49408, "width": 512, "layers": 12, "positions": 77}
-TEXT_TINY = {"vocab": 600, "width": 64, "layers": 2, "positions": 77}
+TEXT_TINY = {"vocab": 600, "width": 64, "layers": 12, "positions": 77}  # same keys as full
 CLIP_HEAD_DIM = 64  # CLIP's text towers use 64-wide heads: heads = width / 64
 
 
