@@ -25,17 +25,11 @@ import torch
 from cache.atomic import atomic_path
 from cache.errors import UserError
 from cache.fingerprint import cache_root
+from stages.backbones.checkpoint_files import source_sha256
 
 CONVERTED_DIR = "converted-checkpoints"
 # Containers the original training scripts wrap a state dict in (Pengi: {'model': ...}).
 WRAPPER_KEYS = ("model", "state_dict", "model_state_dict")
-
-
-def source_sha256(path: Path, cache_dir: str | os.PathLike | None = None) -> str:
-    """sha256 of a checkpoint file, memoised on (real path, size, mtime) like weight files are."""
-    from stages.backbones.fingerprint import file_sha256_memoised
-
-    return file_sha256_memoised([path], cache_dir)[path]
 
 
 def _first_line(error: BaseException) -> str:

@@ -91,12 +91,11 @@ def backbone_fingerprint(id_or_path: str | os.PathLike, kind: str = "clap",
     Never downloads: a hub id missing from the local cache is a UserError saying it needs the hub.
     `cache_dir` is where the hash memo lives (default: cache.fingerprint.cache_root()).
     """
-    from stages.backbones.registry import get_kind, kind_for_spec, resolve
+    from stages.backbones.checkpoint_files import fingerprint
+    from stages.backbones.registry import kind_for_spec
 
     detected = kind_for_spec(str(id_or_path))
     if detected not in (None, "clap"):
-        # Checkpoint-file kinds fingerprint the file itself (the module's `fingerprint(spec, kind, cache_dir)`).
-        module = get_kind(detected).loader.partition(":")[0]
-        return resolve(f"{module}:fingerprint")(id_or_path, detected, cache_dir)
+        return fingerprint(id_or_path, detected, cache_dir)  # single-file checkpoints: the file's hash
     return fingerprint_location(locate_model(str(id_or_path), download=False), "clap" if kind == "auto" else kind,
                                 cache_dir)

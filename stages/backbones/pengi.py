@@ -28,7 +28,8 @@ from torch.nn import functional as F
 
 from cache.errors import UserError
 from stages.backbones.base import AudioTextBackbone
-from stages.backbones.checkpoints import DROP, KeyRule, convert_state_dict, read_checkpoint, source_sha256
+from stages.backbones.checkpoint_files import checkpoint_file, fingerprint
+from stages.backbones.checkpoints import DROP, KeyRule, convert_state_dict, read_checkpoint
 from stages.backbones.clip_length import crop_offset
 from stages.backbones.htsat import FULL, TINY, LogMel, clap_audio_config, htsat_rules, htsat_source_layout, slaney_mel_filters
 from stages.backbones.text_pooling import gather_positions, pooling_positions
@@ -271,29 +272,6 @@ def from_state(state: dict[str, torch.Tensor], tokenizer, *, path: Path, id: str
 
 
 # ---- locating a checkpoint and its tokenizer ----------------------------------------------------------
-def checkpoint_file(spec: str | os.PathLike) -> Path:
-    """The checkpoint a spec names: the file itself, or the only *.pth in a folder."""
-    path = Path(spec).expanduser()
-    if path.is_file():
-        return path.resolve()
-    if path.is_dir():
-        found = sorted(p for p in path.iterdir() if p.suffix in (".pth", ".pt") and p.is_file())
-        if len(found) == 1:
-            return found[0].resolve()
-        raise UserError(f"backbone folder {path}: expected exactly one *.pth checkpoint, found {len(found)}")
-    if str(spec) == "pengi:base":
-        raise UserError("backbone 'pengi:base': download base.pth from Zenodo record 8387083 (Pengi's weights) "
-                        "and pass its path; the weights are not fetched automatically")
-    raise UserError(f"backbone {str(spec)!r}: no such file or folder")
-
-
-def fingerprint(spec: str | os.PathLike, kind: str = KIND, cache_dir=None) -> str:
-    """'pengi:<file or folder name>@<16 hex of the checkpoint's sha256>' (no torch model built)."""
-    file = checkpoint_file(spec)
-    name = Path(spec).name if Path(spec).is_dir() else file.stem
-    return f"{kind}:{name}@{source_sha256(file, cache_dir)[:16]}"
-
-
 def load_tokenizer(spec: str | os.PathLike):
     from transformers import AutoTokenizer
 
@@ -314,22 +292,6 @@ def load_pengi(spec: str, cfg) -> PengiBackbone:
     file = checkpoint_file(spec)
     state = read_checkpoint(file)
     backbone = from_state(state, load_tokenizer(spec), path=file, id=str(Path(spec).resolve()),
-                          fingerprint=fingerprint(spec), text_batch_size=cfg.text_batch_size,
+                          fingerprint=fingerprint(spec, KIND), text_batch_size=cfg.text_batch_size,
                           audio_batch_size=cfg.audio_batch_size)
     return backbone.to(resolve_device(cfg.device))
-
-
-def detect(path: Path) -> bool:
-    """A local .pth (or folder with one) whose keys are Pengi's encoders."""
-    try:
-        file = checkpoint_file(path)
-    except UserError:
-        return False
-    if file.suffix not in (".pth", ".pt"):
-        return False
-    try:
-        keys = read_checkpoint(file).keys()
-    except UserError:
-        return False
-    return any(k.startswith(f"{TEXT_PREFIX}.base.") for k in keys) and any(
-        k.startswith(f"{AUDIO_PREFIX}.base.htsat.") for k in keys)

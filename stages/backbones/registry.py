@@ -65,4 +65,4 @@ register(BackboneKind(
     name="pengi", summary="Pengi's encoders (CLIP text + HTS-AT audio, PALM's backbone); base.pth from Zenodo "
                           "record 8387083, a local .pth or a folder holding one",
     item_modality="audio", short_ids=("pengi:base",), loader="stages.backbones.pengi:load_pengi",
-    detect="stages.backbones.pengi:detect"))
+    detect="stages.backbones.checkpoint_files:detect_pengi"))
