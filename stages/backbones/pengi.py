@@ -21,16 +21,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from cache.errors import UserError
-from stages.backbones.base import AudioTextBackbone
+from stages.backbones.checkpoint_backbone import CheckpointBackbone, ProjectionHead
 from stages.backbones.checkpoint_files import checkpoint_file, fingerprint
 from stages.backbones.checkpoints import DROP, KeyRule, convert_state_dict, read_checkpoint
-from stages.backbones.clip_length import crop_offset
 from stages.backbones.htsat import FULL, TINY, LogMel, clap_audio_config, htsat_rules, htsat_source_layout, slaney_mel_filters
 from stages.backbones.text_pooling import gather_positions, pooling_positions
 
@@ -49,18 +46,7 @@ TEXT_TINY = {"vocab": 600, "width": 64, "layers": 12, "positions": 77}  # same k
 CLIP_HEAD_DIM = 64  # CLIP's text towers use 64-wide heads: heads = width / 64
 
 
-class PengiProjection(nn.Module):
-    """Pengi's projection head: LayerNorm(l1(x) + l2(gelu(l1(x)))); dropout is off in eval."""
-
-    def __init__(self, d_in: int, d_out: int):
-        super().__init__()
-        self.linear1 = nn.Linear(d_in, d_out, bias=False)
-        self.linear2 = nn.Linear(d_out, d_out, bias=False)
-        self.layer_norm = nn.LayerNorm(d_out)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        first = self.linear1(x)
-        return self.layer_norm(first + self.linear2(F.gelu(first)))
+PengiProjection = ProjectionHead  # Pengi's name for the shared head (models/pengi.py Projection)
 
 
 # ---- key layout and conversion --------------------------------------------------------------------
@@ -120,7 +106,7 @@ def _recomputed(key: str) -> bool:
 
 
 # ---- the adapter ----------------------------------------------------------------------------------
-class PengiBackbone(AudioTextBackbone):
+class PengiBackbone(CheckpointBackbone):
     """Pengi's frozen encoders behind AudioTextBackbone; build with `load_pengi` or `from_state`."""
 
     def __init__(self, text_sizes: dict, arch: dict, d_proj: int, tokenizer, *, id: str, fingerprint: str,
@@ -129,7 +115,6 @@ class PengiBackbone(AudioTextBackbone):
         from transformers import ClapAudioModel, CLIPTextConfig, CLIPTextModel
 
         width = text_sizes["width"]
-        self.tokenizer = tokenizer
         text_config = CLIPTextConfig(vocab_size=text_sizes["vocab"], hidden_size=width,
                                      intermediate_size=4 * width, num_hidden_layers=text_sizes["layers"],
                                      num_attention_heads=max(1, width // CLIP_HEAD_DIM),
@@ -144,35 +129,19 @@ class PengiBackbone(AudioTextBackbone):
         self.audio_model = ClapAudioModel(audio_config)
         self.audio_projection = PengiProjection(audio_config.hidden_size, d_proj)
 
-        self.id = id
-        self.fingerprint = fingerprint
-        self.sample_rate = SAMPLE_RATE
-        self.clip_samples = SAMPLE_RATE * CLIP_SECONDS
-        self.embed_dim = d_proj
-        self.text_width = width
-        self.max_text_len = TEXT_TOKENS
-        self.text_pooling = "eos"
-        self.text_batch_size = int(text_batch_size)
-        self.audio_batch_size = int(audio_batch_size)
+        self.setup_common(tokenizer, id=id, fingerprint=fingerprint, sample_rate=SAMPLE_RATE,
+                          clip_seconds=CLIP_SECONDS, embed_dim=d_proj, text_width=width, max_text_len=TEXT_TOKENS,
+                          text_pooling="eos", text_batch_size=text_batch_size, audio_batch_size=audio_batch_size)
         self.eos_token_id = tokenizer.eos_token_id
 
     # ---- text -------------------------------------------------------------------------------
-    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        if isinstance(texts, str) or not all(isinstance(t, str) for t in texts) or not texts:
-            raise TypeError("tokenize() takes a non-empty list of strings")
-        enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_text_len,
-                             return_tensors="pt")
-        return {"input_ids": enc["input_ids"].to(self.device), "attention_mask": enc["attention_mask"].to(self.device)}
-
     def token_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.text_model.embeddings.token_embedding(input_ids.to(self.device))
 
     def encode_text_from_embeddings(self, embeds, input_ids, attention_mask) -> torch.Tensor:
         from transformers.masking_utils import create_causal_mask
 
-        if embeds.dim() != 3 or embeds.shape[:2] != input_ids.shape or embeds.shape[2] != self.text_width:
-            raise ValueError(f"embeds {tuple(embeds.shape)} must be [B, L, {self.text_width}] matching "
-                             f"input_ids {tuple(input_ids.shape)}")
+        self.check_embeds(embeds, input_ids)
         device = self.device
         input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
         model = self.text_model
@@ -187,47 +156,9 @@ class PengiBackbone(AudioTextBackbone):
         pooled = self.clip_text_projection(gather_positions(hidden, positions))
         return self.text_projection(pooled).float()
 
-    def encode_text(self, texts: list[str], batch_size: int | None = None, **_) -> torch.Tensor:
-        texts = list(texts)
-        if not texts:
-            return torch.empty(0, self.embed_dim, device=self.device)
-        size = batch_size or self.text_batch_size
-        out = []
-        with torch.no_grad():
-            for start in range(0, len(texts), size):
-                tok = self.tokenize(texts[start : start + size])
-                ids = tok["input_ids"]
-                out.append(self.encode_text_from_embeddings(self.token_embeddings(ids), ids, tok["attention_mask"]))
-        return torch.cat(out)
-
     # ---- audio ------------------------------------------------------------------------------
-    def fit_clip(self, wave: np.ndarray, train_crop: bool = False, generator=None) -> np.ndarray:
-        """Pengi's length rule: a short clip is repeated whole and cut to 7 s (no zero padding)."""
-        wave = np.asarray(wave, dtype=np.float32)
-        if wave.ndim != 1 or wave.shape[0] == 0 or not np.all(np.isfinite(wave)):
-            raise UserError(f"waveform of shape {wave.shape}: expected non-empty finite mono samples at {SAMPLE_RATE} Hz")
-        n, clip = wave.shape[0], self.clip_samples
-        if n < clip:
-            return np.tile(wave, -(-clip // n))[:clip]
-        start = crop_offset(n, clip, train_crop, generator)
-        return wave[start : start + clip].copy()
-
-    def audio_embeddings_from_waves(self, waves: torch.Tensor) -> torch.Tensor:
-        """[B, clip_samples] at 44.1 kHz -> [B, D] (the graph Pengi's AudioEncoder runs in eval)."""
-        mel = self.logmel(waves.to(self.device)).to(self.dtype)
-        pooled = self.audio_model(input_features=mel).pooler_output
-        return self.audio_projection(pooled).float()
-
-    def encode_audio(self, waveforms, train_crop: bool = False, generator=None, **_) -> torch.Tensor:
-        clips = [self.fit_clip(w, train_crop, generator) for w in waveforms]
-        if not clips:
-            return torch.empty(0, self.embed_dim, device=self.device)
-        out = []
-        with torch.no_grad():
-            for start in range(0, len(clips), self.audio_batch_size):
-                batch = torch.from_numpy(np.stack(clips[start : start + self.audio_batch_size]))
-                out.append(self.audio_embeddings_from_waves(batch))
-        return torch.cat(out)
+    def audio_latent(self, mel: torch.Tensor) -> torch.Tensor:
+        return self.audio_model(input_features=mel).pooler_output  # HTS-AT's pooled latent (768)
 
     def logit_scale(self) -> float:
         return LOGIT_SCALE

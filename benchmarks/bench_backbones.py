@@ -1,0 +1,86 @@
+"""Text-step and audio-step times per backbone kind on the full-size random architecture.
+
+    python -m benchmarks.bench_backbones                  # CPU here: about a minute on 2 cores
+    python -m benchmarks.bench_backbones --device cuda    # the same on a GPU
+
+Text step: a CoOp-style forward + backward through the frozen text tower from token embeddings
+(32 prompts, gradient w.r.t. the embeddings), what every prompt-tuning step pays. Audio step: encoding
+8 clips of the backbone's own length (no grad), what feature caching and random-crop training pay.
+Each kind is written as a random checkpoint of the real key layout (`backbones make-random --size full`)
+and loaded through the same path a user's file takes. Random weights: timings only.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+TEXTS = 32
+CLIPS = 8
+KINDS = ("clap", "pengi")
+
+
+def _time(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure(kind: str, device: str, repeats: int, folder: Path) -> dict:
+    from stages.backbones.config import BackboneConfig
+    from stages.backbones.factory import load_backbone, make_random_clap
+    from stages.backbones.random_checkpoints import make_random_checkpoint
+
+    path = folder / kind
+    if kind == "clap":
+        make_random_clap("full", 0, path)
+    else:
+        make_random_checkpoint(kind, "full", 0, path)
+    backbone = load_backbone(path, BackboneConfig(device=device))
+    texts = [f"a sound of a class number {i}." for i in range(TEXTS)]
+    tok = backbone.tokenize(texts)
+
+    def text_step():
+        embeds = backbone.token_embeddings(tok["input_ids"]).detach().requires_grad_(True)
+        out = backbone.encode_text_from_embeddings(embeds, tok["input_ids"], tok["attention_mask"])
+        torch.nn.functional.normalize(out, dim=-1).sum().backward()
+
+    rng = np.random.default_rng(0)
+    clips = [rng.standard_normal(backbone.clip_samples).astype(np.float32) * 0.1 for _ in range(CLIPS)]
+    return {"kind": kind, "parameters_M": round(backbone.num_parameters() / 1e6, 1),
+            "text_step_s": round(_time(text_step, repeats), 3),
+            "audio_step_s": round(_time(lambda: backbone.encode_audio(clips), repeats), 3),
+            "device": device}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--kinds", default=",".join(KINDS))
+    args = parser.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in args.kinds.split(","):
+            rows.append(measure(kind, args.device, args.repeats, Path(tmp)))
+            print(json.dumps(rows[-1]), flush=True)
+    print(f"\n| kind | parameters (M) | text step, {TEXTS} prompts fwd+bwd (s) | audio step, {CLIPS} clips (s) |")
+    print("|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['kind']} | {r['parameters_M']} | {r['text_step_s']} | {r['audio_step_s']} |")
+
+
+if __name__ == "__main__":
+    main()
