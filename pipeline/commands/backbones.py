@@ -47,9 +47,9 @@ def register(cli) -> None:
         """
 
     @backbones_group.command("make-random")
-    @click.option("--kind", type=click.Choice(["clap", "pengi"]), default="clap", show_default=True,
-                  help="clap: a ClapModel folder; pengi: a Pengi-layout base .pth (+ tokenizer/) with the real "
-                       "checkpoint's key names and shapes (tiny: same keys, small widths).")
+    @click.option("--kind", type=click.Choice(["clap", "pengi", "msclap-2022", "msclap-2023"]), default="clap", show_default=True,
+                  help="clap: a ClapModel folder; pengi, msclap-2022, msclap-2023: a folder with a .pth in the real "
+                       "checkpoint's key layout (names and shapes; tiny: same keys, small widths) + tokenizer/.")
     @click.option("--size", type=click.Choice(["tiny", "full"]), required=True,
                   help="tiny: 0.46 M params, 16 kHz / 2 s clips (tests, demo); full: ClapConfig() "
                        "defaults, 153 M params, 48 kHz / 10 s (timings of the real model size).")

@@ -12,6 +12,18 @@ from pathlib import Path
 from cache.errors import UserError
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt")
+# Short ids and where their published weights are.
+WHERE_TO_GET = {
+    "pengi:base": "base.pth from Zenodo record 8387083 (Pengi)",
+    "msclap:2022": "CLAP_weights_2022.pth from the hub repo microsoft/msclap",
+    "msclap:2023": "CLAP_weights_2023.pth from the hub repo microsoft/msclap",
+}
+# A key each kind's checkpoint has and the others lack (their text towers differ).
+SIGNATURE_KEYS = {
+    "pengi": ("caption_encoder.base.embeddings.token_embedding.weight", "audio_encoder.base.htsat.norm.weight"),
+    "msclap-2023": ("caption_encoder.base.wte.weight", "audio_encoder.base.htsat.norm.weight"),
+    "msclap-2022": ("caption_encoder.base.embeddings.word_embeddings.weight", "audio_encoder.base.fc1.weight"),
+}
 
 
 def checkpoint_file(spec: str | os.PathLike) -> Path:
@@ -24,9 +36,9 @@ def checkpoint_file(spec: str | os.PathLike) -> Path:
         if len(found) == 1:
             return found[0].resolve()
         raise UserError(f"backbone folder {path}: expected exactly one *.pth checkpoint, found {len(found)}")
-    if str(spec) == "pengi:base":
-        raise UserError("backbone 'pengi:base': download base.pth from Zenodo record 8387083 (Pengi's weights) "
-                        "and pass its path; the weights are not fetched automatically")
+    if str(spec) in WHERE_TO_GET:
+        raise UserError(f"backbone {str(spec)!r}: download {WHERE_TO_GET[str(spec)]} and pass its path; "
+                        f"these weights are not fetched automatically")
     raise UserError(f"backbone {str(spec)!r}: no such file or folder")
 
 
@@ -51,15 +63,29 @@ def has_single_checkpoint(path: Path) -> bool:
         return False
 
 
-def detect_pengi(path: Path) -> bool:
-    """A local .pth (or folder with one) whose keys are Pengi's encoders; torch only once a .pth is found."""
+def kind_of_checkpoint(path: Path) -> str | None:
+    """The kind whose signature keys a local .pth holds; torch is imported only once a .pth is found."""
     if not has_single_checkpoint(path):
-        return False
+        return None
     from stages.backbones.checkpoints import read_checkpoint
 
     try:
         keys = read_checkpoint(checkpoint_file(path)).keys()
     except UserError:
-        return False
-    return any(k.startswith("caption_encoder.base.") for k in keys) and any(
-        k.startswith("audio_encoder.base.htsat.") for k in keys)
+        return None
+    for kind, signature in SIGNATURE_KEYS.items():
+        if all(k in keys for k in signature):
+            return kind
+    return None
+
+
+def detect_pengi(path: Path) -> bool:
+    return kind_of_checkpoint(path) == "pengi"
+
+
+def detect_msclap_2022(path: Path) -> bool:
+    return kind_of_checkpoint(path) == "msclap-2022"
+
+
+def detect_msclap_2023(path: Path) -> bool:
+    return kind_of_checkpoint(path) == "msclap-2023"

@@ -22,7 +22,7 @@ DEFAULT_TEMPLATES = [
 class BackboneConfig:
     id: str = opt("laion/clap-htsat-unfused", "Hub id or local folder of the audio-language model.")
     kind: str = opt("auto", "Adapter family: auto (from the id: short id or checkpoint keys, else clap) | clap | "
-                            "pengi (stages/backbones/registry.py).")
+                            "pengi | msclap-2022 | msclap-2023 (stages/backbones/registry.py).")
     text_pooling: str = opt("first", "Text pooling strategy of the tower: first | eos | last (CLAP: first).")
     device: str = opt("auto", "auto | cpu | cuda | cuda:N | mps.")
     dtype: str = opt("float32", "Weights dtype: float32 | bfloat16 | float16.")
