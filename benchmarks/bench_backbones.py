@@ -23,19 +23,24 @@ import torch
 
 TEXTS = 32
 CLIPS = 8
-KINDS = ("clap", "pengi")
+KINDS = ("clap", "pengi", "msclap-2022", "msclap-2023")
 
 
-def _time(fn, repeats: int) -> float:
+def _time(fn, repeats: int) -> tuple[float, float]:
+    """Median wall seconds and median process CPU seconds (all threads) of `fn`.
+
+    On a shared machine the wall time depends on what else runs; the CPU time does much less.
+    """
     fn()  # warm-up
-    times = []
+    walls, cpus = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         fn()
         if torch.cuda.is_available():
             torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - cpu)
+    return round(statistics.median(walls), 3), round(statistics.median(cpus), 3)
 
 
 def measure(kind: str, device: str, repeats: int, folder: Path) -> dict:
@@ -59,10 +64,11 @@ def measure(kind: str, device: str, repeats: int, folder: Path) -> dict:
 
     rng = np.random.default_rng(0)
     clips = [rng.standard_normal(backbone.clip_samples).astype(np.float32) * 0.1 for _ in range(CLIPS)]
-    return {"kind": kind, "parameters_M": round(backbone.num_parameters() / 1e6, 1),
-            "text_step_s": round(_time(text_step, repeats), 3),
-            "audio_step_s": round(_time(lambda: backbone.encode_audio(clips), repeats), 3),
-            "device": device}
+    text_wall, text_cpu = _time(text_step, repeats)
+    audio_wall, audio_cpu = _time(lambda: backbone.encode_audio(clips), repeats)
+    return {"kind": kind, "parameters_M": round(backbone.num_parameters() / 1e6, 1), "clip_s": backbone.clip_seconds,
+            "text_step_s": text_wall, "text_step_cpu_s": text_cpu, "audio_step_s": audio_wall,
+            "audio_step_cpu_s": audio_cpu, "device": device}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -76,10 +82,12 @@ def main(argv: list[str] | None = None) -> None:
         for kind in args.kinds.split(","):
             rows.append(measure(kind, args.device, args.repeats, Path(tmp)))
             print(json.dumps(rows[-1]), flush=True)
-    print(f"\n| kind | parameters (M) | text step, {TEXTS} prompts fwd+bwd (s) | audio step, {CLIPS} clips (s) |")
-    print("|---|---|---|---|")
+    print(f"\n| kind | parameters (M) | clip (s) | text step, {TEXTS} prompts fwd+bwd: wall / CPU (s) "
+          f"| audio step, {CLIPS} clips: wall / CPU (s) |")
+    print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['kind']} | {r['parameters_M']} | {r['text_step_s']} | {r['audio_step_s']} |")
+        print(f"| {r['kind']} | {r['parameters_M']} | {r['clip_s']} | {r['text_step_s']} / {r['text_step_cpu_s']} "
+              f"| {r['audio_step_s']} / {r['audio_step_cpu_s']} |")
 
 
 if __name__ == "__main__":

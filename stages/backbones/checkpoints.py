@@ -97,6 +97,9 @@ def read_checkpoint(path: str | os.PathLike, cache_dir: str | os.PathLike | None
 
 # ---- strict key conversion ----------------------------------------------------------------------
 DROP = None  # a KeyRule target meaning: consumed on purpose, not part of our model
+# Integer buffers a checkpoint may or may not hold (it depends on the torch / transformers version that
+# saved it, and some files hold float tensors only); the model recomputes them or never reads them in eval.
+OPTIONAL_BUFFERS = ("num_batches_tracked", "relative_position_index", "position_ids")
 
 
 @dataclass(frozen=True)
@@ -127,11 +130,13 @@ def convert_state_dict(source: dict[str, torch.Tensor], rules: list[KeyRule],
                        expected: dict[str, tuple], path: Path, kind: str) -> dict[str, torch.Tensor]:
     """Map `source` (their names) to our names through `rules`, strictly.
 
-    expected: our key -> shape, everything our model loads. Errors (UserError, one line, naming
+    expected: our key -> shape, what our model loads (OPTIONAL_BUFFERS are never required). Errors (UserError, one line, naming
     `path` and the key): a source key no rule matches (unexpected), a target produced twice, a
     target we need that nothing produced (missing), a shape that differs from ours.
     """
-    compiled = [(re.compile(r.pattern), r) for r in rules]
+    optional = KeyRule(r".+\.(" + "|".join(OPTIONAL_BUFFERS) + ")", DROP, reason="optional integer buffer")
+    expected = {k: v for k, v in expected.items() if not k.endswith(OPTIONAL_BUFFERS)}
+    compiled = [(re.compile(r.pattern), r) for r in (optional, *rules)]
     out: dict[str, torch.Tensor] = {}
     unexpected = []
     for key in sorted(source):

@@ -13,7 +13,7 @@ What the original checkpoint holds and where it goes (source prefix 'P' = the au
     P.layers.i.blocks.j.norm1 / norm2                     ...layernorm_before / layernorm_after
     P.layers.i.blocks.j.attn.qkv (3C x C, q|k|v rows)     ...attention.self.query / key / value
     P.layers.i.blocks.j.attn.proj                         ...attention.output.dense
-    P.layers.i.blocks.j.attn.relative_position_*          bias table kept; index recomputed (dropped)
+    P.layers.i.blocks.j.attn.relative_position_*          bias table kept; the index is an optional buffer
     P.layers.i.blocks.j.attn_mask                         dropped: the shifted-window mask, recomputed
     P.layers.i.blocks.j.mlp.fc1 / fc2                     ...intermediate.dense / output.dense
     P.layers.i.downsample.{reduction,norm}                ...downsample.{reduction,norm}
@@ -63,7 +63,6 @@ def htsat_rules(src: str, dst: str, mel_dst: str) -> list[KeyRule]:
                 tuple(ours + f"attention.self.{part}.{{3}}" for part in ("query", "key", "value")), split=3),
         KeyRule(blk + r"attn\.proj\.(weight|bias)", (ours + "attention.output.dense.{3}",)),
         KeyRule(blk + r"attn\.relative_position_bias_table", (ours + "attention.self.relative_position_bias_table",)),
-        KeyRule(blk + r"attn\.relative_position_index", DROP, reason="recomputed from the window size"),
         KeyRule(blk + r"attn_mask", DROP, reason="shifted-window mask, recomputed from the resolution"),
         KeyRule(blk + r"mlp\.fc1\.(weight|bias)", (ours + "intermediate.dense.{3}",)),
         KeyRule(blk + r"mlp\.fc2\.(weight|bias)", (ours + "output.dense.{3}",)),

@@ -74,7 +74,10 @@ def source_layout(version: str, size: str) -> dict[str, tuple]:
         out[f"{t}.ln_f.weight"] = out[f"{t}.ln_f.bias"] = (w,)
         arch = FULL if size == "full" else TINY
         audio_width = arch["embed_dim"] * 2 ** (len(arch["depths"]) - 1)
-        out.update(htsat_source_layout(f"{A}.base.htsat", arch, VERSIONS[version]["mels"], VERSIONS[version]["n_fft"]))
+        htsat = htsat_source_layout(f"{A}.base.htsat", arch, VERSIONS[version]["mels"], VERSIONS[version]["n_fft"])
+        # The hub lists CLAP_weights_2023.pth's pickle imports without LongStorage: the file holds no int64
+        # tensors, so HTS-AT's integer buffers (BatchNorm counter, relative position index) are not in it.
+        out.update({k: v for k, v in htsat.items() if not k.endswith(("num_batches_tracked", "relative_position_index"))})
     else:
         e = f"{t}.embeddings"
         out[f"{e}.word_embeddings.weight"] = (text["vocab"], w)
@@ -121,7 +124,6 @@ def conversion_rules(version: str) -> list[KeyRule]:
         ]
     a = rf"{A}\.base"
     return [
-        KeyRule(t + r"\.embeddings\.position_ids", DROP, reason="arange buffer, recomputed"),
         KeyRule(t + r"\.pooler\.dense\.(weight|bias)", DROP,
                 reason="BERT's pooler layer; msclap takes the [CLS] hidden state without it"),
         KeyRule(t + r"\.(embeddings|encoder)\.(.+)", ("text_model.{1}.{2}",)),

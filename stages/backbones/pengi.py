@@ -91,7 +91,6 @@ def source_layout(size: str) -> dict[str, tuple]:
 def conversion_rules() -> list[KeyRule]:
     t = TEXT_PREFIX.replace(".", r"\.") + r"\.base"
     return [
-        KeyRule(t + r"\.embeddings\.position_ids", DROP, reason="arange buffer, recomputed"),
         KeyRule(t + r"\.(embeddings|encoder|final_layer_norm)\.(.+)", ("text_model.{1}.{2}",)),
         KeyRule(TEXT_PREFIX + r"\.clip_text_projection\.weight", ("clip_text_projection.weight",)),
         KeyRule(TEXT_PREFIX + r"\.projection\.(.+)", ("text_projection.{1}",)),
