@@ -83,3 +83,28 @@ def test_backbones_info_and_make_random(world, capsys, tmp_path):
     assert (info["sample_rate"], info["clip_seconds"], info["text_pooling"], info["embed_dim"]) == (
         44100, b.clip_seconds, b.text_pooling, b.embed_dim)
     assert info["fingerprint"] == b.fingerprint and info["logit_scale"] == pytest.approx(b.logit_scale())
+
+
+def test_generate_neighbors_encodes_stored_phrases_with_the_backbone(world, capsys):
+    """Stage one's embedding part: phrases already stored under the default generation key (as an earlier
+    run's LLM left them), so the run asks the LLM nothing and encodes every phrase with this backbone."""
+    from cache.store import ClassNeighbors, NeighborStore, Provenance
+    from pipeline.config import load_config
+    from stages.neighbors.keys import resolve_generation
+
+    cache = world["root"] / "stage-one-cache"
+    phrases = {"dog": ["barking puppy", "woof"], "rain": ["downpour", "drizzle"]}
+    cfg = load_config()
+    ident = resolve_generation(cfg.neighbors, cache)
+    prov = Provenance(ident.llm["id"], ident.llm["revision"], ident.llm["fingerprint"], "vllm", "seeded",
+                      ident.prompt_hash, ident.template.version, 2)
+    NeighborStore.in_cache(cache).put_phrases([ClassNeighbors(c, p, prov, {"temperature": 0.0}, seed=0)
+                                               for c, p in phrases.items()])
+    classes = world["root"] / "classes.txt"
+    classes.write_text("dog\nrain\n")
+    code, stdout, err = cli(capsys, "generate-neighbors", "--classes-file", classes, "--backbone", world["model"],
+                            "--cache-dir", cache, "--set", "backbone.device=cpu", "--json")
+    assert code == 0, err
+    s = json.loads(stdout)
+    assert (s["llm_requests"], s["classes_reused"], s["phrases_encoded"]) == (0, 2, 6)
+    assert NeighborStore.in_cache(cache).manifest().encoders() == [world["backbone"].fingerprint]
