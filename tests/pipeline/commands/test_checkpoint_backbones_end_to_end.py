@@ -93,11 +93,15 @@ def test_generate_neighbors_encodes_stored_phrases_with_the_backbone(world, caps
     from stages.neighbors.keys import resolve_generation
 
     cache = world["root"] / "stage-one-cache"
-    phrases = {"dog": ["barking puppy", "woof"], "rain": ["downpour", "drizzle"]}
+    # Eight per class: the default [neighbors] asks for 8, so fewer would send the class back to the LLM.
+    phrases = {"dog": ["barking puppy", "canine howl", "woof", "growling hound", "yelping dog", "dog barking",
+                       "puppy yap", "snarling dog"],
+               "rain": ["downpour", "raindrops falling", "drizzle", "rainfall", "heavy rain", "pouring rain",
+                        "rain shower", "light rain"]}
     cfg = load_config()
     ident = resolve_generation(cfg.neighbors, cache)
     prov = Provenance(ident.llm["id"], ident.llm["revision"], ident.llm["fingerprint"], "vllm", "seeded",
-                      ident.prompt_hash, ident.template.version, 2)
+                      ident.prompt_hash, ident.template.version, 8)
     NeighborStore.in_cache(cache).put_phrases([ClassNeighbors(c, p, prov, {"temperature": 0.0}, seed=0)
                                                for c, p in phrases.items()])
     classes = world["root"] / "classes.txt"
@@ -106,5 +110,5 @@ def test_generate_neighbors_encodes_stored_phrases_with_the_backbone(world, caps
                             "--cache-dir", cache, "--set", "backbone.device=cpu", "--json")
     assert code == 0, err
     s = json.loads(stdout)
-    assert (s["llm_requests"], s["classes_reused"], s["phrases_encoded"]) == (0, 2, 6)
+    assert (s["llm_requests"], s["classes_reused"], s["phrases_encoded"]) == (0, 2, 18)
     assert NeighborStore.in_cache(cache).manifest().encoders() == [world["backbone"].fingerprint]
