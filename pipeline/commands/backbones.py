@@ -64,6 +64,9 @@ def register(cli) -> None:
         """
 
     @backbones_group.command("make-random")
+    @click.option("--kind", type=click.Choice(["clap", "pengi", "msclap-2022", "msclap-2023"]), default="clap", show_default=True,
+                  help="clap: a ClapModel folder; pengi, msclap-2022, msclap-2023: a folder with a .pth in the real "
+                       "checkpoint's key layout (names and shapes; tiny: same keys, small widths) + tokenizer/.")
     @click.option("--size", type=click.Choice(["tiny", "full"]), required=True,
                   help="tiny: 0.46 M params, 16 kHz / 2 s clips (tests, demo); full: ClapConfig() "
                        "defaults, 153 M params, 48 kHz / 10 s (timings of the real model size).")
@@ -72,7 +75,7 @@ def register(cli) -> None:
     @click.option("--out", type=click.Path(file_okay=False), required=True,
                   help="New folder to write (must not exist); load it later as a backbone id.")
     @json_option
-    def make_random(size: str, seed: int, out: str, as_json: bool) -> None:
+    def make_random(kind: str, size: str, seed: int, out: str, as_json: bool) -> None:
         """Write a random ClapModel with a locally trained tokenizer (no hub needed).
 
         The folder has the layout of a hub snapshot (config.json, model.safetensors, tokenizer and
@@ -82,8 +85,20 @@ def register(cli) -> None:
         Examples:
           sept-pipeline backbones make-random --size tiny --seed 0 --out models/tiny-clap
           sept-pipeline backbones make-random --size full --seed 1 --out models/full-clap --json
+          sept-pipeline backbones make-random --kind pengi --size tiny --out models/tiny-pengi
         """
         import json
+
+        if kind != "clap":
+            from stages.backbones.fingerprint import backbone_fingerprint
+            from stages.backbones.random_checkpoints import make_random_checkpoint
+
+            path = make_random_checkpoint(kind, size, seed, out)
+            marker = json.loads((path / "sept_random_checkpoint.json").read_text())
+            summary = {"path": str(path), "kind": kind, "size": size, "seed": seed,
+                       "parameters": marker["parameters"], "fingerprint": backbone_fingerprint(path)}
+            emit_json(summary) if as_json else _print_table(summary)
+            return
 
         from stages.backbones.factory import make_random_clap
         from stages.backbones.fingerprint import backbone_fingerprint

@@ -24,10 +24,12 @@ class BackboneConfig:
     id: str = opt("laion/clap-htsat-unfused", "Hub id or local folder of the audio-language model.")
     kind: str = opt("auto", "Adapter family: auto (what the id is: a packaged id or a local folder's model type; "
                             "else clap) | clap (transformers ClapModel) | text-dual (a sentence encoder as both "
-                            "towers, items are texts); `sept-pipeline backbones info --kinds` lists them.")
+                            "towers, items are texts) | pengi | msclap-2022 | msclap-2023 (a .pth checkpoint); "
+                            "`sept-pipeline backbones info --kinds` lists them.")
     text_pooling: str = opt("auto", "Which hidden states stand for a text: auto (the kind's own: clap first, "
-                                    "text-dual mean) | first | eos | last (clap) | mean (text-dual: the "
-                                    "attention-masked mean, as sentence-transformers).")
+                                    "text-dual mean; pengi, msclap: their originals' fixed rule) | first | "
+                                    "eos | last (clap) | mean (text-dual: the attention-masked mean, as "
+                                    "sentence-transformers).")
     device: str = opt("auto", "auto | cpu | cuda | cuda:N | mps.")
     dtype: str = opt("float32", "Weights dtype: float32 | bfloat16 | float16.")
     text_batch_size: int = opt(64, "Texts per forward pass when encoding with the frozen text tower.")

@@ -59,7 +59,12 @@ def load_backbone(id_or_path: str | os.PathLike | None = None, cfg: BackboneConf
     spec = str(id_or_path) if id_or_path is not None else cfg.id
     kind = get_kind(resolve_kind(spec, cfg.kind))
     extra = {} if download is None else {"download": download}
-    return loader_of(kind)(spec, cfg, **extra)
+    backbone = loader_of(kind)(spec, cfg, **extra)
+    if cfg.text_pooling not in ("auto", backbone.text_pooling):
+        # The checkpoint kinds pool as their originals do; a different explicit choice is not silently dropped.
+        raise UserError(f"config key backbone.text_pooling: {cfg.text_pooling!r}; backbone kind {kind.name!r} pools "
+                        f"with {backbone.text_pooling!r} (set 'auto' or {backbone.text_pooling!r})")
+    return backbone
 
 
 def load_clap(spec: str, cfg: BackboneConfig, *, download: bool | None = None):

@@ -92,7 +92,11 @@ def backbone_fingerprint(id_or_path: str | os.PathLike, kind: str = "auto",
     Never downloads: a hub id missing from the local cache is a UserError saying it needs the hub.
     `cache_dir` is where the hash memo lives (default: cache.fingerprint.cache_root()).
     """
-    from stages.backbones.registry import resolve_kind
+    from stages.backbones.registry import CHECKPOINT_FILE_KINDS, resolve_kind
 
     kind = resolve_kind(str(id_or_path), kind)
+    if kind in CHECKPOINT_FILE_KINDS:
+        from stages.backbones.checkpoint_files import fingerprint
+
+        return fingerprint(id_or_path, kind, cache_dir)  # single-file checkpoints: the file's hash
     return fingerprint_location(locate_model(str(id_or_path), download=False), kind, cache_dir)
