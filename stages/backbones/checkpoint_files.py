@@ -42,50 +42,8 @@ def checkpoint_file(spec: str | os.PathLike) -> Path:
     raise UserError(f"backbone {str(spec)!r}: no such file or folder")
 
 
-def source_sha256(path: Path, cache_dir: str | os.PathLike | None = None) -> str:
-    """sha256 of a checkpoint file, memoised on (real path, size, mtime) like weight files are."""
-    from stages.backbones.fingerprint import file_sha256_memoised
-
-    return file_sha256_memoised([path], cache_dir)[path]
-
-
-def fingerprint(spec: str | os.PathLike, kind: str, cache_dir: str | os.PathLike | None = None) -> str:
-    """'<kind>:<folder name or file stem>@<16 hex of the checkpoint file's sha256>'."""
-    file = checkpoint_file(spec)
-    name = Path(spec).name if Path(spec).is_dir() else file.stem
-    return f"{kind}:{name}@{source_sha256(file, cache_dir)[:16]}"
-
-
 def has_single_checkpoint(path: Path) -> bool:
     try:
         return checkpoint_file(path).suffix in CHECKPOINT_SUFFIXES
     except UserError:
         return False
-
-
-def kind_of_checkpoint(path: Path) -> str | None:
-    """The kind whose signature keys a local .pth holds; torch is imported only once a .pth is found."""
-    if not has_single_checkpoint(path):
-        return None
-    from stages.backbones.checkpoints import read_checkpoint
-
-    try:
-        keys = read_checkpoint(checkpoint_file(path)).keys()
-    except UserError:
-        return None
-    for kind, signature in SIGNATURE_KEYS.items():
-        if all(k in keys for k in signature):
-            return kind
-    return None
-
-
-def detect_pengi(path: Path) -> bool:
-    return kind_of_checkpoint(path) == "pengi"
-
-
-def detect_msclap_2022(path: Path) -> bool:
-    return kind_of_checkpoint(path) == "msclap-2022"
-
-
-def detect_msclap_2023(path: Path) -> bool:
-    return kind_of_checkpoint(path) == "msclap-2023"

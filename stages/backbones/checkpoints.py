@@ -25,7 +25,7 @@ import torch
 from cache.atomic import atomic_path
 from cache.errors import UserError
 from cache.fingerprint import cache_root
-from stages.backbones.checkpoint_files import source_sha256
+from stages.backbones.fingerprint import source_sha256
 
 CONVERTED_DIR = "converted-checkpoints"
 # Containers the original training scripts wrap a state dict in (Pengi: {'model': ...}).

@@ -96,7 +96,19 @@ def backbone_fingerprint(id_or_path: str | os.PathLike, kind: str = "auto",
 
     kind = resolve_kind(str(id_or_path), kind)
     if kind in CHECKPOINT_FILE_KINDS:
-        from stages.backbones.checkpoint_files import fingerprint
-
-        return fingerprint(id_or_path, kind, cache_dir)  # single-file checkpoints: the file's hash
+        return checkpoint_fingerprint(id_or_path, kind, cache_dir)  # single-file checkpoints: the file's hash
     return fingerprint_location(locate_model(str(id_or_path), download=False), kind, cache_dir)
+
+
+def source_sha256(path: Path, cache_dir: str | os.PathLike | None = None) -> str:
+    """sha256 of a checkpoint file, memoised on (real path, size, mtime) like weight files are."""
+    return file_sha256_memoised([path], cache_dir)[path]
+
+
+def checkpoint_fingerprint(spec: str | os.PathLike, kind: str, cache_dir: str | os.PathLike | None = None) -> str:
+    """'<kind>:<folder name or file stem>@<16 hex of the checkpoint file's sha256>'."""
+    from stages.backbones.checkpoint_files import checkpoint_file
+
+    file = checkpoint_file(spec)
+    name = Path(spec).name if Path(spec).is_dir() else file.stem
+    return f"{kind}:{name}@{source_sha256(file, cache_dir)[:16]}"

@@ -24,7 +24,8 @@ from torch import nn
 
 from cache.errors import UserError
 from stages.backbones.checkpoint_backbone import CheckpointBackbone, ProjectionHead
-from stages.backbones.checkpoint_files import checkpoint_file, fingerprint
+from stages.backbones.checkpoint_files import checkpoint_file
+from stages.backbones.fingerprint import checkpoint_fingerprint
 from stages.backbones.checkpoints import DROP, KeyRule, convert_state_dict, read_checkpoint
 from stages.backbones.cnn14 import FULL_CHANNELS, TINY_CHANNELS, Cnn14, cnn14_source_layout
 from stages.backbones.htsat import FULL, TINY, LogMel, clap_audio_config, htsat_rules, htsat_source_layout, slaney_mel_filters
@@ -265,7 +266,7 @@ def _load(version: str, spec: str, cfg) -> MsClapBackbone:
     file = checkpoint_file(spec)
     state = read_checkpoint(file)
     backbone = from_state(version, state, load_tokenizer(version, spec), path=file, id=str(Path(spec).resolve()),
-                          fingerprint=fingerprint(spec, kind_name(version)), text_batch_size=cfg.text_batch_size,
+                          fingerprint=checkpoint_fingerprint(spec, kind_name(version)), text_batch_size=cfg.text_batch_size,
                           audio_batch_size=cfg.audio_batch_size)
     return backbone.to(resolve_device(cfg.device))
 

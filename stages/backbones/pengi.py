@@ -26,7 +26,8 @@ from torch import nn
 
 from cache.errors import UserError
 from stages.backbones.checkpoint_backbone import CheckpointBackbone, ProjectionHead
-from stages.backbones.checkpoint_files import checkpoint_file, fingerprint
+from stages.backbones.checkpoint_files import checkpoint_file
+from stages.backbones.fingerprint import checkpoint_fingerprint
 from stages.backbones.checkpoints import DROP, KeyRule, convert_state_dict, read_checkpoint
 from stages.backbones.htsat import FULL, TINY, LogMel, clap_audio_config, htsat_rules, htsat_source_layout, slaney_mel_filters
 from stages.backbones.text_pooling import gather_positions, pooling_positions
@@ -222,6 +223,6 @@ def load_pengi(spec: str, cfg) -> PengiBackbone:
     file = checkpoint_file(spec)
     state = read_checkpoint(file)
     backbone = from_state(state, load_tokenizer(spec), path=file, id=str(Path(spec).resolve()),
-                          fingerprint=fingerprint(spec, KIND), text_batch_size=cfg.text_batch_size,
+                          fingerprint=checkpoint_fingerprint(spec, KIND), text_batch_size=cfg.text_batch_size,
                           audio_batch_size=cfg.audio_batch_size)
     return backbone.to(resolve_device(cfg.device))

@@ -89,7 +89,7 @@ def test_generate_neighbors_encodes_stored_phrases_with_the_backbone(world, caps
     """Stage one's embedding part: phrases already stored under the default generation key (as an earlier
     run's LLM left them), so the run asks the LLM nothing and encodes every phrase with this backbone."""
     from cache.store import ClassNeighbors, NeighborStore, Provenance
-    from pipeline.config import load_config
+    from pipeline.config_loader import load_config
     from stages.neighbors.keys import resolve_generation
 
     cache = world["root"] / "stage-one-cache"

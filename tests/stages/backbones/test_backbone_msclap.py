@@ -24,12 +24,27 @@ FIXTURES = Path(__file__).parent / "fixtures"
 TEXTS = ["a sound of a dog.", "rain", "an audio recording of a hi-hat, live"]
 
 
+_MODELS: dict = {}
+
+
+def _tiny(version: str, tmp_path_factory):
+    """A tiny random checkpoint of one year, built once per module."""
+    if version not in _MODELS:
+        folder = make_random_checkpoint(f"msclap-{version}", "tiny", 0,
+                                        tmp_path_factory.mktemp("m") / f"tiny-{version}")
+        state = read_checkpoint(next(folder.glob("*.pth")))
+        _MODELS[version] = (version, folder, state, load_backbone(folder, BackboneConfig(device="cpu")))
+    return _MODELS[version]
+
+
 @pytest.fixture(scope="module", params=["2022", "2023"])
 def model(request, tmp_path_factory):
-    version = request.param
-    folder = make_random_checkpoint(f"msclap-{version}", "tiny", 0, tmp_path_factory.mktemp("m") / f"tiny-{version}")
-    state = read_checkpoint(next(folder.glob("*.pth")))
-    return version, folder, state, load_backbone(folder, BackboneConfig(device="cpu"))
+    return _tiny(request.param, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def model_2022(tmp_path_factory):
+    return _tiny("2022", tmp_path_factory)
 
 
 @pytest.mark.parametrize("version", ["2022", "2023"])
@@ -104,10 +119,9 @@ def _cnn14_float64(mel, state, p="audio_encoder.base"):
     return F.relu(x @ state[f"{p}.fc1.weight"].double().T + state[f"{p}.fc1.bias"].double())
 
 
-def test_cnn14_audio_embedding_equals_float64_reference(model):
-    version, _, state, backbone = model
-    if version != "2022":
-        pytest.skip("CNN14 is MS-CLAP 2022's audio network (2023's HTS-AT is checked through Pengi's tests)")
+def test_cnn14_audio_embedding_equals_float64_reference(model_2022):
+    """CNN14 is MS-CLAP 2022's audio network (2023's HTS-AT is checked through Pengi's tests)."""
+    _, _, state, backbone = model_2022
     clip = np.random.default_rng(0).standard_normal(30_000).astype(np.float32) * 0.1
     ours = backbone.encode_audio([clip]).double()
     wave = torch.from_numpy(backbone.fit_clip(clip))[None]
@@ -125,4 +139,4 @@ def test_an_explicit_kind_that_disagrees_with_the_checkpoint_exits_2(model, caps
         main(["backbones", "info", str(folder), "--set", f"backbone.kind={other}", "--set", "backbone.device=cpu"])
     err = capsys.readouterr().err.strip()
     assert info.value.code == 2 and len(err.splitlines()) == 1
-    assert f"is a 'msclap-{version}' checkpoint" in err and str(folder) in err
+    assert f"is a 'msclap-{version}' backbone" in err and str(folder) in err
