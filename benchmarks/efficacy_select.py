@@ -33,7 +33,7 @@ def report_table(runs_dir: Path) -> list[dict]:
     if table is None:
         raise SystemExit(f"{runs_dir}: the report has no base-to-new table (no finished base2new run)")
     with open(table, newline="", encoding="utf-8") as fh:
-        return [r for r in csv.DictReader(fh) if r["dataset"] != "average"]
+        return [r for r in csv.DictReader(fh) if r["dataset"] != "Average"]  # per-dataset rows only
 
 
 def check_validation_only(runs_dir: Path) -> int:
