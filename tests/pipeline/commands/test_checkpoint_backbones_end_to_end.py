@@ -187,3 +187,41 @@ def test_stage_one_with_the_llm_then_switch_backbones_then_tune_with_sept(stage_
     assert m["sept"]["enabled"] is True and 0.0 <= m["hm"] <= 100.0
     log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
     assert log and all(r["intra"] >= 0 and r["inter"] >= 0 for r in log)
+
+
+def test_a_sweep_with_a_checkpoint_backbone_runs_its_cell(checkpoints, demo_root, capsys, tmp_path):
+    """`backbone = PATH` of a tiny Pengi checkpoint in a sweep file: the grid expands to one cell and it runs
+    (a real `tune` process) on that backbone, with SEPT fed from the store keyed by its fingerprint."""
+    from stages.backbones.config import BackboneConfig
+    from stages.backbones.factory import load_backbone
+
+    backbone = load_backbone(checkpoints["pengi"], BackboneConfig(device="cpu"))
+    key = fill_store(tmp_path / "cache", backbone, TEMPLATES, DEMO_NEIGHBORS)
+    fixed = {"train.epochs": 1, "train.warmup_epochs": 0, "method.n_ctx": 4, "text.templates": TEMPLATES,
+             "sept.generation_key": key, "backbone.device": "cpu"}
+    spec = tmp_path / "sweep.toml"
+    spec.write_text(f"""[sweep]
+runs_dir = "{tmp_path / 'runs'}"
+data_root = "{demo_root}"
+backbone = "{checkpoints['pengi']}"
+cache_dir = "{tmp_path / 'cache'}"
+executor = "local"
+devices = ["cpu"]
+
+[grid]
+dataset = ["demo"]
+method = ["coop"]
+sept = [true]
+seed = [0]
+shots = [2]
+
+[set]
+""" + "\n".join(f'"{k}" = {json.dumps(v)}' for k, v in fixed.items()) + "\n")
+    code, stdout, err = cli(capsys, "sweep", "--config", spec, "--json")
+    assert code == 0, err
+    summary = json.loads(stdout)
+    assert len(summary["ran"]) == 1 and not summary["failed"] and summary["stage_one"] == []
+    (cell,) = [p for p in (tmp_path / "runs").iterdir() if (p / "metrics.json").is_file()]
+    metrics = json.loads((cell / "metrics.json").read_text())
+    assert metrics["sept"]["enabled"] is True
+    assert backbone.fingerprint in json.dumps(metrics)  # the cell ran on the Pengi checkpoint
