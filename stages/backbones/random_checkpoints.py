@@ -7,7 +7,8 @@ saved as the original is (a torch .pth holding {'model': state_dict}), beside a 
 built locally (CLIP-, GPT-2- or BERT-style by kind). They load through exactly the path a user's file takes.
 
 Values: weights N(0, 0.02^2), LayerNorm/BatchNorm scales 1 and shifts/means 0, variances 1, the mel
-filterbank the real one (librosa slaney, so audio features are meaningful), integer buffers as the
+filterbank and torchlibrosa's DFT kernels the real ones (the original code computes its spectrogram with
+those kernels, so a reference run on this file sees the same front end as ours), integer buffers as the
 original module computes them (arange positions); everything else random.
 """
 from __future__ import annotations
@@ -38,6 +39,25 @@ def _tensor_for(key: str, shape: tuple, generator):
     if key.endswith(("running_mean", ".bias")) or key.endswith("attn_mask"):
         return torch.zeros(shape)
     return torch.randn(shape, generator=generator) * 0.02
+
+
+def stft_kernels(n_fft: int):
+    """torchlibrosa's STFT conv kernels (conv_real, conv_imag), [n_fft//2+1, 1, n_fft] each: the periodic-hann
+    windowed DFT rows cos(2 pi k n / N) w[n] and -sin(2 pi k n / N) w[n], as the real checkpoints hold them."""
+    import torch
+
+    n = torch.arange(n_fft, dtype=torch.float64)
+    k = torch.arange(n_fft // 2 + 1, dtype=torch.float64)[:, None]
+    window = torch.hann_window(n_fft, periodic=True, dtype=torch.float64)
+    angle = 2 * torch.pi * ((k * n) % n_fft) / n_fft  # reduced mod N: exact phases for large k*n
+    return ((torch.cos(angle) * window)[:, None, :].float(), (-torch.sin(angle) * window)[:, None, :].float())
+
+
+def _with_real_stft_kernels(state: dict) -> dict:
+    for key in [k for k in state if k.endswith("spectrogram_extractor.stft.conv_real.weight")]:
+        real, imag = stft_kernels(state[key].shape[-1])
+        state[key], state[key.replace("conv_real", "conv_imag")] = real, imag
+    return state
 
 
 def clip_style_tokenizer(model_max_length: int = 77):
@@ -113,7 +133,7 @@ def random_state(kind: str, size: str, seed: int) -> dict:
         state = {key: _tensor_for(key, shape, generator) for key, shape in layout.items()}
         mel = slaney_mel_filters(pengi.SAMPLE_RATE, pengi.N_FFT, pengi.MEL_BINS, pengi.FMIN, pengi.FMAX)
         state[f"{pengi.AUDIO_PREFIX}.base.htsat.logmel_extractor.melW"] = mel
-        return state
+        return _with_real_stft_kernels(state)
     from stages.backbones import msclap
 
     version = kind.removeprefix("msclap-")
@@ -122,7 +142,7 @@ def random_state(kind: str, size: str, seed: int) -> dict:
     mel_key = "audio_encoder.base.htsat.logmel_extractor.melW" if version == "2023" else "audio_encoder.base.logmel_extractor.melW"
     state[mel_key] = slaney_mel_filters(v["sample_rate"], v["n_fft"], v["mels"], v["fmin"], v["fmax"])
     state["logit_scale"] = torch.tensor(float(np.log(1 / 0.07)))  # msclap's initial temperature
-    return state
+    return _with_real_stft_kernels(state)
 
 
 def make_random_checkpoint(kind: str, size: str, seed: int, out) -> Path:

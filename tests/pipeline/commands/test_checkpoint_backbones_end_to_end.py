@@ -1,12 +1,18 @@
-"""`tune` (CoOp +/- SEPT, base2new) and `evaluate` through the CLI on tiny random Pengi and MS-CLAP checkpoints.
+"""`generate-neighbors`, `tune` (CoOp +/- SEPT, base2new) and `evaluate` through the CLI on tiny random Pengi and
+MS-CLAP checkpoints and the demo data (the real recordings of `sept-pipeline datasets prepare demo`).
 
 Each checkpoint has its kind's real key layout and loads through the path a user's base.pth takes
-(`--backbone FOLDER`, kind detected from its keys). Stage one's embedding part is the store filled
-with the backbone's own frozen text embeddings (tests/stages/tuning/tuning_kit.py), as test_tune does.
+(`--backbone FOLDER`, kind detected from its keys). The fast tests fill the store with the backbone's own frozen
+text embeddings of hand-written phrases (tests/stages/tuning/tuning_kit.py), as test_tune does. The slow test
+runs stage one for real: one vLLM engine (CPU build, packaged SmolLM2) writes the demo classes' neighbors once,
+encoded by Pengi; the MS-CLAP kinds then encode the stored phrases without starting an engine (a user who
+switches backbones), and `tune --sept` trains on what the LLM wrote.
 """
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,28 +21,60 @@ import pytest
 from pipeline.cli import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "stages" / "tuning"))
-from tuning_kit import fill_store, write_dataset  # noqa: E402
+from tuning_kit import fill_store  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[3]
+KINDS = ["pengi", "msclap-2022", "msclap-2023"]
 TEMPLATES = ["a sound of a {}."]
 FAST = ["--set", "train.epochs=1", "--set", "train.warmup_epochs=0", "--set", "method.n_ctx=4",
         "--set", "text.templates=" + json.dumps(TEMPLATES), "--set", "backbone.device=cpu"]
+# Hand-written neighbors of the demo classes, for the fast tests' store (the slow test asks the LLM).
+DEMO_NEIGHBORS = {
+    "airplane": ["jet engine", "aircraft flyover", "plane taking off"],
+    "ambient pad": ["drone synth", "atmospheric texture", "sustained chord"],
+    "animal": ["farm animal", "animal call", "creature noise"],
+    "bass drum": ["kick drum", "low thump", "drum kick"],
+    "cymbal": ["crash cymbal", "hi-hat", "ride cymbal"],
+    "electronic blip": ["beep", "synth blip", "digital chirp"],
+    "engine starting": ["motor revving", "ignition", "car starting"],
+    "snare drum": ["snare hit", "rimshot", "drum snap"],
+    "synth bass": ["bass synth", "bassline", "low synth"],
+    "tabla": ["indian drum", "hand drum", "tabla beat"],
+}
 
 
-@pytest.fixture(scope="module", params=["pengi", "msclap-2022", "msclap-2023"])
-def world(request, tmp_path_factory):
+@pytest.fixture(scope="module")
+def demo_root(tmp_path_factory):
+    from stages.data.demo import DEMO_CLASSES, build_demo
+
+    assert sorted(DEMO_NEIGHBORS) == sorted(DEMO_CLASSES)
+    root = tmp_path_factory.mktemp("data")
+    build_demo(root, progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    from stages.backbones.random_checkpoints import make_random_checkpoint
+
+    root = tmp_path_factory.mktemp("checkpoints")
+    return {kind: make_random_checkpoint(kind, "tiny", 0, root / f"tiny-{kind}") for kind in KINDS}
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def world(request, tmp_path_factory, demo_root, checkpoints):
     from stages.backbones.config import BackboneConfig
     from stages.backbones.factory import load_backbone
-    from stages.backbones.random_checkpoints import make_random_checkpoint
 
     kind = request.param
     root = tmp_path_factory.mktemp("e2e")
-    model = make_random_checkpoint(kind, "tiny", 0, root / f"tiny-{kind}")
+    model = checkpoints[kind]
     backbone = load_backbone(model, BackboneConfig(device="cpu"))
-    spec = write_dataset(root / "data")
-    gkey = fill_store(root / "cache", backbone, TEMPLATES)
-    common = ["--data-root", root / "data", "--backbone", model, "--cache-dir", root / "cache",
+    gkey = fill_store(root / "cache", backbone, TEMPLATES, DEMO_NEIGHBORS)
+    common = ["--dataset", "demo", "--data-root", demo_root, "--backbone", model, "--cache-dir", root / "cache",
               "--set", f"sept.generation_key={gkey!r}", *FAST]
-    return {"root": root, "spec": spec, "common": common, "backbone": backbone, "model": model, "kind": kind}
+    return {"root": root, "common": common, "backbone": backbone, "model": model, "kind": kind,
+            "data": demo_root}
 
 
 def cli(capsys, *args):
@@ -49,9 +87,9 @@ def cli(capsys, *args):
 @pytest.mark.parametrize("sept", [False, True])
 def test_tune_coop_base2new(world, capsys, sept):
     out = world["root"] / "runs" / f"coop-{sept}"
-    code, stdout, err = cli(capsys, "tune", "--dataset", world["spec"], "--method", "coop",
-                            *(["--sept"] if sept else []), "--protocol", "base2new", "--seed", 0, "--shots", 2,
-                            "--out", out, *world["common"], "--json")
+    code, stdout, err = cli(capsys, "tune", "--method", "coop", *(["--sept"] if sept else []),
+                            "--protocol", "base2new", "--seed", 0, "--shots", 2, "--out", out, *world["common"],
+                            "--json")
     assert code == 0, err
     m = json.loads(stdout)
     assert m["sept"]["enabled"] is sept and 0.0 <= m["hm"] <= 100.0
@@ -60,14 +98,17 @@ def test_tune_coop_base2new(world, capsys, sept):
 
 
 def test_evaluate_zeroshot(world, capsys):
+    from stages.data.datasets import load_dataset
+
     out = world["root"] / "runs" / "zs"
-    code, stdout, err = cli(capsys, "evaluate", "--method", "zeroshot", "--dataset", world["spec"],
-                            "--data-root", world["root"] / "data", "--backbone", world["model"],
+    code, stdout, err = cli(capsys, "evaluate", "--method", "zeroshot", "--dataset", "demo",
+                            "--data-root", world["data"], "--backbone", world["model"],
                             "--set", "backbone.device=cpu", "--set", "text.templates=" + json.dumps(TEMPLATES),
                             "--out", out, "--json")
     assert code == 0, err
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["backbone_fingerprint"] == world["backbone"].fingerprint
+    assert metrics["num_clips"] == len(load_dataset("demo", world["data"]).test)  # every real test recording
 
 
 def test_backbones_info_and_make_random(world, capsys, tmp_path):
@@ -85,30 +126,102 @@ def test_backbones_info_and_make_random(world, capsys, tmp_path):
     assert info["fingerprint"] == b.fingerprint and info["logit_scale"] == pytest.approx(b.logit_scale())
 
 
-def test_generate_neighbors_encodes_stored_phrases_with_the_backbone(world, capsys):
-    """Stage one's embedding part: phrases already stored under the default generation key (as an earlier
-    run's LLM left them), so the run asks the LLM nothing and encodes every phrase with this backbone."""
-    from cache.store import ClassNeighbors, NeighborStore, Provenance
-    from pipeline.config_loader import load_config
-    from stages.neighbors.keys import resolve_generation
+# Stage one kept short: 3 neighbors, 48 new tokens, greedy, no retry round, no near-duplicate filter (the tiny
+# random encoders put every text close together, so the filter would only add noise here).
+STAGE_ONE = ["--dataset", "demo", "--num-neighbors", "3", "--set", "neighbors.max_tokens=48",
+             "--set", "neighbors.temperature=0", "--set", "neighbors.max_retries=0",
+             "--set", "neighbors.near_duplicate_cos=1.0", "--set", "backbone.device=cpu", "--json"]
 
-    cache = world["root"] / "stage-one-cache"
-    # Eight per class: the default [neighbors] asks for 8, so fewer would send the class back to the LLM.
-    phrases = {"dog": ["barking puppy", "canine howl", "woof", "growling hound", "yelping dog", "dog barking",
-                       "puppy yap", "snarling dog"],
-               "rain": ["downpour", "raindrops falling", "drizzle", "rainfall", "heavy rain", "pouring rain",
-                        "rain shower", "light rain"]}
-    cfg = load_config()
-    ident = resolve_generation(cfg.neighbors, cache)
-    prov = Provenance(ident.llm["id"], ident.llm["revision"], ident.llm["fingerprint"], "vllm", "seeded",
-                      ident.prompt_hash, ident.template.version, 8)
-    NeighborStore.in_cache(cache).put_phrases([ClassNeighbors(c, p, prov, {"temperature": 0.0}, seed=0)
-                                               for c, p in phrases.items()])
-    classes = world["root"] / "classes.txt"
-    classes.write_text("dog\nrain\n")
-    code, stdout, err = cli(capsys, "generate-neighbors", "--classes-file", classes, "--backbone", world["model"],
-                            "--cache-dir", cache, "--set", "backbone.device=cpu", "--json")
+
+@pytest.fixture(scope="module")
+def stage_one(tmp_path_factory, checkpoints, llm_model_dir):
+    """The one engine start: `generate-neighbors --dataset demo` with the Pengi checkpoint, in a subprocess (the
+    engine core is spawned, as a user's shell runs it). Returns (summary, cache)."""
+    cache = tmp_path_factory.mktemp("stage-one") / "cache"
+    env = {**os.environ, "SEPT_CACHE_DIR": str(cache), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "-m", "pipeline.cli", "generate-neighbors", "--backbone",
+                        str(checkpoints["pengi"]), "--cache-dir", str(cache),
+                        "--set", f'neighbors.model_dir="{llm_model_dir}"', *STAGE_ONE],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout), cache
+
+
+@pytest.mark.slow
+def test_stage_one_with_the_llm_then_switch_backbones_then_tune_with_sept(stage_one, checkpoints, llm_model_dir,
+                                                                          demo_root, capsys, tmp_path):
+    from cache.store import NeighborStore
+    from stages.backbones.config import BackboneConfig
+    from stages.backbones.factory import load_backbone
+    from stages.data.demo import DEMO_CLASSES
+
+    first, cache = stage_one
+    assert first["llm_requests"] > 0 and first["classes"] == len(DEMO_CLASSES)
+    store = NeighborStore.in_cache(cache)
+    key = first["generation_key"]
+    status = store.class_status(DEMO_CLASSES, key)
+    phrases = sum(s["num_kept"] for s in status)
+    assert phrases > 0, "the LLM left every demo class without a neighbor"
+
+    fingerprints = {kind: load_backbone(checkpoints[kind], BackboneConfig(device="cpu")).fingerprint
+                    for kind in KINDS}
+    assert store.manifest().encoders() == [fingerprints["pengi"]]
+    for kind in ("msclap-2022", "msclap-2023"):
+        code, stdout, err = cli(capsys, "generate-neighbors", "--backbone", checkpoints[kind], "--cache-dir", cache,
+                                "--set", f'neighbors.model_dir="{llm_model_dir}"', *STAGE_ONE)
+        assert code == 0, err
+        s = json.loads(stdout)
+        assert s["generation_key"] == key
+        # No engine: every class is reused, and this encoder embeds what the Pengi run embedded, no more, no less.
+        assert (s["llm_requests"], s["classes_reused"]) == (0, len(DEMO_CLASSES))
+        assert s["phrases_encoded"] == first["phrases_encoded"] > 0
+    assert sorted(NeighborStore.in_cache(cache).manifest().encoders()) == sorted(fingerprints.values())
+
+    out = tmp_path / "sept"
+    code, stdout, err = cli(capsys, "tune", "--method", "coop", "--sept", "--protocol", "base2new", "--seed", 0,
+                            "--shots", 2, "--dataset", "demo", "--data-root", demo_root,
+                            "--backbone", checkpoints["msclap-2023"], "--cache-dir", cache,
+                            "--set", f"sept.generation_key={key!r}", *FAST, "--out", out, "--json")
     assert code == 0, err
-    s = json.loads(stdout)
-    assert (s["llm_requests"], s["classes_reused"], s["phrases_encoded"]) == (0, 2, 18)
-    assert NeighborStore.in_cache(cache).manifest().encoders() == [world["backbone"].fingerprint]
+    m = json.loads(stdout)
+    assert m["sept"]["enabled"] is True and 0.0 <= m["hm"] <= 100.0
+    log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
+    assert log and all(r["intra"] >= 0 and r["inter"] >= 0 for r in log)
+
+
+def test_a_sweep_with_a_checkpoint_backbone_runs_its_cell(checkpoints, demo_root, capsys, tmp_path):
+    """`backbone = PATH` of a tiny Pengi checkpoint in a sweep file: the grid expands to one cell and it runs
+    (a real `tune` process) on that backbone, with SEPT fed from the store keyed by its fingerprint."""
+    from stages.backbones.config import BackboneConfig
+    from stages.backbones.factory import load_backbone
+
+    backbone = load_backbone(checkpoints["pengi"], BackboneConfig(device="cpu"))
+    key = fill_store(tmp_path / "cache", backbone, TEMPLATES, DEMO_NEIGHBORS)
+    fixed = {"train.epochs": 1, "train.warmup_epochs": 0, "method.n_ctx": 4, "text.templates": TEMPLATES,
+             "sept.generation_key": key, "backbone.device": "cpu"}
+    spec = tmp_path / "sweep.toml"
+    spec.write_text(f"""[sweep]
+runs_dir = "{tmp_path / 'runs'}"
+data_root = "{demo_root}"
+backbone = "{checkpoints['pengi']}"
+cache_dir = "{tmp_path / 'cache'}"
+executor = "local"
+devices = ["cpu"]
+
+[grid]
+dataset = ["demo"]
+method = ["coop"]
+sept = [true]
+seed = [0]
+shots = [2]
+
+[set]
+""" + "\n".join(f'"{k}" = {json.dumps(v)}' for k, v in fixed.items()) + "\n")
+    code, stdout, err = cli(capsys, "sweep", "--config", spec, "--json")
+    assert code == 0, err
+    summary = json.loads(stdout)
+    assert len(summary["ran"]) == 1 and not summary["failed"] and summary["stage_one"] == []
+    (cell,) = [p for p in (tmp_path / "runs").iterdir() if (p / "metrics.json").is_file()]
+    metrics = json.loads((cell / "metrics.json").read_text())
+    assert metrics["sept"]["enabled"] is True
+    assert backbone.fingerprint in json.dumps(metrics)  # the cell ran on the Pengi checkpoint
