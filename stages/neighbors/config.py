@@ -23,7 +23,7 @@ class NeighborsConfig:
     retry_temperature: float = opt(0.7, "Retries sample at least this hot (with greedy decoding a new seed alone changes nothing).")
     max_words: int = opt(6, "Phrases longer than this many words are dropped.")
     max_chars: int = opt(60, "Phrases longer than this many characters are dropped.")
-    latin_only: bool = opt(True, "Drop phrases written mostly in a non-Latin script (the templates are English).")
+    same_script: bool = opt(True, "Drop phrases written mostly in another script than their class name (unless they contain the class name): a Latin name keeps Latin phrases, a Japanese name Japanese ones.")
     near_duplicate_cos: float = opt(0.97, "Drop a phrase whose frozen embedding is this close (cosine) to a kept one of its class; 1 = off. Texts this close count as one text: an encoder whose probe texts (or, at tune time, training class names) are this close on average gets no embedding filter.")
     dtype: str = opt("auto", "LLM dtype for the engine.")
     max_model_len: int = opt(2048, "vLLM context length.")

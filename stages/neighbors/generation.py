@@ -117,7 +117,7 @@ def _recorded_sampling(cfg, engine: str) -> dict:
 
 def _cleaning_kwargs(cfg) -> dict:
     n = cfg.neighbors
-    return {"max_words": n.max_words, "max_chars": n.max_chars, "latin_only": n.latin_only}
+    return {"max_words": n.max_words, "max_chars": n.max_chars, "same_script": n.same_script}
 
 
 # ------------------------------------------------------------------------------------------------
