@@ -29,7 +29,8 @@ def line_logprobs(pieces: Sequence[Sequence]) -> dict[str, float]:
     """Normalised line -> mean log-probability of the tokens written on it.
 
     `pieces` are the answer's generated tokens as (text, logprob). A token that holds a newline closes
-    the line (its own log-probability goes to the line it ends)."""
+    the line (its log-probability counts for the line it ends, and for the next one too when it also
+    starts it, as in '.\nho')."""
     out: dict[str, float] = {}
     text, lps = "", []
 
@@ -46,7 +47,8 @@ def line_logprobs(pieces: Sequence[Sequence]) -> dict[str, float]:
             head, _, tail = piece.partition("\n")
             text += head
             close()
-            text, lps = tail.split("\n")[-1], []
+            text = tail.split("\n")[-1]
+            lps = [float(lp)] if text.strip() else []
         else:
             text += piece
     close()
