@@ -86,7 +86,8 @@ def run(req: dict) -> dict:
             if not pending:
                 break
             scored = samples > 1 or threshold > 0
-            samplings = [Sampling(**round_sampling(spec, r, c), logprobs=scored) for c in pending]
+            # token log-probabilities break ties between equal votes; with one answer, written order ranks
+            samplings = [Sampling(**round_sampling(spec, r, c), logprobs=samples > 1) for c in pending]
             convs = [req["messages"][c] for c in pending]
             extra = r == 0 and samples > 1  # self-consistency: more answers in the first round's batch
             if extra:

@@ -26,7 +26,7 @@ SETTINGS = ["neighbors.samples=3", "neighbors.verify_threshold=0.05", "neighbors
 
 HOOK = '''
 import atexit, os, sys
-_judge = os.environ["SEPT_TEST_JUDGE_DIR"]
+_judge = os.path.join(os.environ["SEPT_TEST_JUDGE_DIR"], "")  # the package folder (its weights), not its dist-info
 _log = os.environ["SEPT_TEST_HOOK_LOG"]
 def _note(line):
     with open(_log, "a") as fh:
@@ -96,3 +96,19 @@ def test_votes_and_verification_scores_are_stored_ranked_deterministic_and_judge
     # The rankings, for the record (pytest -s prints them).
     for r in rows:
         print(f"{r['class_name']:>13} {r['rank']} {r['phrase']!r:32} votes {r['votes']} P(yes) {r['verify_score']:.3f}")
+
+
+def test_the_audit_hook_does_see_the_judge_when_it_is_loaded(tmp_path):
+    """The control of the test above: a process that does load the reference encoder is caught."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(HOOK)
+    log = tmp_path / "hook.log"
+    root = Path(__file__).resolve().parents[3]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hooks), str(root), os.environ.get("PYTHONPATH", "")]),
+           "SEPT_TEST_JUDGE_DIR": _judge_dir(), "SEPT_TEST_HOOK_LOG": str(log)}
+    code = "from stages.neighbors.quality import load_reference; load_reference()(['dog bark'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300, cwd=root)
+    assert out.returncode == 0, out.stderr[-2000:]
+    text = log.read_text()
+    assert " opened " in text and "sentence_transformers" in text, text
