@@ -126,14 +126,14 @@ def echo_reason(phrase: str, class_key: str) -> str | None:
     """Why a phrase only echoes its class name (None when it says something of its own).
 
     - "truncated class name": the class name cut short ("dog ba", or the first half of a long name);
-    - "class name reordered": only the class name's own words, in another order or fewer of them
-      ("bark dog", "bark" for "dog bark"). A paraphrase with any word of its own ("barking dog",
-    "drops of water") is kept.
+    - "class name reordered": only the class name's own words, in another order, fewer of them or
+      repeated ("bark dog", "bark", "dog bark dog" for "dog bark"). A paraphrase with any word of its
+      own ("barking dog", "drops of water") is kept.
     """
     if len(phrase) < len(class_key) and class_key.startswith(phrase):
         return "truncated class name"
     words, own = _words(phrase), set(_words(class_key))
-    if words and own and set(words) <= own and len(words) <= len(_words(class_key)):
+    if words and own and set(words) <= own:  # also repeats of them: "church bells church"
         return "class name reordered"
     return None
 

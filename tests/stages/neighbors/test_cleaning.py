@@ -113,6 +113,9 @@ def test_reorderings_of_the_class_names_own_words_are_dropped_paraphrases_kept()
     assert kept(text) == ["barking dog", "canine bark", "dog barking loudly"]
     assert reasons(text) == ["class name reordered", "class name reordered", "class name"]
     assert kept("drops of water\ndrops water\nwater", cls="water drops") == ["drops of water"]
+    # seen from the packaged model: the name with its own words repeated
+    text = "church bells church\nchurch bells church bells\nze church bells\nbell tower chimes"
+    assert kept(text, cls="church bells") == ["ze church bells", "bell tower chimes"]
 
 
 def test_other_script_than_the_class_name_is_dropped_unless_it_holds_the_class_name():

@@ -60,7 +60,7 @@ def _generate(tmp: Path, name: str, clap: Path, model_dir: Path, hooks: Path) ->
            "--set", f'neighbors.model_dir="{model_dir}"']
     for s in SETTINGS:
         cmd += ["--set", s]
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=root)
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800, cwd=root)
     assert out.returncode == 0, out.stderr[-2000:]
     from cache.store import NeighborStore
 
