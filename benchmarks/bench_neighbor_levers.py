@@ -30,6 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 THRESHOLDS = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9)
+PROMPTS = {"v1": "configs/prompts/neighbors_v1.txt", "v2": "configs/prompts/neighbors_v2.txt"}
 
 
 def _class_lists(datasets):
@@ -51,7 +52,7 @@ def harvest(args) -> dict:
     n = cfg.neighbors
     spec = sampling_spec(cfg)
     lists = _class_lists(args.datasets)
-    prompts = {"v1": "configs/prompts/neighbors_v1.txt", "v2": "configs/prompts/neighbors_v2.txt"}
+    prompts = {k: v for k, v in PROMPTS.items() if k in args.prompts}
     convs, samplings, where = [], [], []
     for pname, ppath in prompts.items():
         pcfg = cfg.replace("neighbors", prompt=ppath).neighbors
@@ -117,7 +118,8 @@ def variants(h: dict, datasets, only=None) -> list[dict]:
         return np.stack([memo[t] for t in texts]) if texts else encode([])
 
     rows = []
-    for pname in ("v1", "v2"):
+    harvested = {k.split("|", 1)[0] for k in h["answers"]}
+    for pname in [p for p in PROMPTS if p in harvested]:
         for mode in ("greedy", "votes"):
             for thr in THRESHOLDS:
                 name = f"{pname}:{mode}:{thr}"
@@ -153,6 +155,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--datasets", nargs="+", default=["esc50"])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--prompts", nargs="+", default=list(PROMPTS), choices=list(PROMPTS))
     ap.add_argument("--samples", type=int, default=3)
     ap.add_argument("--max-tokens", type=int, default=160)
     ap.add_argument("--verify-top", type=int, default=16)
