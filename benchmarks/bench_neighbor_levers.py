@@ -178,8 +178,11 @@ def main() -> None:
               "date": time.strftime("%Y-%m-%d"), **{k: v for k, v in h.items() if k not in ("answers", "verify")},
               "variants": rows}
     args.out.write_text(json.dumps(report, indent=1))
+    def fmt(v):
+        return "  n/a" if v is None else f"{v:.3f}"  # nothing kept: no precision
+
     for r in rows:
-        print(f"{r['variant']:<16} precision {r['precision']:.3f} micro {r['micro']:.3f} kept {r['kept']:>4} "
+        print(f"{r['variant']:<16} precision {fmt(r['precision'])} micro {fmt(r['micro'])} kept {r['kept']:>4} "
               f">=5: {r['share_ge5']:.2f} on-topic/class {r['on_topic_per_class']:.2f}")
 
 
