@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from cache.atomic import atomic_path
 from cache.fingerprint import sha256_file
+from cache.store import schema
 from cache.store.layout import damaged
 from cache.store.manifest import PartEntry
 
@@ -66,14 +67,27 @@ def read_parquet_checked(
     if size != expected_bytes:
         raise damaged(path, f"{size} bytes, manifest.json says {expected_bytes}")
     try:
-        table = pq.read_table(
-            path, columns=list(columns) if columns is not None else None, page_checksum_verification=True
-        )
+        wanted = list(columns) if columns is not None else None
+        file_schema = pq.read_schema(path)
+        if _older_phrases_file(file_schema):  # read what it has; the later columns come as nulls
+            present = set(file_schema.names)
+            table = pq.read_table(path, columns=None if wanted is None else [c for c in wanted if c in present],
+                                  page_checksum_verification=True)
+            table = schema.with_later_columns(table, wanted)
+        else:
+            table = pq.read_table(path, columns=wanted, page_checksum_verification=True)
     except (OSError, pa.ArrowException, ValueError) as exc:
         raise damaged(path, f"unreadable Parquet: {' '.join(str(exc).split())[:200]}") from exc
     if table.num_rows != expected_rows:
         raise damaged(path, f"{table.num_rows} rows, manifest.json says {expected_rows}")
     return table
+
+
+def _older_phrases_file(file_schema: pa.Schema) -> bool:
+    """A phrases file written before schema.LATER_PHRASE_COLUMNS existed."""
+    meta = file_schema.metadata or {}
+    return (meta.get(b"sept.table") == schema.PHRASES.encode()
+            and any(f.name not in file_schema.names for f in schema.LATER_PHRASE_COLUMNS))
 
 
 def read_part(root: Path, entry: PartEntry, columns: Sequence[str] | None = None) -> pa.Table:

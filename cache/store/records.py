@@ -49,6 +49,8 @@ class ClassNeighbors:
     sampling: Mapping[str, Any]
     seed: int | Sequence[int]
     rounds: int = 1
+    votes: Sequence[int | None] | None = None  # per phrase: answers that proposed it (None: not counted)
+    verify_scores: Sequence[float | None] | None = None  # per phrase: P(yes) of the verification round
 
     def __post_init__(self):
         if not isinstance(self.class_name, str) or not self.class_name.strip():
@@ -65,6 +67,10 @@ class ClassNeighbors:
             if len(seeds) != len(phrases):
                 raise ValueError(f"class {self.class_name!r}: {len(seeds)} seeds for {len(phrases)} phrases")
             object.__setattr__(self, "seed", seeds)
+        for name in ("votes", "verify_scores"):
+            values = getattr(self, name)
+            if values is not None and len(values) != len(phrases):
+                raise ValueError(f"class {self.class_name!r}: {len(values)} {name} for {len(phrases)} phrases")
 
     @property
     def generation_key(self) -> str:
@@ -121,6 +127,8 @@ def build_phrases_table(items: Sequence[ClassNeighbors], created_at: str) -> pa.
             cols[k] += v
         cols["seed"] += item.seeds()
         cols["created_at"] += [created_at] * n
+        cols["votes"] += list(item.votes) if item.votes is not None else [None] * n
+        cols["verify_score"] += list(item.verify_scores) if item.verify_scores is not None else [None] * n
     return pa.Table.from_pydict(cols, schema=schema.phrases_schema())
 
 

@@ -4,6 +4,9 @@ Plain column types only (strings, ints, bools, fixed_size_list<float32>), so pol
 duckdb read every file with no project code. Each file's schema metadata names its table.
 
 - phrases:    one row per kept neighbor phrase, with full provenance. rank is 0-based (0 = first kept).
+              votes (answers that proposed it, with self-consistency) and verify_score (P(yes) of the
+              verification round) are null when not computed; files written before they existed lack
+              both columns and read as nulls (LATER_PHRASE_COLUMNS).
 - classes:    one row per (class_name, generation_key): the marker that the class was generated, even
               when cleaning left it short or empty, so reruns do not ask the LLM again.
 - embeddings: one row per (text, template_id, encoder_fingerprint); `embedding` is what the caller
@@ -43,6 +46,13 @@ def _meta(table: str) -> dict[bytes, bytes]:
     return {b"sept.table": table.encode(), b"sept.schema_version": str(SCHEMA_VERSION).encode()}
 
 
+# Nullable columns added to the phrases table after schema version 1 was frozen; older files lack them.
+LATER_PHRASE_COLUMNS = (
+    pa.field("votes", pa.int32(), nullable=True),
+    pa.field("verify_score", pa.float32(), nullable=True),
+)
+
+
 def phrases_schema() -> pa.Schema:
     fields = [
         pa.field("class_name", pa.string(), nullable=False),
@@ -50,8 +60,20 @@ def phrases_schema() -> pa.Schema:
         pa.field("rank", pa.int32(), nullable=False),
         *_PROVENANCE,
         pa.field("created_at", pa.string(), nullable=False),  # UTC ISO 8601
+        *LATER_PHRASE_COLUMNS,
     ]
     return pa.schema(fields, metadata=_meta(PHRASES))
+
+
+def with_later_columns(table: pa.Table, wanted: list[str] | None) -> pa.Table:
+    """`table` (read from a phrases file written before LATER_PHRASE_COLUMNS) with those of them that are
+    `wanted` (None: all, for a whole-file read) added as nulls, so old and new files read alike."""
+    for f in LATER_PHRASE_COLUMNS:
+        if f.name not in table.column_names and (wanted is None or f.name in wanted):
+            table = table.append_column(f, pa.nulls(table.num_rows, f.type))
+    if wanted is not None:
+        table = table.select(list(wanted))
+    return table
 
 
 def classes_schema() -> pa.Schema:

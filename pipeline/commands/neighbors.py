@@ -36,6 +36,15 @@ def read_classes_file(path: Path) -> list[str]:
     return check_classes(lines, f"--classes-file {path}")
 
 
+def _with_task(cfg, dataset: str | None, task: str | None):
+    """(cfg with --task as neighbors.task, the dataset config's task): what prompts with {task} are given."""
+    from stages.neighbors.keys import dataset_task
+
+    if task is not None:
+        cfg = cfg.replace("neighbors", task=task.strip())
+    return cfg, dataset_task(dataset)
+
+
 def _class_list(dataset: str | None, classes_file: Path | None) -> tuple[list[str], str]:
     """Class names from --dataset or --classes-file (exactly one), and where they came from."""
     from stages.neighbors.generation import check_classes
@@ -82,15 +91,19 @@ def register(cli) -> None:
     @click.option("--backend", type=click.Choice(["vllm", "transformers"]), default=None,
                   help="Generation engine (default: neighbors.backend = vllm).")
     @click.option("--num-neighbors", type=int, default=None, help="Neighbors kept per class, N (default: 8).")
-    @click.option("--prompt", default=None, help="Prompt template file (default: configs/prompts/neighbors_v1.txt).")
+    @click.option("--prompt", default=None, help="Prompt template file (default: neighbors.prompt).")
+    @click.option("--task", default=None,
+                  help="The classes' task, context for the LLM in prompts with {task} (e.g. 'music genre "
+                       "classification'); sets neighbors.task; default: the dataset config's task with "
+                       "--dataset. Part of the generation key.")
     @click.option("--verbose", is_flag=True,
                   help="Show the LLM engine's own log lines (vLLM's INFO/WARNING) here instead of appending them "
                        "to CACHE_DIR/logs/llm-worker.log.")
     @cache_dir_option
     @config_options
     @json_option
-    def generate_neighbors(dataset, classes_file, backbone, llm, backend, num_neighbors, prompt, verbose, cache_dir,
-                           cfg, as_json) -> None:
+    def generate_neighbors(dataset, classes_file, backbone, llm, backend, num_neighbors, prompt, task, verbose,
+                           cache_dir, cfg, as_json) -> None:
         """Write semantic neighbors of every class name into the neighbor store, encoded by the backbone.
 
         Only classes missing under the generation key (LLM fingerprint, prompt hash, N) reach the LLM,
@@ -103,6 +116,9 @@ def register(cli) -> None:
         Examples:
           sept-pipeline generate-neighbors --dataset esc50 --backbone laion/clap-htsat-unfused
           sept-pipeline generate-neighbors --classes-file classes.txt --backbone models/tiny-clap --json
+          sept-pipeline generate-neighbors --classes-file genres.txt --task "music genre classification"
+          sept-pipeline generate-neighbors --dataset esc50 --llm Qwen/Qwen2.5-7B-Instruct \\
+              --set neighbors.tensor_parallel_size=2
           sept-pipeline generate-neighbors --dataset demo --backbone models/tiny-clap \\
               --llm Qwen/Qwen2.5-7B-Instruct --num-neighbors 16 --cache-dir /scratch/sept-cache
           sept-pipeline generate-neighbors --dataset esc50 --backend transformers --set neighbors.temperature=0.7
@@ -112,7 +128,8 @@ def register(cli) -> None:
 
         classes, _ = _class_list(dataset, classes_file)
         cfg = _apply_flags(cfg, llm, backend, num_neighbors, prompt)
-        summary = run(classes, cfg, cache_dir, backbone=backbone, verbose=verbose)
+        cfg, dataset_task = _with_task(cfg, dataset, task)
+        summary = run(classes, cfg, cache_dir, backbone=backbone, verbose=verbose, task=dataset_task)
         if summary["classes_short"]:
             counts = summary["classes_short_counts"]
             listing = ", ".join(f"{c} ({counts[c]}/{cfg.neighbors.num_neighbors})" for c in summary["classes_short"])
@@ -193,7 +210,9 @@ def register(cli) -> None:
                        f"{', SHORT' if st['short'] else ''}; {st['llm_id']} via {st['engine']} {st['engine_version']}, "
                        f"prompt {st['prompt_version']}, {st['rounds']} round(s)]")
             for r in (r for r in rows if r["generation_key"] == key):
-                click.echo(f"  {r['rank']:>2}  {r['phrase']}   (seed {r['seed']})")
+                extra = "".join([f", votes {r['votes']}" if r.get("votes") is not None else "",
+                                 f", P(yes) {r['verify_score']:.3f}" if r.get("verify_score") is not None else ""])
+                click.echo(f"  {r['rank']:>2}  {r['phrase']}   (seed {r['seed']}{extra})")
 
     @neighbors_group.command("search")
     @click.argument("text")
@@ -288,11 +307,18 @@ def register(cli) -> None:
                   help="Generation key to score (default: the one the config's [neighbors] section gives).")
     @click.option("--reference", default=None, help="Reference sentence-transformers id or folder "
                                                       "(default: packaged:all-minilm-l6-v2).")
-    @click.option("--per-class/--no-per-class", default=True, show_default=True, help="Print the per-class table.")
+    @click.option("--task", default=None, help="The task the neighbors were generated with (see generate-neighbors "
+                                                 "--task); finds their generation key.")
+    @click.option("--per-class/--no-per-class", default=True, show_default=True,
+                  help="Print the per-class table, then the worst classes with their phrases.")
+    @click.option("--worst", type=int, default=10, show_default=True,
+                  help="How many of the worst classes (lowest precision, then own similarity) --per-class lists "
+                       "with their phrases.")
     @cache_dir_option
     @config_options
     @json_option
-    def quality(dataset, classes_file, generation_key, reference, per_class, cache_dir, cfg, as_json) -> None:
+    def quality(dataset, classes_file, generation_key, reference, task, per_class, worst, cache_dir, cfg,
+                as_json) -> None:
         """Score stored neighbors with a reference text encoder independent of the backbone.
 
         Per class and overall: precision (share of neighbors whose nearest class name is their own),
@@ -304,6 +330,7 @@ def register(cli) -> None:
           sept-pipeline neighbors quality --dataset esc50
           sept-pipeline neighbors quality --classes-file classes.txt --key 3f2a9c01d4e5b6a7 --json
           sept-pipeline neighbors quality --dataset esc50 --reference sentence-transformers/all-mpnet-base-v2
+          sept-pipeline neighbors quality --dataset esc50 --worst 5
         """
         from stages.neighbors.inspection import quality_report
         from stages.neighbors.quality import DEFAULT_REFERENCE
@@ -311,7 +338,9 @@ def register(cli) -> None:
         classes = None
         if dataset is not None or classes_file is not None:
             classes, _ = _class_list(dataset, classes_file)
-        report = quality_report(cfg, cache_dir, classes, generation_key, reference or DEFAULT_REFERENCE)
+        cfg, dataset_task = _with_task(cfg, dataset, task)
+        report = quality_report(cfg, cache_dir, classes, generation_key, reference or DEFAULT_REFERENCE,
+                                task=dataset_task)
         if as_json:
             emit_json(report)
             return
@@ -323,6 +352,15 @@ def register(cli) -> None:
                 f = lambda v: "  -  " if v is None else f"{v:5.2f}"  # noqa: E731
                 click.echo(f"{r['class']:<{width}}  {r['neighbors']:>3}  {f(r['precision'])}  "
                            f"{f(r['own_similarity'])}  {f(r['diversity'])}")
+            from stages.neighbors.quality import worst_classes
+
+            bad = worst_classes(report["per_class"], worst)
+            if bad:
+                click.echo(f"worst {len(bad)} classes, with their phrases (* = nearer another class name):")
+            for r in bad:
+                marked = ", ".join(p + ("" if ok else "*") for p, ok in zip(r["phrases"], r["hits"]))
+                click.echo(f"  {r['class']} ({f(r['precision']).strip()}): {marked or '(none)'}"
+                           + (f"  -> {', '.join(r['confused_with'])}" if r.get("confused_with") else ""))
         fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
         click.echo(f"key {report['generation_key']} ({report['reference']}): {o['classes']} classes, "
                    f"{o['neighbors']} neighbors, precision {fmt(o['precision'])} "

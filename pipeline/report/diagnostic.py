@@ -145,7 +145,7 @@ def diagnose(pair: Pair, cache_dir, backbones: dict) -> Diagnosis:
         backbones[cfg.backbone.id] = load_backbone(cfg.backbone.id, cfg.backbone)
     backbone = backbones[cfg.backbone.id]
     store = NeighborStore.in_cache(cache)
-    gkey = cfg.sept.generation_key or generation_key_for(cfg.neighbors, cache)
+    gkey = cfg.sept.generation_key or generation_key_for(cfg.neighbors, cache, pair.dataset)
     templates = list(cfg.text.templates)
 
     all_classes = dataset_classnames(pair.dataset)

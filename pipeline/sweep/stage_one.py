@@ -39,6 +39,7 @@ class Need:
     cells: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)   # classes lacking phrases or embeddings, in first-seen order
     fixed_key: bool = False                             # sept.generation_key names a generation: nothing to generate
+    task: str = ""                                      # the datasets' task, for prompts with {task}
 
 
 def find_missing(spec: SweepSpec, cells: list[Cell]) -> list[Need]:
@@ -46,7 +47,7 @@ def find_missing(spec: SweepSpec, cells: list[Cell]) -> list[Need]:
     from cache.store import NeighborStore
     from stages.backbones.fingerprint import backbone_fingerprint
     from stages.data.specs import dataset_classnames
-    from stages.neighbors.keys import generation_key_for
+    from stages.neighbors.keys import dataset_task, resolve_generation
     from stages.tuning.neighbor_source import classes_lacking  # imports torch: only when a sweep looks
 
     cache = cache_root(spec.cache_dir)
@@ -58,14 +59,19 @@ def find_missing(spec: SweepSpec, cells: list[Cell]) -> list[Need]:
             continue
         cfg = resolved_config(spec, cell)
         relevant = {k: v for k, v in overrides(spec, cell).items() if k.startswith(_STAGE_ONE_PREFIXES)}
-        group = short(sha256_json({"backbone": cfg.backbone.id, "set": relevant}))
-        need = needs.setdefault(group, Need(cfg.backbone.id, relevant, fixed_key=bool(cfg.sept.generation_key)))
+        # A prompt with {task} keys each dataset's task apart: one generate-neighbors call per task.
+        ident = None if cfg.sept.generation_key else resolve_generation(cfg.neighbors, cache,
+                                                                        dataset_task(cell.dataset))
+        task = ident.task if ident else ""
+        group = short(sha256_json({"backbone": cfg.backbone.id, "set": relevant, **({"task": task} if task else {})}))
+        need = needs.setdefault(group, Need(cfg.backbone.id, relevant, fixed_key=bool(cfg.sept.generation_key),
+                                            task=task))
         need.cells.append(cell.name)
         classes = dataset_classnames(cell.dataset)
         if (group, tuple(classes)) in checked:
             continue
         checked.add((group, tuple(classes)))
-        gkey = cfg.sept.generation_key or generation_key_for(cfg.neighbors, cache)
+        gkey = cfg.sept.generation_key or ident.key
         encoder = backbone_fingerprint(cfg.backbone.id, cfg.backbone.kind, cache)
         for c in classes_lacking(store, classes, gkey, list(cfg.text.templates), encoder):
             if c not in need.missing:
@@ -78,6 +84,8 @@ def generate_command(spec: SweepSpec, need: Need, classes_file: Path) -> list[st
                          "--backbone", need.backbone, "--json")
     if spec.cache_dir:
         cmd += ["--cache-dir", str(spec.cache_dir)]
+    if need.task:
+        cmd += ["--task", need.task]
     if spec.config:
         cmd += ["--config", str(spec.config)]
     for key, value in need.overrides.items():

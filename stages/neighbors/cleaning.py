@@ -2,7 +2,7 @@
 
 Pure Python (no numpy, no torch), so it runs anywhere and is tested on adversarial answers: malformed
 or truncated JSON, prose around the JSON, numbering and bullets, quotes, the class name echoed back,
-repeats, empty lists, other scripts, 500-character rambles.
+repeats, empty lists, other scripts, 500-character rambles, the class name cut short or reordered.
 
 Steps: `split_answer` finds the items (JSON first, salvaging what it can, else one item a line or
 comma-separated), `normalize` canonicalises one item, `clean_answer` drops what is not a usable
@@ -95,16 +95,51 @@ def normalize(item: str) -> str:
     return _SPACE.sub(" ", s).lower()
 
 
-def _latin_share(s: str) -> float:
+# Scripts that one language writes together count as one (Japanese mixes kanji, hiragana and katakana).
+_SCRIPT_GROUPS = {"HIRAGANA": "CJK", "KATAKANA": "CJK", "CJK": "CJK", "HANGUL": "HANGUL", "KATAKANA-HIRAGANA": "CJK"}
+
+
+def _script(ch: str) -> str:
+    first = unicodedata.name(ch, "UNKNOWN").split()[0]
+    return _SCRIPT_GROUPS.get(first, first)
+
+
+def main_script(s: str) -> str | None:
+    """The script most letters of `s` are written in (LATIN, CYRILLIC, CJK, ...), None without letters."""
+    counts: dict[str, int] = {}
+    for c in s:
+        if c.isalpha():
+            counts[_script(c)] = counts.get(_script(c), 0) + 1
+    return max(counts, key=counts.get) if counts else None
+
+
+def _script_share(s: str, script: str) -> float:
     letters = [c for c in s if c.isalpha()]
-    if not letters:
-        return 0.0
-    latin = sum(1 for c in letters if unicodedata.name(c, "").startswith("LATIN"))
-    return latin / len(letters)
+    return sum(1 for c in letters if _script(c) == script) / len(letters) if letters else 0.0
+
+
+def _words(s: str) -> list[str]:
+    return [w for w in re.split(r"[\s\-/]+", s) if w]
+
+
+def echo_reason(phrase: str, class_key: str) -> str | None:
+    """Why a phrase only echoes its class name (None when it says something of its own).
+
+    - "truncated class name": the class name cut short ("dog ba", or the first half of a long name);
+    - "class name reordered": only the class name's own words, in another order, fewer of them or
+      repeated ("bark dog", "bark", "dog bark dog" for "dog bark"). A paraphrase with any word of its
+      own ("barking dog", "drops of water") is kept.
+    """
+    if len(phrase) < len(class_key) and class_key.startswith(phrase):
+        return "truncated class name"
+    words, own = _words(phrase), set(_words(class_key))
+    if words and own and set(words) <= own:  # also repeats of them: "church bells church"
+        return "class name reordered"
+    return None
 
 
 def drop_reason(phrase: str, class_key: str, seen: set[str], max_words: int, max_chars: int,
-                latin_only: bool) -> str | None:
+                same_script: bool) -> str | None:
     """Why a normalised phrase is not a usable neighbor, or None to keep it."""
     if not phrase:
         return "empty"
@@ -114,19 +149,21 @@ def drop_reason(phrase: str, class_key: str, seen: set[str], max_words: int, max
         return "too long"
     if len(phrase.split()) > max_words:
         return "too many words"
-    if latin_only and _latin_share(phrase) < 0.9:
-        return "other script"
+    if same_script and class_key not in phrase:
+        script = main_script(class_key) or "LATIN"
+        if _script_share(phrase, script) < 0.9:
+            return "other script"
     if _PROSE_LEAD.match(phrase) or phrase.endswith(":"):
         return "prose"
     if phrase == class_key or phrase.replace("-", " ") == class_key.replace("-", " "):
         return "class name"
     if phrase in seen:
         return "duplicate"
-    return None
+    return echo_reason(phrase, class_key)
 
 
 def clean_answer(text: str, class_name: str, *, max_words: int = 6, max_chars: int = 60,
-                 latin_only: bool = True, already: list[str] | tuple[str, ...] = ()) -> CleanResult:
+                 same_script: bool = True, already: list[str] | tuple[str, ...] = ()) -> CleanResult:
     """Candidate neighbors of `class_name` from one raw answer, best (first written) first.
 
     `already` holds candidates kept from earlier rounds: repeats of those are dropped too.
@@ -136,7 +173,7 @@ def clean_answer(text: str, class_name: str, *, max_words: int = 6, max_chars: i
     seen = set(already)
     for raw in split_answer(text):
         phrase = normalize(raw)
-        reason = drop_reason(phrase, class_key, seen, max_words, max_chars, latin_only)
+        reason = drop_reason(phrase, class_key, seen, max_words, max_chars, same_script)
         if reason:
             res.dropped.append((raw, reason))
             continue

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cache.errors import UserError
 from stages.fields import check_choice, check_range, opt
 
 
@@ -23,8 +24,13 @@ class NeighborsConfig:
     retry_temperature: float = opt(0.7, "Retries sample at least this hot (with greedy decoding a new seed alone changes nothing).")
     max_words: int = opt(6, "Phrases longer than this many words are dropped.")
     max_chars: int = opt(60, "Phrases longer than this many characters are dropped.")
-    latin_only: bool = opt(True, "Drop phrases written mostly in a non-Latin script (the templates are English).")
+    same_script: bool = opt(True, "Drop phrases written mostly in another script than their class name (unless they contain the class name): a Latin name keeps Latin phrases, a Japanese name Japanese ones.")
     near_duplicate_cos: float = opt(0.97, "Drop a phrase whose frozen embedding is this close (cosine) to a kept one of its class; 1 = off. Texts this close count as one text: an encoder whose probe texts (or, at tune time, training class names) are this close on average gets no embedding filter.")
+    task: str = opt("", "The dataset's task, given to the LLM as context by prompts with {task} (e.g. 'music genre classification'); empty = the task of the dataset config (--dataset), else 'audio classification'. Part of the generation key.")
+    samples: int = opt(1, "Answers per class in the first round: 1 = one answer; k > 1 = the first-round answer plus k-1 sampled at sample_temperature in the same batched call (the prompt's prefill is shared), candidates pooled and ranked by votes (answers that proposed them), then the LLM's own log-probability.")
+    sample_temperature: float = opt(0.7, "Temperature of the extra answers when samples > 1.")
+    verify_threshold: float = opt(0.0, "Verification round: the same LLM is asked 'Is PHRASE a sound like CLASS? yes/no' for every candidate (one batched call) and candidates with P(yes) below this are dropped; 0 = no verification round.")
+    tensor_parallel_size: int = opt(1, "GPUs vLLM splits the LLM over (vLLM's tensor_parallel_size), so that a larger model fits; 1 = one device.")
     dtype: str = opt("auto", "LLM dtype for the engine.")
     max_model_len: int = opt(2048, "vLLM context length.")
     transformers_batch_size: int = opt(8, "Conversations per generate() call with backend = transformers (1 = one class at a time).")
@@ -46,3 +52,14 @@ class NeighborsConfig:
         check_range("neighbors", "max_chars", self.max_chars, 1)
         check_range("neighbors", "max_model_len", self.max_model_len, 64)
         check_range("neighbors", "transformers_batch_size", self.transformers_batch_size, 1)
+        check_range("neighbors", "samples", self.samples, 1, 64)
+        check_range("neighbors", "sample_temperature", self.sample_temperature, 0.0, 5.0)
+        check_range("neighbors", "verify_threshold", self.verify_threshold, 0.0, 1.0)
+        check_range("neighbors", "tensor_parallel_size", self.tensor_parallel_size, 1, 64)
+        if (self.samples > 1 or self.verify_threshold > 0) and self.backend != "vllm":
+            which = "samples" if self.samples > 1 else "verify_threshold"
+            raise UserError(f"config key neighbors.{which} = {getattr(self, which)}: needs the vllm backend (token "
+                            f"log-probabilities; neighbors.backend is {self.backend!r}); use 1 sample and threshold 0")
+        if self.tensor_parallel_size > 1 and self.backend != "vllm":
+            raise UserError(f"config key neighbors.tensor_parallel_size = {self.tensor_parallel_size}: only the vllm "
+                            f"backend splits a model over devices (neighbors.backend is {self.backend!r}); use 1")

@@ -25,9 +25,13 @@ class Sampling:
     seed: int
     repetition_penalty: float = 1.0  # > 1 discourages repeating tokens (small models loop without it)
     json_schema: dict | None = None  # constrain the output to this JSON schema (vLLM only)
+    n: int = 1  # answers of this request (vLLM shares the prompt's prefill among them)
+    logprobs: bool = False  # return each generated token's log-probability (Completion.pieces)
 
     def record(self) -> dict:
         d = asdict(self)
+        d.pop("n")
+        d.pop("logprobs")
         d["structured_output"] = "json" if d.pop("json_schema") is not None else "none"
         return d
 
@@ -38,6 +42,7 @@ class Completion:
     tokens: int
     finish_reason: str  # "stop" | "length" | ...
     applied_seed: int | None = None  # the seed actually used when it is not the request's own
+    pieces: tuple = ()  # (token text, log-probability) per generated token, when asked for
 
 
 def neighbors_schema(max_items: int, max_chars: int) -> dict:
@@ -81,12 +86,14 @@ class VLLMEngine:
     name = "vllm"
 
     def __init__(self, model: str, *, seed: int, max_model_len: int, dtype: str = "auto",
-                 gpu_memory_utilization: float = 0.85):
+                 gpu_memory_utilization: float = 0.85, tensor_parallel_size: int = 1):
         import vllm
         from vllm import LLM
 
         self.version = vllm.__version__
         kwargs: dict[str, Any] = dict(model=model, seed=seed, max_model_len=max_model_len, dtype=dtype)
+        if tensor_parallel_size > 1:  # a model too big for one device is split over several
+            kwargs["tensor_parallel_size"] = int(tensor_parallel_size)
         if _has_cuda():
             kwargs["gpu_memory_utilization"] = gpu_memory_utilization
         else:
@@ -102,19 +109,38 @@ class VLLMEngine:
         from vllm import SamplingParams
 
         base = dict(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=s.seed,
-                    repetition_penalty=s.repetition_penalty)
+                    repetition_penalty=s.repetition_penalty, n=s.n)
+        if s.logprobs:
+            base["logprobs"] = 0  # the chosen token's own log-probability only
         if s.json_schema is None:
             return SamplingParams(**base)
         return SamplingParams(**base, **structured_json_kwargs(s.json_schema))
 
     def chat(self, conversations: Sequence[list[dict]], samplings: Sequence[Sampling]) -> list[Completion]:
+        return [answers[0] for answers in self.chat_n(conversations, samplings)]
+
+    def chat_n(self, conversations: Sequence[list[dict]], samplings: Sequence[Sampling]) -> list[list[Completion]]:
+        """All `n` answers of every request, in input order."""
         params = [self._params(s) for s in samplings]
         outs = self.llm.chat(list(conversations), params, use_tqdm=True)
         result = []
         for o in outs:  # vLLM returns outputs in input order
-            c = o.outputs[0]
-            result.append(Completion(c.text, len(c.token_ids), str(c.finish_reason)))
+            result.append([Completion(c.text, len(c.token_ids), str(c.finish_reason), pieces=_pieces(c))
+                           for c in o.outputs])
         return result
+
+    def first_token_top(self, conversations: Sequence[list[dict]], k: int) -> list[dict[str, float]]:
+        """Token text -> log-probability of the `k` likeliest first tokens of each greedy answer (one call)."""
+        from vllm import SamplingParams
+
+        params = SamplingParams(temperature=0.0, max_tokens=1, logprobs=int(k))
+        outs = self.llm.chat(list(conversations), params, use_tqdm=True)
+        tops = []
+        for o in outs:
+            lp = o.outputs[0].logprobs
+            first = lp[0] if lp else {}
+            tops.append({str(v.decoded_token): float(v.logprob) for v in first.values()})
+        return tops
 
     def close(self) -> None:
         import gc
@@ -126,6 +152,17 @@ class VLLMEngine:
             pass
         del llm
         gc.collect()
+
+
+def _pieces(c) -> tuple:
+    """(token text, log-probability) of each generated token of a vLLM CompletionOutput ('' if not asked)."""
+    if not c.logprobs:
+        return ()
+    out = []
+    for tok, lp in zip(c.token_ids, c.logprobs):
+        entry = lp.get(tok) or next(iter(lp.values()))
+        out.append((entry.decoded_token or "", float(entry.logprob)))
+    return tuple(out)
 
 
 def structured_json_kwargs(schema: dict) -> dict:

@@ -63,6 +63,8 @@ class Candidate:
     phrase: str
     seed: int
     round: int
+    votes: int | None = None  # answers that proposed it (samples > 1), else None
+    verify_score: float | None = None  # P(yes) of the verification round, when there was one
 
 
 @dataclass
@@ -89,7 +91,8 @@ def _recorded_sampling(cfg, engine: str) -> dict:
     if structured == "json" and engine != "vllm":
         structured = "json-prompted"  # transformers: asked for JSON in the prompt, not constrained
     return {**spec, "structured_output": structured, "output_format": cfg.neighbors.output_format,
-            "overgenerate": cfg.neighbors.overgenerate, "seed_rule": "sha256(seed:round:class)"}
+            "overgenerate": cfg.neighbors.overgenerate, "seed_rule": "sha256(seed:round:class)",
+            "verify_threshold": cfg.neighbors.verify_threshold}
 
 
 class _Embeddings:
@@ -120,6 +123,26 @@ class _Embeddings:
         if not texts:
             return np.zeros((0, 1))
         return template_mean(np.stack([self.vectors[t] for t in texts]))
+
+
+def _ranked_candidates(cfg, c: str, r: dict, round_index: int, earlier: list[Candidate],
+                       stats: RunStats) -> list[Candidate]:
+    """This round's new candidates of class `c`, best first: its answers pooled and ranked by votes
+    (voting.py), those the verification round scored below neighbors.verify_threshold dropped."""
+    from stages.neighbors import voting
+
+    n = cfg.neighbors
+    answers = [r] + r.get("samples", [])
+    seeds = [r["seed"]] + [r.get("samples_seed", r["seed"])] * (len(answers) - 1)
+    scores = r.get("verify", {})
+    out = []
+    for x in voting.pool(answers, c, cleaning_kwargs(cfg), [e.phrase for e in earlier], stats.dropped):
+        score = scores.get(x.phrase) if n.verify_threshold > 0 else None
+        if score is not None and score < n.verify_threshold:
+            stats.dropped["verification"] = stats.dropped.get("verification", 0) + 1
+            continue
+        out.append(Candidate(x.phrase, seeds[x.answer], round_index, x.votes if n.samples > 1 else None, score))
+    return out
 
 
 def _progress(line: str) -> None:
@@ -167,11 +190,7 @@ def _generate_missing(cfg, ident: GenerationIdentity, missing: list[str], emb: _
                 stats.unseeded += not r.get("seeded", True)
                 stats.tokens += r["tokens"]
                 stats.truncated_answers += r["finish"] == "length"
-                res = cleaning.clean_answer(r["text"], c, already=[x.phrase for x in candidates[c]],
-                                            **cleaning_kwargs(cfg))
-                candidates[c] += [Candidate(p, r["seed"], rnd["round"]) for p in res.kept]
-                for _, reason in res.dropped:
-                    stats.dropped[reason] = stats.dropped.get(reason, 0) + 1
+                candidates[c] += _ranked_candidates(cfg, c, r, rnd["round"], candidates[c], stats)
         if provenance is None:
             provenance = Provenance(
                 llm_id=ident.llm["id"], llm_revision=ident.llm["revision"], llm_fingerprint=ident.llm["fingerprint"],
@@ -212,7 +231,8 @@ def _generate_missing(cfg, ident: GenerationIdentity, missing: list[str], emb: _
     for c in missing:
         ks = kept[c]
         items.append(ClassNeighbors(c, [x.phrase for x in ks], provenance, sampling,
-                                    seed=[x.seed for x in ks] if ks else 0, rounds=rounds_of[c]))
+                                    seed=[x.seed for x in ks] if ks else 0, rounds=rounds_of[c],
+                                    votes=[x.votes for x in ks], verify_scores=[x.verify_score for x in ks]))
     return items
 
 
@@ -221,17 +241,18 @@ def _generate_missing(cfg, ident: GenerationIdentity, missing: list[str], emb: _
 
 
 def generate_neighbors(classes: Sequence[str], cfg, cache_dir: str | os.PathLike | None = None,
-                       backbone: str | None = None, verbose: bool = False) -> dict:
+                       backbone: str | None = None, verbose: bool = False, task: str = "") -> dict:
     """Make sure every class has its neighbors and every needed text its embeddings; return a summary.
 
     cfg: the root Config (sections neighbors, backbone, text). backbone: overrides cfg.backbone.id.
     verbose: the LLM engine's own log lines on stderr instead of CACHE/logs/llm-worker.log.
+    task: the dataset's task, context for prompts with {task} (neighbors.task wins when set).
     """
     t0 = time.perf_counter()
     classes = check_classes(classes, "class list")
     cache = cache_root(cache_dir)
     backbone_id = backbone or cfg.backbone.id
-    ident = resolve_generation(cfg.neighbors, cache)  # checks --llm and the prompt first
+    ident = resolve_generation(cfg.neighbors, cache, task)  # checks --llm and the prompt first
     from stages.backbones.fingerprint import backbone_fingerprint
 
     encoder_fp = backbone_fingerprint(backbone_id, cfg.backbone.kind, cache)
@@ -287,6 +308,7 @@ def generate_neighbors(classes: Sequence[str], cfg, cache_dir: str | os.PathLike
         "llm_fingerprint": ident.llm["fingerprint"],
         "prompt_hash": ident.prompt_hash,
         "prompt": ident.template.path,
+        "task": ident.task,
         "encoder_fingerprint": encoder_fp,
         "templates": len(templates),
         "index_rows": index_rows,

@@ -83,14 +83,15 @@ def _loadable_id(fingerprint: str, kind: str, cache) -> str | None:
 
 
 def quality_report(cfg, cache_dir: str | os.PathLike | None, classes: Sequence[str] | None,
-                   generation_key: str | None, reference: str) -> dict:
-    """Quality figures (quality.score) of the neighbors stored under one generation key."""
-    from stages.neighbors.keys import generation_key_for
+                   generation_key: str | None, reference: str, task: str = "") -> dict:
+    """Quality figures (quality.score) of the neighbors stored under one generation key (default: the
+    config's, for a dataset of task `task`)."""
+    from stages.neighbors.keys import resolve_generation
     from stages.neighbors.quality import load_reference, score
 
     cache = cache_root(cache_dir)
     store = NeighborStore.in_cache(cache)
-    key = generation_key or generation_key_for(cfg.neighbors, cache)
+    key = generation_key or resolve_generation(cfg.neighbors, cache, task).key
     status = store.class_status(None, key)
     if not status:
         raise UserError(f"generation key {key}: nothing stored under it in {store.root} "

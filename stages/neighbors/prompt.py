@@ -15,7 +15,9 @@ File format (plain text, UTF-8). Either a single block, which becomes the user m
 `[example: CLASS]` sections become worked examples: a user turn (the [user] text with CLASS in place
 of {classname}) and an assistant turn with the listed neighbors, written in the output format asked
 for (one a line, or `{"neighbors": [...]}`), so a small model sees the exact shape we want back.
-Placeholders: {classname} (required in [user]), {count} (phrases asked), {format} (the format rule).
+Placeholders: {classname} (required in [user]), {count} (phrases asked), {format} (the format rule),
+{task} (the dataset's task, e.g. "music genre classification": tells the LLM what kind of sound a name is;
+never another class's name, so a class's answer still depends on that class alone).
 """
 from __future__ import annotations
 
@@ -27,7 +29,8 @@ from pathlib import Path
 from cache.errors import UserError
 from cache.fingerprint import sha256_bytes, sha256_json, short
 
-PLACEHOLDERS = ("classname", "count", "format")
+PLACEHOLDERS = ("classname", "count", "format", "task")
+DEFAULT_TASK = "audio classification"  # what {task} says when no dataset task is known
 FORMAT_RULES = {
     "lines": "Write one phrase per line, with no numbering and nothing else.",
     "json": 'Answer only with JSON of the form {"neighbors": ["...", "..."]}.',
@@ -45,23 +48,38 @@ class PromptTemplate:
     user: str
     examples: tuple[tuple[str, tuple[str, ...]], ...]  # (class, neighbors)
 
-    def prompt_hash(self, output_format: str, count: int) -> str:
-        """What keys the store: the template file, the answer format and the number of phrases asked."""
-        return short(sha256_json({"file": self.file_hash, "format": output_format, "count": int(count)}))
+    @property
+    def uses_task(self) -> bool:
+        return "{task}" in self.system or "{task}" in self.user
 
-    def _user(self, classname: str, output_format: str, count: int) -> str:
-        return (self.user.replace("{classname}", classname).replace("{count}", str(count))
-                .replace("{format}", FORMAT_RULES[output_format]))
+    def task_text(self, task: str) -> str:
+        """What {task} becomes: the given task, else DEFAULT_TASK ('' when the template has no {task})."""
+        return (task.strip() or DEFAULT_TASK) if self.uses_task else ""
 
-    def messages(self, classname: str, output_format: str, count: int) -> list[dict]:
+    def prompt_hash(self, output_format: str, count: int, task: str = "") -> str:
+        """What keys the store: the template file, the answer format, the number of phrases asked and, in a
+        template with {task}, the task text (a template without it keys exactly as before)."""
+        parts = {"file": self.file_hash, "format": output_format, "count": int(count)}
+        if self.uses_task:
+            parts["task"] = self.task_text(task)
+        return short(sha256_json(parts))
+
+    def _fill(self, text: str, output_format: str, count: int, task: str) -> str:
+        return (text.replace("{count}", str(count)).replace("{format}", FORMAT_RULES[output_format])
+                .replace("{task}", self.task_text(task)))
+
+    def _user(self, classname: str, output_format: str, count: int, task: str = "") -> str:
+        return self._fill(self.user.replace("{classname}", classname), output_format, count, task)
+
+    def messages(self, classname: str, output_format: str, count: int, task: str = "") -> list[dict]:
         """The chat conversation for one class: system, worked examples, then the question."""
         msgs: list[dict] = []
         if self.system:
-            msgs.append({"role": "system", "content": self.system})
+            msgs.append({"role": "system", "content": self._fill(self.system, output_format, count, task)})
         for ex_class, ex_neighbors in self.examples:
-            msgs.append({"role": "user", "content": self._user(ex_class, output_format, count)})
+            msgs.append({"role": "user", "content": self._user(ex_class, output_format, count, task)})
             msgs.append({"role": "assistant", "content": format_answer(ex_neighbors, output_format)})
-        msgs.append({"role": "user", "content": self._user(classname, output_format, count)})
+        msgs.append({"role": "user", "content": self._user(classname, output_format, count, task)})
         return msgs
 
 

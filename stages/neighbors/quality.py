@@ -76,12 +76,14 @@ def score(class_names: Sequence[str], neighbors: Mapping[str, Sequence[str]],
     total = 0
     for i, c in enumerate(class_names):
         phrases = list(neighbors.get(c, []))
-        row = {"class": c, "neighbors": len(phrases), "precision": None, "own_similarity": None, "diversity": None}
+        row = {"class": c, "neighbors": len(phrases), "precision": None, "own_similarity": None, "diversity": None,
+               "phrases": phrases, "hits": []}
         if phrases:
             v = unit_rows(encode(phrases))
             sims = v @ cls.T  # [k, C]
             nearest = sims.argmax(axis=1)
             hits = int((nearest == i).sum())
+            row["hits"] = [bool(j == i) for j in nearest]
             hits_total += hits
             total += len(phrases)
             row["precision"] = hits / len(phrases)
@@ -109,3 +111,11 @@ def score(class_names: Sequence[str], neighbors: Mapping[str, Sequence[str]],
     if num_neighbors is not None:
         overall["classes_short"] = sum(1 for r in per_class if r["neighbors"] < num_neighbors)
     return {"overall": overall, "per_class": per_class}
+
+
+def worst_classes(per_class: Sequence[dict], k: int) -> list[dict]:
+    """The k classes with the lowest precision (empty classes first), ties by lower own similarity."""
+    def badness(r):
+        return (-1.0 if r["precision"] is None else r["precision"],
+                -1.0 if r["own_similarity"] is None else r["own_similarity"])
+    return sorted(per_class, key=badness)[:max(0, int(k))]

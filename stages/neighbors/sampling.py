@@ -28,3 +28,13 @@ def round_sampling(spec: dict, round_index: int, class_name: str) -> dict:
         "repetition_penalty": float(spec.get("repetition_penalty", 1.0)),
         "json_schema": spec.get("json_schema"),
     }
+
+
+def sample_request(spec: dict, round_index: int, class_name: str) -> dict:
+    """Keyword arguments of the extra sampled answers of a class (spec['samples'] > 1): n = samples - 1 at
+    spec['sample_temperature'], with a seed of their own (same rule, tagged so it differs from the
+    first answer's)."""
+    kw = round_sampling(spec, round_index, class_name)
+    kw.update(temperature=float(spec["sample_temperature"]), n=int(spec["samples"]) - 1, logprobs=True,
+              seed=request_seed(spec["seed"], round_index, class_name + "\x00samples"))
+    return kw

@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 from cache.atomic import atomic_write_json
-from stages.neighbors.cleaning import clean_answer
-from stages.neighbors.sampling import round_sampling
+from stages.neighbors import verification, voting
+from stages.neighbors.sampling import round_sampling, sample_request
 
 
 def _stop_with_parent() -> None:
@@ -60,7 +60,7 @@ def make_engine(req: dict):
     if req["backend"] == "vllm":
         engines.configure_vllm_env(req["cache_dir"])
         return engines.VLLMEngine(model, seed=req["engine_seed"], max_model_len=req["max_model_len"],
-                                  dtype=req["dtype"])
+                                  dtype=req["dtype"], tensor_parallel_size=req.get("tensor_parallel_size", 1))
     return engines.TransformersEngine(model, seed=req["engine_seed"], batch_size=req["batch_size"],
                                       dtype=req["dtype"])
 
@@ -79,29 +79,62 @@ def run(req: dict) -> dict:
     requests = 0
     gen_seconds = 0.0
     try:  # a failure or a SIGTERM still shuts the engine (vLLM: its engine-core process) down
+        spec = req["sampling"]
+        samples = int(spec.get("samples", 1))
+        threshold = float(req.get("verify_threshold", 0.0))
         for r in range(req["start_round"], req["start_round"] + req["max_rounds"]):
             if not pending:
                 break
-            samplings = [Sampling(**round_sampling(req["sampling"], r, c)) for c in pending]
+            scored = samples > 1 or threshold > 0
+            # token log-probabilities break ties between equal votes; with one answer, written order ranks
+            samplings = [Sampling(**round_sampling(spec, r, c), logprobs=samples > 1) for c in pending]
             convs = [req["messages"][c] for c in pending]
+            extra = r == 0 and samples > 1  # self-consistency: more answers in the first round's batch
+            if extra:
+                samplings += [Sampling(**sample_request(spec, r, c)) for c in pending]
+                convs = convs + convs
             t = time.perf_counter()
-            outs = engine.chat(convs, samplings)
+            outs = engine.chat_n(convs, samplings) if scored else [[o] for o in engine.chat(convs, samplings)]
             gen_seconds += time.perf_counter() - t
-            requests += len(pending)
+            requests += len(convs)
             results = {}
-            for c, s, o in zip(pending, samplings, outs):
+            for i, (c, s, o) in enumerate(zip(pending, samplings, outs)):
+                o = o[0]
                 # A request that could not be seeded on its own (a sampled transformers batch) records
                 # the seed that was applied.
                 own = o.applied_seed is None
                 results[c] = {"text": o.text, "tokens": o.tokens, "finish": o.finish_reason,
-                              "seed": s.seed if own else o.applied_seed, "seeded": own}
-                candidates[c].extend(clean_answer(o.text, c, already=candidates[c], **clean_kw).kept)
+                              "seed": s.seed if own else o.applied_seed, "seeded": own,
+                              "pieces": [list(p) for p in o.pieces]}
+                if extra:
+                    s2, more = samplings[len(pending) + i], outs[len(pending) + i]
+                    results[c]["samples"] = [{"text": m.text, "tokens": m.tokens, "finish": m.finish_reason,
+                                              "pieces": [list(p) for p in m.pieces]} for m in more]
+                    results[c]["samples_seed"] = s2.seed
+            if threshold > 0:
+                _verify(engine, results, candidates, clean_kw)
+            for c in pending:
+                answers = [results[c]] + results[c].get("samples", [])
+                pooled = voting.pool(answers, c, clean_kw, already=candidates[c])
+                scores = results[c].get("verify", {})
+                candidates[c].extend(x.phrase for x in pooled if scores.get(x.phrase, 1.0) >= threshold)
             rounds.append({"round": r, "results": results})
             pending = [c for c in pending if len(candidates[c]) < need]
     finally:
         engine.close()
     return {"engine": engine.name, "engine_version": engine.version, "rounds": rounds, "requests": requests,
             "startup_seconds": started, "generate_seconds": gen_seconds}
+
+
+def _verify(engine, results: dict, candidates: dict, clean_kw: dict) -> None:
+    """P(yes) of every new candidate of this round, in one batched call; into results[c]['verify']."""
+    asked = []
+    for c, r in results.items():
+        answers = [r] + r.get("samples", [])
+        asked += [(c, x.phrase) for x in voting.pool(answers, c, clean_kw, already=candidates[c])]
+    tops = engine.first_token_top([verification.question(p, c) for c, p in asked], verification.TOP_LOGPROBS)
+    for (c, p), top in zip(asked, tops):
+        results[c].setdefault("verify", {})[p] = verification.p_yes(top)
 
 
 def main(argv: list[str]) -> int:

@@ -24,13 +24,13 @@ def sampling_spec(cfg) -> dict:
     schema = neighbors_schema(n.overgenerate, n.max_chars) if n.output_format == "json" else None
     return {"temperature": n.temperature, "retry_temperature": n.retry_temperature, "top_p": n.top_p,
             "max_tokens": n.max_tokens, "seed": n.seed, "repetition_penalty": n.repetition_penalty,
-            "json_schema": schema}
+            "json_schema": schema, "samples": n.samples, "sample_temperature": n.sample_temperature}
 
 
 def cleaning_kwargs(cfg) -> dict:
     """The cleaning rules (cleaning.clean_answer keywords) of the [neighbors] section."""
     n = cfg.neighbors
-    return {"max_words": n.max_words, "max_chars": n.max_chars, "latin_only": n.latin_only}
+    return {"max_words": n.max_words, "max_chars": n.max_chars, "same_script": n.same_script}
 
 
 def run_worker(request: dict, cache_dir: Path, verbose: bool = False) -> dict:
@@ -96,7 +96,9 @@ def worker_request(cfg, ident: GenerationIdentity, classes: list[str], candidate
         "dtype": n.dtype,
         "batch_size": n.transformers_batch_size,
         "classes": classes,
-        "messages": {c: ident.template.messages(c, n.output_format, n.overgenerate) for c in classes},
+        "messages": {c: ident.template.messages(c, n.output_format, n.overgenerate, ident.task) for c in classes},
+        "verify_threshold": n.verify_threshold,
+        "tensor_parallel_size": n.tensor_parallel_size,
         "sampling": sampling_spec(cfg),
         "need": n.num_neighbors,
         "cleaning": cleaning_kwargs(cfg),

@@ -44,7 +44,7 @@ def load_neighbor_bank(cfg, learner, backbone, classnames: Sequence[str], cache_
     if not gkey:
         from stages.neighbors.keys import generation_key_for  # hashes the configured LLM's weights (memoised)
 
-        gkey = generation_key_for(cfg.neighbors, cache_dir)
+        gkey = generation_key_for(cfg.neighbors, cache_dir, dataset)  # the dataset's task keys prompts with {task}
     fix = fill_command(dataset, backbone.id, cache_dir)
     templates = list(cfg.text.templates)
     encoder = backbone.fingerprint

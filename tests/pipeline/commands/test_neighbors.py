@@ -50,7 +50,10 @@ def seed_store(cache: Path, clap: Path) -> dict:
     prov = Provenance(ident.llm["id"], ident.llm["revision"], ident.llm["fingerprint"], "vllm", "seeded",
                       ident.prompt_hash, ident.template.version, 8)
     store = NeighborStore.in_cache(cache)
-    store.put_phrases([ClassNeighbors(c, p, prov, {"temperature": 0.0}, seed=0) for c, p in PHRASES.items()])
+    # dog as a run with votes and verification would store it (its rows carry both scores)
+    scores = {"dog": {"votes": [3, 3, 2, 2, 2, 1, 1, 1], "verify_scores": [0.95, 0.9, 0.8, 0.75, 0.7, 0.6, 0.55, 0.5]}}
+    store.put_phrases([ClassNeighbors(c, p, prov, {"temperature": 0.0}, seed=0, **scores.get(c, {}))
+                       for c, p in PHRASES.items()])
     texts = CLASSES + [p for ps in PHRASES.values() for p in ps]
     enc = TextEncoder(str(clap), BackboneConfig(device="cpu"), str(cache), 64)
     fp = backbone_fingerprint(clap, "clap", cache)
@@ -116,6 +119,17 @@ def test_show_prints_ranked_phrases_with_provenance(seeded):
     human = cli(seeded["cache"], "neighbors", "show", "rain")
     assert "downpour" in human.stdout and seeded["key"] in human.stdout
     one_line_error(cli(seeded["cache"], "neighbors", "show", "thunder"), "'thunder'", "not in the store")
+    assert "votes" not in human.stdout and "P(yes)" not in human.stdout  # rain has neither score
+
+
+def test_show_prints_votes_and_verification_scores_when_stored(seeded):
+    human = cli(seeded["cache"], "neighbors", "show", "dog")
+    assert human.returncode == 0, human.stderr
+    lines = [ln for ln in human.stdout.splitlines() if "barking puppy" in ln or "snarling dog" in ln]
+    assert lines[0].endswith("(seed 0, votes 3, P(yes) 0.950)"), lines
+    assert lines[1].endswith("(seed 0, votes 1, P(yes) 0.500)"), lines
+    rows = json.loads(cli(seeded["cache"], "neighbors", "show", "dog", "--json").stdout)["phrases"]
+    assert [r["votes"] for r in rows] == [3, 3, 2, 2, 2, 1, 1, 1]
 
 
 def test_search_a_stored_text_finds_itself_first_without_a_model(seeded, clap):
@@ -200,6 +214,13 @@ def test_quality_scores_the_stored_neighbors(seeded):
     p2 = cli(seeded["cache"], "neighbors", "quality", "--classes-file", str(f), "--json")
     assert [r["class"] for r in json.loads(p2.stdout)["per_class"]] == ["rain", "dog"]
     one_line_error(cli(seeded["cache"], "neighbors", "quality", "--key", "0000000000000000"), "0000000000000000")
+    # --per-class (the default) ends with the worst classes and their phrases, worst first
+    human = cli(seeded["cache"], "neighbors", "quality", "--worst", "2")
+    assert human.returncode == 0, human.stderr
+    tail = human.stdout.split("worst 2 classes", 1)[1].splitlines()[1:3]
+    by_prec = sorted(out["per_class"], key=lambda r: (r["precision"], r["own_similarity"]))
+    assert [ln.split(" (")[0].strip() for ln in tail] == [r["class"] for r in by_prec[:2]]
+    assert all(p in tail[0] for p in PHRASES[by_prec[0]["class"]][:3])
 
 
 def test_warm_generate_on_seeded_store_is_a_no_op(seeded, clap):

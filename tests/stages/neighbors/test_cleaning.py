@@ -65,7 +65,7 @@ def test_other_scripts_are_dropped_latin_accents_kept():
     text = "\u72d7\u53eb\n\u043b\u0430\u0439 \u0441\u043e\u0431\u0430\u043a\u0438\nperro ladrando\naboiement de chi\u00e9n"
     assert kept(text) == ["perro ladrando", "aboiement de chi\u00e9n"]
     assert reasons(text) == ["other script", "other script"]
-    assert kept("\u72d7\u53eb", latin_only=False) == ["\u72d7\u53eb"]
+    assert kept("\u72d7\u53eb", same_script=False) == ["\u72d7\u53eb"]
 
 
 def test_over_long_phrases_are_dropped():
@@ -97,3 +97,31 @@ def test_normalize_is_idempotent():
 
 def test_split_answer_prefers_json_over_lines():
     assert split_answer('noise line\n{"neighbors": ["a b"]}\nmore noise') == ["a b"]
+
+
+def test_truncations_of_the_class_name_are_dropped():
+    long_name = "a very long class name that describes one particular kind of mechanical noise"
+    text = "dog ba\ndog\nbarking dog"
+    assert kept(text) == ["barking dog"]
+    assert reasons(text) == ["truncated class name", "truncated class name"]
+    half = long_name[: len(long_name) // 2].strip()
+    assert kept(f"{half}\nengine whir", cls=long_name, max_chars=200, max_words=20) == ["engine whir"]
+
+
+def test_reorderings_of_the_class_names_own_words_are_dropped_paraphrases_kept():
+    text = "bark dog\nbark\ndog-bark\nbarking dog\ncanine bark\ndog barking loudly"
+    assert kept(text) == ["barking dog", "canine bark", "dog barking loudly"]
+    assert reasons(text) == ["class name reordered", "class name reordered", "class name"]
+    assert kept("drops of water\ndrops water\nwater", cls="water drops") == ["drops of water"]
+    # seen from the packaged model: the name with its own words repeated
+    text = "church bells church\nchurch bells church bells\nze church bells\nbell tower chimes"
+    assert kept(text, cls="church bells") == ["ze church bells", "bell tower chimes"]
+
+
+def test_other_script_than_the_class_name_is_dropped_unless_it_holds_the_class_name():
+    water = "\u6c34\u306e\u97f3"  # Japanese 'sound of water': kanji + hiragana
+    text = f"water sound\n\u6c34\u6ef4\u306e\u97f3\n\u30b6\u30fc\u30b6\u30fc\n{water} (water)\nhippo"
+    assert kept(text, cls=water) == ["\u6c34\u6ef4\u306e\u97f3", "\u30b6\u30fc\u30b6\u30fc", f"{water} (water)"]
+    assert reasons(text, cls=water) == ["other script", "other script"]
+    # A Latin class name keeps Latin phrases only, as before, unless the phrase carries the class name.
+    assert kept("\u72d7 dog bark \u5420\nwoof", cls="dog bark") == ["\u72d7 dog bark \u5420", "woof"]
