@@ -7,6 +7,11 @@ numpy<2), so it runs in a separate throwaway venv, never in the project's:
     /tmp/msclap-venv/bin/pip install torch==2.13.0 && /tmp/msclap-venv/bin/pip install "transformers<5" "numpy<2" msclap
     python benchmarks/check_msclap_reference.py --reference-python /tmp/msclap-venv/bin/python
 
+or, without downloading a second torch (as run for docs/benchmarks.md): a venv of the project venv's base python,
+`pip install "transformers<5" "numpy<2" torchlibrosa pyyaml`, `pip install --no-deps msclap`, then a .pth file in
+its site-packages naming the project venv's site-packages (appended after its own, so numpy<2 and transformers<5
+win and torch comes from the project).
+
 Steps, per kind (msclap-2022, msclap-2023), full key layout (msclap's classes fix the audio towers' sizes):
 1. here: `make_random_checkpoint(kind, "full")`, then our adapter's text embeddings of fixed texts and audio
    embeddings of fixed 44.1 kHz clips of exactly the model's clip length (so no crop or repeat on either side);
@@ -151,6 +156,8 @@ def main() -> None:
                 "audio_max_abs_diff": float(np.abs(a["audio"] - b["audio"]).max()),
                 "audio_unit_max_abs_diff": float(np.abs(_unit(a["audio"]) - _unit(b["audio"])).max()),
                 "audio_max_abs": float(np.abs(b["audio"]).max()),
+                # per clip (tone, noise, chirp): float32 front-end rounding shows on the clips with near-silent mel bands
+                "audio_max_abs_diff_per_clip": [float(x) for x in np.abs(a["audio"] - b["audio"]).max(axis=1)],
                 "msclap_missing_keys": keys["missing"], "msclap_unexpected_keys": keys["unexpected"],
             }
     print(json.dumps(results, indent=1))

@@ -9,7 +9,8 @@ built locally (CLIP-, GPT-2- or BERT-style by kind). They load through exactly t
 Values: weights N(0, 0.02^2), LayerNorm/BatchNorm scales 1 and shifts/means 0, variances 1, the mel
 filterbank and torchlibrosa's DFT kernels the real ones (the original code computes its spectrogram with
 those kernels, so a reference run on this file sees the same front end as ours), integer buffers as the
-original module computes them (arange positions); everything else random.
+original module computes them (arange positions), HTS-AT's shifted-window attention masks too (a float buffer
+the original code loads from the file and uses); everything else random.
 """
 from __future__ import annotations
 
@@ -36,9 +37,31 @@ def _tensor_for(key: str, shape: tuple, generator):
         return torch.randint(0, 10, shape, generator=generator)
     if key.endswith(("running_var",)) or (key.endswith(".weight") and len(shape) == 1):
         return torch.ones(shape)  # LayerNorm / BatchNorm scales
-    if key.endswith(("running_mean", ".bias")) or key.endswith("attn_mask"):
+    if key.endswith("attn_mask"):
+        return swin_shift_mask(shape)
+    if key.endswith(("running_mean", ".bias")):
         return torch.zeros(shape)
     return torch.randn(shape, generator=generator) * 0.02
+
+
+def swin_shift_mask(shape: tuple):
+    """HTS-AT's shifted-window attention mask [windows, win*win, win*win] (0 within a region, -100 across), as
+    its SwinTransformerBlock computes and saves it (a persistent buffer, so the real checkpoints hold it and the
+    original code uses the loaded one): square map of side win*sqrt(windows), shift win // 2."""
+    import math
+
+    import torch
+
+    windows, tokens = shape[0], shape[1]
+    win = math.isqrt(tokens)
+    side, shift = win * math.isqrt(windows), win // 2
+    regions = torch.zeros(side, side)
+    cuts = (slice(0, -win), slice(-win, -shift), slice(-shift, None))
+    for i, (h, w) in enumerate((h, w) for h in cuts for w in cuts):
+        regions[h, w] = i
+    ids = regions.view(side // win, win, side // win, win).permute(0, 2, 1, 3).reshape(-1, win * win)
+    mask = ids.unsqueeze(1) - ids.unsqueeze(2)
+    return mask.masked_fill(mask != 0, -100.0).masked_fill(mask == 0, 0.0)
 
 
 def stft_kernels(n_fft: int):
