@@ -34,7 +34,7 @@ def _tensor_for(key: str, shape: tuple, generator):
     if key.endswith("position_ids"):
         return torch.arange(shape[-1]).expand(shape).clone()
     if key.endswith("relative_position_index"):
-        return torch.randint(0, 10, shape, generator=generator)
+        return swin_relative_position_index(shape)
     if key.endswith(("running_var",)) or (key.endswith(".weight") and len(shape) == 1):
         return torch.ones(shape)  # LayerNorm / BatchNorm scales
     if key.endswith("attn_mask"):
@@ -42,6 +42,19 @@ def _tensor_for(key: str, shape: tuple, generator):
     if key.endswith(("running_mean", ".bias")):
         return torch.zeros(shape)
     return torch.randn(shape, generator=generator) * 0.02
+
+
+def swin_relative_position_index(shape: tuple):
+    """Swin's relative-position lookup [win*win, win*win] as its WindowAttention computes and saves it: for
+    tokens p, q of a win x win window, (dh + win - 1) * (2 win - 1) + (dw + win - 1), d = p - q."""
+    import math
+
+    import torch
+
+    win = math.isqrt(shape[0])
+    hw = torch.stack(torch.meshgrid(torch.arange(win), torch.arange(win), indexing="ij")).flatten(1)  # [2, win*win]
+    d = hw[:, :, None] - hw[:, None, :] + (win - 1)
+    return (d[0] * (2 * win - 1) + d[1]).long()
 
 
 def swin_shift_mask(shape: tuple):

@@ -10,7 +10,7 @@ import torch
 from transformers.models.clap.modeling_clap import ClapAudioLayer
 
 from stages.backbones.htsat import FULL, clap_audio_config
-from stages.backbones.random_checkpoints import random_state, swin_shift_mask
+from stages.backbones.random_checkpoints import random_state, swin_relative_position_index, swin_shift_mask
 
 
 def test_masks_equal_the_ones_transformers_builds():
@@ -29,3 +29,18 @@ def test_the_random_msclap_2023_checkpoint_carries_them():
     assert len(masks) == 5  # odd blocks of stages 0-2
     for mask in masks.values():
         assert torch.equal(mask, swin_shift_mask(tuple(mask.shape))) and (mask == -100).any()
+
+
+def test_relative_position_index_equals_the_one_transformers_builds():
+    """Pengi's file stores the index (msclap's leaves it out); the random one holds the computed values."""
+    from transformers.models.clap.modeling_clap import ClapAudioSelfAttention
+
+    config = clap_audio_config(FULL, 64)
+    window = FULL["window"]
+    attn = ClapAudioSelfAttention(config, dim=16, num_heads=2, window_size=window)
+    expected = attn.relative_position_index
+    index = swin_relative_position_index(tuple(expected.shape))
+    assert torch.equal(index, expected) and index.max() == (2 * window - 1) ** 2 - 1
+    state = random_state("pengi", "tiny", 0)
+    stored = [v for k, v in state.items() if k.endswith("relative_position_index")]
+    assert stored and all(torch.equal(v, swin_relative_position_index(tuple(v.shape))) for v in stored)
