@@ -132,7 +132,10 @@ def _boundary_view(cfg, table: np.ndarray, row: dict, classnames: list[str], phr
 
     means = template_mean(table)                                           # [n, D] float64, unit
     class_vectors = means[[row[c] for c in classnames]]
-    neighbor_vectors = [means[[row[p] for p in phrases[c]]].reshape(len(phrases[c]), -1) for c in classnames]
+    # A class the LLM left without a usable phrase has an empty [0, D] block (not a reshape of nothing to -1).
+    neighbor_vectors = [means[np.asarray([row[p] for p in phrases[c]], dtype=np.int64)].reshape(len(phrases[c]),
+                                                                                                means.shape[1])
+                        for c in classnames]
     return neighbor_boundary.class_boundary_view(class_vectors, neighbor_vectors, cfg.sept.boundary_filter,
                                                  cfg.neighbors.near_duplicate_cos)
 

@@ -70,3 +70,16 @@ def test_embeddings_of_another_backbone_do_not_count(tiny_backbone, other_backbo
                                         r"under all 3 templates; fill the gap with `sept-pipeline generate-neighbors"):
         load_neighbor_bank(sept_cfg(gkey), learner_for(tiny_backbone, CLASSES[:3]), tiny_backbone, CLASSES[:3],
                            tmp_path, dataset="synth")
+
+
+def test_a_class_the_llm_left_without_a_phrase_trains_on_the_others(tiny_backbone, tmp_path):
+    """Stage one stores a class with no kept phrase when the LLM gave nothing usable; the boundary view and the
+    bank take it as an empty row (it was a reshape error before), and say which class it is."""
+    classes = CLASSES[:3]
+    neighbors = {**{c: NEIGHBORS[c] for c in classes}, classes[1]: []}
+    gkey = fill_store(tmp_path, tiny_backbone, TEMPLATES, neighbors=neighbors, classes=classes)
+    bank, info = load_neighbor_bank(sept_cfg(gkey), learner_for(tiny_backbone, classes), tiny_backbone, classes,
+                                    tmp_path, dataset="synth")
+    assert bank.counts[1].item() == 0 and bank.counts[0].item() > 0 and bank.counts[2].item() > 0
+    assert info["classes_without_neighbors"] == [classes[1]]
+    assert info["neighbors_per_class"][classes[1]] == 0
