@@ -123,13 +123,16 @@ def register(cli) -> None:
         """Load a backbone and print its kind, id, fingerprint, item format, dimensions and size.
 
         ID|PATH is a hub id (from the local Hugging Face cache, or fetched when the hub is
-        reachable), a packaged id (packaged:minilm-dual) or a model folder; without it, the config's
-        backbone.id. The kind comes from backbone.kind ('auto': what the id is).
+        reachable), a packaged id (packaged:minilm-dual), a checkpoint short id (pengi:base,
+        msclap:2022, msclap:2023: the published file, downloaded once unless HF_HUB_OFFLINE is
+        set), a model folder or a checkpoint file; without it, the config's backbone.id. The kind
+        comes from backbone.kind ('auto': what the id is).
 
         \b
         Examples:
           sept-pipeline backbones info models/tiny-clap
           sept-pipeline backbones info packaged:minilm-dual --json
+          sept-pipeline backbones info msclap:2023 --json
           sept-pipeline backbones info laion/clap-htsat-unfused --json
           sept-pipeline backbones info --set backbone.id=models/tiny-clap --set backbone.device=cpu
           sept-pipeline backbones info --kinds

@@ -15,7 +15,8 @@ def register(cli) -> None:
     @click.option("--dataset", required=True, help="Dataset name (see `sept-pipeline datasets ls`).")
     @click.option("--data-root", required=True, type=click.Path(path_type=Path),
                   help="The dataset folder, or a folder holding <dataset>/.")
-    @click.option("--backbone", default=None, help="Hub id or local folder of the model (default: backbone.id).")
+    @click.option("--backbone", default=None, help="Hub id, local folder or checkpoint file of the model, or a "
+                                                    "short id such as pengi:base / msclap:2023 (default: backbone.id).")
     @click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory to write.")
     @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
     @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,

@@ -84,8 +84,9 @@ def register(cli) -> None:
     @click.option("--dataset", default=None, help="Dataset whose class names to use (see `sept-pipeline datasets ls`).")
     @click.option("--classes-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
                   help="Text file with one class name a line (instead of --dataset).")
-    @click.option("--backbone", default=None, help="Hub id or folder of the audio-language model whose frozen text "
-                                                    "tower encodes the neighbors (default: backbone.id).")
+    @click.option("--backbone", default=None, help="Hub id, folder, checkpoint file or short id (e.g. pengi:base) "
+                                                    "of the audio-language model whose frozen text tower encodes the "
+                                                    "neighbors (default: backbone.id).")
     @click.option("--llm", default=None, help="LLM hub id or local folder (default: neighbors.llm = "
                                                "packaged:smollm2-135m-instruct).")
     @click.option("--backend", type=click.Choice(["vllm", "transformers"]), default=None,
@@ -218,8 +219,8 @@ def register(cli) -> None:
     @click.argument("text")
     @click.option("-k", "k", type=int, default=10, show_default=True, help="How many stored texts to return.")
     @click.option("--backbone", default=None,
-                  help="Hub id or folder of the encoder whose index to search (default: backbone.id when set, "
-                       "else the store's only encoder; a store with several names them).")
+                  help="Hub id, folder, checkpoint file or short id of the encoder whose index to search (default: "
+                       "backbone.id when set, else the store's only encoder; a store with several names them).")
     @cache_dir_option
     @config_options
     @json_option

@@ -21,7 +21,9 @@ DEFAULT_TEMPLATES = [
 
 @dataclass(frozen=True)
 class BackboneConfig:
-    id: str = opt("laion/clap-htsat-unfused", "Hub id or local folder of the audio-language model.")
+    id: str = opt("laion/clap-htsat-unfused", "Hub id, local folder or checkpoint file of the audio-language "
+                                              "model, or a short id (packaged:minilm-dual, pengi:base, "
+                                              "msclap:2022, msclap:2023).")
     kind: str = opt("auto", "Adapter family: auto (what the id is: a packaged id or a local folder's model type; "
                             "else clap) | clap (transformers ClapModel) | text-dual (a sentence encoder as both "
                             "towers, items are texts) | pengi | msclap-2022 | msclap-2023 (a .pth checkpoint); "

@@ -89,7 +89,9 @@ def backbone_fingerprint(id_or_path: str | os.PathLike, kind: str = "auto",
     """'<kind>:<id-or-folder-name>@<16 hex>' for a local folder, a packaged id or a hub id in the local HF cache.
 
     `kind` is config key backbone.kind: 'auto' resolves it from the spec (stages/backbones/registry.py).
-    Never downloads: a hub id missing from the local cache is a UserError saying it needs the hub.
+    Never downloads a model folder: a hub id missing from the local cache is a UserError saying it needs the
+    hub. A checkpoint short id ('pengi:base', 'msclap:2023', ...) is its file, fetched as loading would fetch
+    it (unless HF_HUB_OFFLINE is set): its fingerprint is that file's hash, the same as for the file's path.
     `cache_dir` is where the hash memo lives (default: cache.fingerprint.cache_root()).
     """
     from stages.backbones.registry import CHECKPOINT_FILE_KINDS, resolve_kind
@@ -107,8 +109,13 @@ def source_sha256(path: Path, cache_dir: str | os.PathLike | None = None) -> str
 
 def checkpoint_fingerprint(spec: str | os.PathLike, kind: str, cache_dir: str | os.PathLike | None = None) -> str:
     """'<kind>:<folder name or file stem>@<16 hex of the checkpoint file's sha256>'."""
-    from stages.backbones.checkpoint_files import checkpoint_file
+    from stages.backbones.checkpoint_files import checkpoint_file, is_short_id
 
-    file = checkpoint_file(spec)
-    name = Path(spec).name if Path(spec).is_dir() else file.stem
+    file = checkpoint_file(spec)  # a short id: its downloaded file (fetched first unless HF_HUB_OFFLINE)
+    # A file is named as the user (or the hub snapshot) names it, not as its symlink target is named, so a
+    # short id and the path of its file give one fingerprint.
+    if is_short_id(spec):
+        name = file.stem
+    else:
+        name = Path(spec).name if Path(spec).is_dir() else Path(spec).expanduser().stem
     return f"{kind}:{name}@{source_sha256(file, cache_dir)[:16]}"

@@ -1,5 +1,6 @@
 """The MS-CLAP adapters (microsoft/CLAP, PyPI `msclap`; weights CLAP_weights_2022.pth / _2023.pth on the
-hub repo microsoft/msclap).
+hub repo microsoft/msclap, also named by the short ids 'msclap:2022' / 'msclap:2023', which fetch them into
+the Hugging Face cache: stages/backbones/checkpoint_files.py; the tokenizer is then msclap's own hub one).
 
 - 2023: HTS-AT audio (44.1 kHz, 7 s) + GPT-2 text. Each text gets ' <|endoftext|>' appended and is pooled
   at its last token (pooling 'last': the last attended position; msclap computes it as the count of
@@ -24,7 +25,7 @@ from torch import nn
 
 from cache.errors import UserError
 from stages.backbones.checkpoint_backbone import CheckpointBackbone, ProjectionHead
-from stages.backbones.checkpoint_files import checkpoint_file
+from stages.backbones.checkpoint_files import checkpoint_file, is_short_id
 from stages.backbones.fingerprint import checkpoint_fingerprint
 from stages.backbones.checkpoints import DROP, KeyRule, convert_state_dict, read_checkpoint
 from stages.backbones.cnn14 import FULL_CHANNELS, TINY_CHANNELS, Cnn14, cnn14_source_layout
@@ -245,35 +246,42 @@ def from_state(version: str, state: dict, tokenizer, *, path: Path, id: str, fin
 
 
 def load_tokenizer(version: str, spec: str | os.PathLike):
+    """A folder's tokenizer/ when it has one, else the hub tokenizer msclap itself loads ('gpt2' for 2023,
+    'bert-base-uncased' for 2022; always so for the short ids), from the local Hugging Face cache or the hub."""
     from transformers import AutoTokenizer
 
-    folder = Path(spec) if Path(spec).is_dir() else Path(spec).parent
-    local = folder / "tokenizer"
-    source = str(local) if local.is_dir() else VERSIONS[version]["tokenizer"]
+    if is_short_id(spec):
+        local, source = None, VERSIONS[version]["tokenizer"]
+    else:
+        folder = Path(spec) if Path(spec).is_dir() else Path(spec).parent
+        local = folder / "tokenizer"
+        source = str(local) if local.is_dir() else VERSIONS[version]["tokenizer"]
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"backbone {str(spec)!r}: no tokenizer in {local} and {source!r} cannot be loaded ({first})") from None
+        where = f"no tokenizer in {local} and " if local else "its tokenizer "
+        raise UserError(f"backbone {str(spec)!r}: {where}{source!r} cannot be loaded ({first})") from None
     if version == "2023" and tokenizer.pad_token is None:
         tokenizer.add_special_tokens({"pad_token": "!"})  # msclap's choice: GPT-2 has no pad token
     return tokenizer
 
 
-def _load(version: str, spec: str, cfg) -> MsClapBackbone:
+def _load(version: str, spec: str, cfg, download: bool | None = None) -> MsClapBackbone:
     from stages.backbones.factory import resolve_device
 
-    file = checkpoint_file(spec)
+    file = checkpoint_file(spec, download)  # a short id: CLAP_weights_<version>.pth in the HF cache
     state = read_checkpoint(file)
-    backbone = from_state(version, state, load_tokenizer(version, spec), path=file, id=str(Path(spec).resolve()),
+    backbone = from_state(version, state, load_tokenizer(version, spec), path=file,
+                          id=spec if is_short_id(spec) else str(Path(spec).resolve()),
                           fingerprint=checkpoint_fingerprint(spec, kind_name(version)), text_batch_size=cfg.text_batch_size,
                           audio_batch_size=cfg.audio_batch_size)
     return backbone.to(resolve_device(cfg.device))
 
 
-def load_msclap_2022(spec: str, cfg) -> MsClapBackbone:
-    return _load("2022", spec, cfg)
+def load_msclap_2022(spec: str, cfg, download: bool | None = None) -> MsClapBackbone:
+    return _load("2022", spec, cfg, download)
 
 
-def load_msclap_2023(spec: str, cfg) -> MsClapBackbone:
-    return _load("2023", spec, cfg)
+def load_msclap_2023(spec: str, cfg, download: bool | None = None) -> MsClapBackbone:
+    return _load("2023", spec, cfg, download)

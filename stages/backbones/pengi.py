@@ -12,9 +12,10 @@ Audio: 44.1 kHz mono, 7 s clips (shorter: repeated then cut, as Pengi does; long
     the pooled latent (768), then Pengi's Projection (768 -> 1024).
 Similarity: cosine times a fixed 100 (PALM's scale; Pengi's checkpoint has no learned temperature).
 
-A checkpoint is the original .pth (read weights-only, converted once to safetensors in the cache) or a
+A checkpoint is the original .pth (read weights-only, converted once to safetensors in the cache), a
 folder holding one *.pth and, optionally, a CLIP tokenizer in tokenizer/ (else openai/clip-vit-base-patch16's
-from the local Hugging Face cache or the hub).
+from the local Hugging Face cache or the hub), or the short id 'pengi:base' (base.pth downloaded once from
+Zenodo into the cache, stages/backbones/checkpoint_files.py; tokenizer openai/clip-vit-base-patch16's).
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from torch import nn
 
 from cache.errors import UserError
 from stages.backbones.checkpoint_backbone import CheckpointBackbone, ProjectionHead
-from stages.backbones.checkpoint_files import checkpoint_file
+from stages.backbones.checkpoint_files import checkpoint_file, is_short_id
 from stages.backbones.fingerprint import checkpoint_fingerprint
 from stages.backbones.checkpoints import DROP, KeyRule, convert_state_dict, read_checkpoint
 from stages.backbones.htsat import FULL, TINY, LogMel, clap_audio_config, htsat_rules, htsat_source_layout, slaney_mel_filters
@@ -204,25 +205,32 @@ def from_state(state: dict[str, torch.Tensor], tokenizer, *, path: Path, id: str
 
 # ---- locating a checkpoint and its tokenizer ----------------------------------------------------------
 def load_tokenizer(spec: str | os.PathLike):
+    """A folder's tokenizer/ when it has one, else openai/clip-vit-base-patch16's (always so for 'pengi:base',
+    as Pengi itself loads it: from the local Hugging Face cache, or the hub unless HF_HUB_OFFLINE)."""
     from transformers import AutoTokenizer
 
-    folder = Path(spec) if Path(spec).is_dir() else Path(spec).parent
-    local = folder / "tokenizer"
-    source = str(local) if local.is_dir() else TOKENIZER_HUB_ID
+    if is_short_id(spec):
+        local, source = None, TOKENIZER_HUB_ID
+    else:
+        folder = Path(spec) if Path(spec).is_dir() else Path(spec).parent
+        local = folder / "tokenizer"
+        source = str(local) if local.is_dir() else TOKENIZER_HUB_ID
     try:
         return AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError) as e:
-        raise UserError(f"backbone {str(spec)!r}: no CLIP tokenizer in {local} and {TOKENIZER_HUB_ID!r} "
+        where = f"no CLIP tokenizer in {local} and " if local else "its tokenizer "
+        raise UserError(f"backbone {str(spec)!r}: {where}{TOKENIZER_HUB_ID!r} "
                         f"cannot be loaded ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})") from None
 
 
-def load_pengi(spec: str, cfg) -> PengiBackbone:
-    """Registry loader: spec is a Pengi .pth file or a folder holding one (see the module doc)."""
+def load_pengi(spec: str, cfg, download: bool | None = None) -> PengiBackbone:
+    """Registry loader: spec is a Pengi .pth file, a folder holding one or 'pengi:base' (see the module doc)."""
     from stages.backbones.factory import resolve_device
 
-    file = checkpoint_file(spec)
+    file = checkpoint_file(spec, download)
     state = read_checkpoint(file)
-    backbone = from_state(state, load_tokenizer(spec), path=file, id=str(Path(spec).resolve()),
+    backbone = from_state(state, load_tokenizer(spec), path=file,
+                          id=spec if is_short_id(spec) else str(Path(spec).resolve()),
                           fingerprint=checkpoint_fingerprint(spec, KIND), text_batch_size=cfg.text_batch_size,
                           audio_batch_size=cfg.audio_batch_size)
     return backbone.to(resolve_device(cfg.device))
