@@ -15,7 +15,7 @@ OUT="${DEMO_OUT:-demo-out}"
 SP=".venv/bin/sept-pipeline"
 export SEPT_CACHE_DIR="$OUT/cache"
 EPOCHS="${DEMO_EPOCHS:-5}"
-WN_EPOCHS="${DEMO_WORDNET_EPOCHS:-2}"
+WN_EPOCHS="${DEMO_WORDNET_EPOCHS:-5}"
 step() { printf '\n== %s\n' "$*"; }
 
 step "1/6 demo dataset (Debian sonic-pi-samples + openttd-opensfx) -> $OUT/data/demo"
@@ -51,7 +51,7 @@ for sept in no-sept sept; do
   $SP tune --dataset wordnet-sounds --data-root "$OUT/data" --method coop --"$sept" --protocol base2new \
     --backbone packaged:minilm-dual --cache-dir "$SEPT_CACHE_DIR" --seed 1 --shots 16 \
     --out "$OUT/runs/wordnet-coop-$sept" --set train.epochs="$WN_EPOCHS" \
-    --set sept.lam=4.0 --set sept.neighbors_per_step=2
+    --set sept.lam=0.5 --set sept.neighbors_per_step=2
 done
 
 .venv/bin/python - "$OUT" <<'PY'

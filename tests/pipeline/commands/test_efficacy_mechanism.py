@@ -8,8 +8,9 @@ template's with SEPT than without it, and the gap between own and other classes'
 
 The neighbors are not generated here: starting vLLM costs more than this test's whole budget. They are the
 phrases the real stage one (packaged SmolLM2-135M-Instruct on vLLM, the default prompt, greedy then retries)
-wrote for these classes in the benchmark run of docs/efficacy.md, copied verbatim and stored with this
-backbone's own frozen embeddings (what stage one stores).
+wrote for these classes in the first benchmark run (2026-11-29, before cleaning v2), copied verbatim and stored
+with this backbone's own frozen embeddings (what stage one stores). lambda 4 and 5 epochs make the effect
+visible on 3 training classes x 8 items; the benchmark's validated settings are in docs/efficacy.md.
 """
 from __future__ import annotations
 
