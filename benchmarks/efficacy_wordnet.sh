@@ -4,7 +4,7 @@
 #      neighbors quality
 #   2. validation (data.eval_split = "val", base classes' training items only): epochs of the baselines,
 #      then SEPT's lambda x neighbors per step at those epochs; winners printed by benchmarks/efficacy_select.py
-#   3. the final sweeps (configs/sweeps/efficacy-wordnet.toml and efficacy-wordnet-cocoop.toml, whose [set]
+#   3. the final sweeps (configs/sweeps/efficacy-wordnet.toml, efficacy-wordnet-cocoop.toml and -dept.toml, whose [set]
 #      must hold the winners: checked) and `report --compare --diagnostic`
 # Everything goes under $EFFICACY_OUT (default efficacy-out/, which the sweep files name); reruns skip what
 # is done. Wall times are printed per step.
@@ -37,4 +37,5 @@ $PY -m benchmarks.efficacy_select efficacy-out/runs/wordnet-val --check configs/
 step "4/4 final sweeps and report"
 time $SP sweep --config configs/sweeps/efficacy-wordnet.toml
 time $SP sweep --config configs/sweeps/efficacy-wordnet-cocoop.toml
+time $SP sweep --config configs/sweeps/efficacy-wordnet-dept.toml
 $SP report efficacy-out/runs/wordnet --compare --diagnostic --cache-dir "$CACHE"
