@@ -54,6 +54,13 @@ def run_worker(request: dict, cache_dir: Path, verbose: bool = False) -> dict:
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env.setdefault("VLLM_LOGGING_LEVEL", "INFO")  # the full story, in the log file (or, --verbose, here)
         env.setdefault("TOKENIZERS_PARALLELISM", "false")
+        if request["sampling"].get("samples", 1) > 1:
+            # Votes rank sampled answers, so they must be reproducible under the seed. vLLM's engine core in
+            # its own process starts stepping as soon as the first request reaches it over its socket, so which
+            # requests share a batch depends on timing, and the CPU's bf16 logits depend on the batch: two runs
+            # sampled different answers (tests/stages/neighbors/test_vllm_scoring.py). In-process, every request
+            # is queued before the first step. The greedy-only default keeps the separate engine process.
+            env.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         with worker_log.worker_output(cache_dir, header, verbose) as (out, log):
             rc = supervisor.run([sys.executable, "-m", "stages.neighbors.worker", str(req_file), str(resp_file)],
                                 records=records, env=env, stdout=out, stderr=out)

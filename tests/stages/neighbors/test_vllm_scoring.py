@@ -3,7 +3,8 @@
 One generate-neighbors run per process (each starts one engine that serves both the sampled answers and
 the yes/no verification round), twice with the same seed in fresh caches: the stored rows, their votes
 and their P(yes) must agree, votes must rank the rows, scores must be probabilities. Both runs happen in
-subprocesses whose every Python process (CLI, worker, vLLM engine core) carries an audit hook
+subprocesses whose every Python process (CLI, supervisor, worker, which hosts vLLM's engine core when votes
+are on: stages/neighbors/worker_launch.py) carries an audit hook
 (sitecustomize.py) that records any file opened from the reference encoder's package and whether
 sentence_transformers was imported: generation must never load the judge of `neighbors quality`.
 """
@@ -75,7 +76,7 @@ def test_votes_and_verification_scores_are_stored_ranked_deterministic_and_judge
     again, rows2, log2 = _generate(tmp_path, "b", neighbors_tiny_clap, model_dir, tmp_path / "hooks")
 
     # The judge of `neighbors quality` is never opened nor imported by any process of generation; the hook
-    # itself did run in every one of them (CLI, worker, engine core: at least three 'modules' lines each).
+    # itself did run in every one of them (CLI, supervisor, worker: at least three 'modules' lines each).
     for log in (log1, log2):
         assert "opened" not in log, log
         lines = [ln for ln in log.splitlines() if " modules" in ln]
