@@ -9,7 +9,7 @@ import argparse
 
 from benchmarks.efficacy_select import report_table
 
-LABELS = {"zeroshot": "Zero-shot", "coop": "CoOp", "kgcoop": "KgCoOp", "cocoop": "CoCoOp"}
+LABELS = {"zeroshot": "Zero-shot", "coop": "CoOp", "kgcoop": "KgCoOp", "dept": "DePT", "cocoop": "CoCoOp"}
 
 
 def cell(r: dict, key: str) -> str:
