@@ -54,7 +54,7 @@ def run_worker(request: dict, cache_dir: Path, verbose: bool = False) -> dict:
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env.setdefault("VLLM_LOGGING_LEVEL", "INFO")  # the full story, in the log file (or, --verbose, here)
         env.setdefault("TOKENIZERS_PARALLELISM", "false")
-        if request["sampling"].get("samples", 1) > 1:
+        if request.get("sampling", {}).get("samples", 1) > 1:
             # Votes rank sampled answers, so they must be reproducible under the seed. vLLM's engine core in
             # its own process starts stepping as soon as the first request reaches it over its socket, so which
             # requests share a batch depends on timing, and the CPU's bf16 logits depend on the batch: two runs
