@@ -46,6 +46,20 @@ def clap_audio_config(arch: dict, mel_bins: int):
                            hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, drop_path_rate=0.0)
 
 
+def htsat_arch_from_state(state: dict, prefix: str) -> dict:
+    """The HTS-AT architecture (embed width, depths, heads per stage) read off a checkpoint's shapes under
+    `prefix` (e.g. 'audio_encoder.base.htsat'); window and spectrogram size are the originals' fixed ones."""
+    depths, heads = [], []
+    for i in range(8):
+        blocks = {k.split(".")[6] for k in state if k.startswith(f"{prefix}.layers.{i}.blocks.")}
+        if not blocks:
+            break
+        depths.append(len(blocks))
+        heads.append(int(state[f"{prefix}.layers.{i}.blocks.0.attn.relative_position_bias_table"].shape[1]))
+    return {"embed_dim": int(state[f"{prefix}.patch_embed.proj.weight"].shape[0]), "depths": tuple(depths),
+            "heads": tuple(heads), "window": FULL["window"], "spec_size": FULL["spec_size"], "classes": 0}
+
+
 def htsat_rules(src: str, dst: str, mel_dst: str) -> list[KeyRule]:
     """Rules from an original HTS-AT under prefix `src` to a ClapAudioModel under `dst` (mel bank: `mel_dst`)."""
     s, d = src.replace(".", r"\."), dst + ".audio_encoder"

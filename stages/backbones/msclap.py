@@ -29,7 +29,8 @@ from stages.backbones.checkpoint_files import checkpoint_file, is_short_id
 from stages.backbones.fingerprint import checkpoint_fingerprint
 from stages.backbones.checkpoints import DROP, KeyRule, convert_state_dict, read_checkpoint
 from stages.backbones.cnn14 import FULL_CHANNELS, TINY_CHANNELS, Cnn14, cnn14_source_layout
-from stages.backbones.htsat import FULL, TINY, LogMel, clap_audio_config, htsat_rules, htsat_source_layout, slaney_mel_filters
+from stages.backbones.htsat import (FULL, TINY, LogMel, clap_audio_config, htsat_arch_from_state, htsat_rules,
+                                    htsat_source_layout, slaney_mel_filters)
 from stages.backbones.text_pooling import gather_positions, pooling_positions
 
 T, A = "caption_encoder", "audio_encoder"
@@ -208,16 +209,7 @@ def _sizes_from_state(version: str, state: dict) -> tuple[dict, object, int]:
         layers = len({k.split(".")[3] for k in state if k.startswith(f"{t}.h.")})
         text = {"vocab": int(vocab), "width": int(width), "layers": layers,
                 "positions": int(state[f"{t}.wpe.weight"].shape[0])}
-        h = f"{A}.base.htsat"
-        depths, heads = [], []
-        for i in range(8):
-            blocks = {k.split(".")[6] for k in state if k.startswith(f"{h}.layers.{i}.blocks.")}
-            if not blocks:
-                break
-            depths.append(len(blocks))
-            heads.append(int(state[f"{h}.layers.{i}.blocks.0.attn.relative_position_bias_table"].shape[1]))
-        audio = {"embed_dim": int(state[f"{h}.patch_embed.proj.weight"].shape[0]), "depths": tuple(depths),
-                 "heads": tuple(heads), "window": FULL["window"], "spec_size": FULL["spec_size"], "classes": 0}
+        audio = htsat_arch_from_state(state, f"{A}.base.htsat")
     else:
         vocab, width = state[f"{t}.embeddings.word_embeddings.weight"].shape
         layers = len({k.split(".")[4] for k in state if k.startswith(f"{t}.encoder.layer.")})
