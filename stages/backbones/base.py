@@ -100,6 +100,23 @@ class AudioTextBackbone(nn.Module, abc.ABC):
         """[B, D] float32 text embeddings, projected, not normalised; no grad; batched."""
 
     # ---- audio ------------------------------------------------------------------------------
+    def encode_text_in_batches(self, texts, batch_size: int | None = None, batch_starts=None) -> torch.Tensor:
+        """[len(texts), D] frozen sentence embeddings, a batch at a time through the prompt path
+        (tokenize -> token_embeddings -> encode_text_from_embeddings), so a prompt made of the template's own
+        tokens reproduces them. batch_starts(n, size) may wrap the batch offsets (a progress bar)."""
+        texts = list(texts)
+        if not texts:
+            return torch.empty(0, self.embed_dim, device=self.device)
+        size = batch_size or self.text_batch_size
+        starts = batch_starts(len(texts), size) if batch_starts else range(0, len(texts), size)
+        out = []
+        with torch.no_grad():
+            for start in starts:
+                tok = self.tokenize(texts[start : start + size])
+                ids = tok["input_ids"]
+                out.append(self.encode_text_from_embeddings(self.token_embeddings(ids), ids, tok["attention_mask"]))
+        return torch.cat(out)
+
     @abc.abstractmethod
     def encode_audio(
         self, waveforms: list[np.ndarray], train_crop: bool = False, generator=None

@@ -67,17 +67,7 @@ class CheckpointBackbone(AudioTextBackbone):
                              f"input_ids {tuple(input_ids.shape)}")
 
     def encode_text(self, texts: list[str], batch_size: int | None = None, **_) -> torch.Tensor:
-        texts = list(texts)
-        if not texts:
-            return torch.empty(0, self.embed_dim, device=self.device)
-        size = batch_size or self.text_batch_size
-        out = []
-        with torch.no_grad():
-            for start in range(0, len(texts), size):
-                tok = self.tokenize(texts[start : start + size])
-                ids = tok["input_ids"]
-                out.append(self.encode_text_from_embeddings(self.token_embeddings(ids), ids, tok["attention_mask"]))
-        return torch.cat(out)
+        return self.encode_text_in_batches(texts, batch_size)
 
     # ---- audio ------------------------------------------------------------------------------
     def fit_clip(self, wave, train_crop: bool = False, generator=None) -> np.ndarray:

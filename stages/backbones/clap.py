@@ -120,17 +120,8 @@ class ClapBackbone(AudioTextBackbone):
 
     def encode_text(self, texts: list[str], batch_size: int | None = None, *,
                     progress: bool | None = None) -> torch.Tensor:
-        texts = list(texts)
-        if not texts:
-            return torch.empty(0, self.embed_dim, device=self.device)
-        size = batch_size or self.text_batch_size
-        out = []
-        with torch.no_grad():
-            for start in _batches(len(texts), size, "text embeddings", progress):
-                tok = self.tokenize(texts[start : start + size])
-                ids = tok["input_ids"]
-                out.append(self.encode_text_from_embeddings(self.token_embeddings(ids), ids, tok["attention_mask"]))
-        return torch.cat(out)
+        return self.encode_text_in_batches(
+            texts, batch_size, lambda n, size: _batches(n, size, "text embeddings", progress))
 
     # ---- audio ------------------------------------------------------------------------------
     def _check_waveform(self, index: int, wave) -> np.ndarray:
