@@ -48,7 +48,9 @@ def harvest(args) -> dict:
     from stages.neighbors.sampling import round_sampling, sample_request
 
     cfg = load_config(None, [f'neighbors.model_dir="{args.model_dir}"', f"neighbors.seed={args.seed}",
-                             f"neighbors.max_tokens={args.max_tokens}", f"neighbors.samples={args.samples}"])
+                             f"neighbors.max_tokens={args.max_tokens}", f"neighbors.samples={args.samples}",
+                             # as measured on 2026-11-29 (before neighbors_v3's frequency penalty)
+                             "neighbors.frequency_penalty=0"])
     n = cfg.neighbors
     spec = sampling_spec(cfg)
     lists = _class_lists(args.datasets)

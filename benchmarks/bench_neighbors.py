@@ -38,7 +38,7 @@ def _conversations(classes, output_format="lines"):
     from pipeline.config_loader import load_config
     from stages.neighbors import prompt
 
-    cfg = load_config().neighbors
+    cfg = load_config(None, ['neighbors.prompt="configs/prompts/neighbors_v1.txt"']).neighbors  # one conversation a class
     tpl = prompt.load(cfg.prompt, ROOT)
     return [tpl.messages(c, output_format, cfg.overgenerate) for c in classes], cfg
 

@@ -19,8 +19,11 @@ step() { printf '\n== %s  (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
 
 step "1/4 dataset and stage one"
 $SP datasets prepare wordnet-sounds --root efficacy-out/data
-time $SP generate-neighbors --dataset wordnet-sounds --backbone packaged:minilm-dual --cache-dir "$CACHE"
-$SP neighbors quality --dataset wordnet-sounds --cache-dir "$CACHE"
+# Stage one as the published figures were measured: prompt v1, no frequency penalty (the defaults before
+# neighbors_v3); the sweep files' [set] name the same two settings, so their runs find these neighbors.
+V1=(--set 'neighbors.prompt="configs/prompts/neighbors_v1.txt"' --set neighbors.frequency_penalty=0)
+time $SP generate-neighbors --dataset wordnet-sounds --backbone packaged:minilm-dual --cache-dir "$CACHE" "${V1[@]}"
+$SP neighbors quality --dataset wordnet-sounds --cache-dir "$CACHE" "${V1[@]}"
 
 step "2/4 validation: epochs of the baselines (CoOp, no SEPT)"
 time $SP sweep --config configs/sweeps/efficacy-wordnet-val-epochs.toml

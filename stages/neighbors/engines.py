@@ -23,7 +23,8 @@ class Sampling:
     top_p: float
     max_tokens: int
     seed: int
-    repetition_penalty: float = 1.0  # > 1 discourages repeating tokens (small models loop without it)
+    repetition_penalty: float = 1.0  # > 1 discourages tokens already in the context, the prompt's included
+    frequency_penalty: float = 0.0  # subtracted from a token's logit per time the answer already wrote it
     json_schema: dict | None = None  # constrain the output to this JSON schema (vLLM only)
     n: int = 1  # answers of this request (vLLM shares the prompt's prefill among them)
     logprobs: bool = False  # return each generated token's log-probability (Completion.pieces)
@@ -109,7 +110,7 @@ class VLLMEngine:
         from vllm import SamplingParams
 
         base = dict(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=s.seed,
-                    repetition_penalty=s.repetition_penalty, n=s.n)
+                    repetition_penalty=s.repetition_penalty, frequency_penalty=s.frequency_penalty, n=s.n)
         if s.logprobs:
             base["logprobs"] = 0  # the chosen token's own log-probability only
         if s.json_schema is None:
@@ -182,6 +183,23 @@ def structured_json_kwargs(schema: dict) -> dict:
     return {"guided_json": schema}  # the oldest API
 
 
+def frequency_penalty_processor(penalty: float, prompt_len: int):
+    """A transformers LogitsProcessor with vLLM's frequency penalty: each token's logit minus `penalty` times
+    how often the answer (the tokens after the first `prompt_len`) already holds it."""
+    import torch
+    from transformers import LogitsProcessor
+
+    class FrequencyPenalty(LogitsProcessor):
+        def __call__(self, input_ids, scores):
+            written = input_ids[:, prompt_len:]
+            counts = torch.zeros_like(scores)
+            if written.shape[1]:
+                counts.scatter_add_(1, written, torch.ones_like(written, dtype=scores.dtype))
+            return scores - penalty * counts
+
+    return FrequencyPenalty()
+
+
 class TransformersEngine:
     name = "transformers"
 
@@ -218,6 +236,9 @@ class TransformersEngine:
             torch.manual_seed(s0.seed)
             gen_kwargs: dict[str, Any] = dict(max_new_tokens=s0.max_tokens, pad_token_id=self.tok.pad_token_id,
                                               repetition_penalty=s0.repetition_penalty)
+            if s0.frequency_penalty:  # transformers has no frequency penalty of its own
+                gen_kwargs["logits_processor"] = [frequency_penalty_processor(s0.frequency_penalty,
+                                                                              enc["input_ids"].shape[1])]
             if s0.temperature > 0:
                 gen_kwargs.update(do_sample=True, temperature=s0.temperature, top_p=s0.top_p)
             else:

@@ -91,7 +91,7 @@ def _recorded_sampling(cfg, engine: str) -> dict:
     if structured == "json" and engine != "vllm":
         structured = "json-prompted"  # transformers: asked for JSON in the prompt, not constrained
     return {**spec, "structured_output": structured, "output_format": cfg.neighbors.output_format,
-            "overgenerate": cfg.neighbors.overgenerate, "seed_rule": "sha256(seed:round:class)",
+            "overgenerate": cfg.neighbors.overgenerate, "seed_rule": "sha256(seed:round:class[\\x00setK])",
             "verify_threshold": cfg.neighbors.verify_threshold}
 
 
@@ -132,8 +132,9 @@ def _ranked_candidates(cfg, c: str, r: dict, round_index: int, earlier: list[Can
     from stages.neighbors import voting
 
     n = cfg.neighbors
-    answers = [r] + r.get("samples", [])
-    seeds = [r["seed"]] + [r.get("samples_seed", r["seed"])] * (len(answers) - 1)
+    answers = voting.answers_of(r)
+    sets = [r] + r.get("sets", [])
+    seeds = [a["seed"] for a in sets] + [r.get("samples_seed", r["seed"])] * (len(answers) - len(sets))
     scores = r.get("verify", {})
     out = []
     for x in voting.pool(answers, c, cleaning_kwargs(cfg), [e.phrase for e in earlier], stats.dropped):
@@ -187,9 +188,10 @@ def _generate_missing(cfg, ident: GenerationIdentity, missing: list[str], emb: _
         for rnd in resp["rounds"]:
             for c, r in rnd["results"].items():
                 rounds_of[c] += 1
-                stats.unseeded += not r.get("seeded", True)
-                stats.tokens += r["tokens"]
-                stats.truncated_answers += r["finish"] == "length"
+                for a in [r] + r.get("sets", []):
+                    stats.unseeded += not a.get("seeded", True)
+                    stats.tokens += a["tokens"]
+                    stats.truncated_answers += a["finish"] == "length"
                 candidates[c] += _ranked_candidates(cfg, c, r, rnd["round"], candidates[c], stats)
         if provenance is None:
             provenance = Provenance(

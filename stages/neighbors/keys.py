@@ -29,7 +29,8 @@ def ranking_spec(cfg: NeighborsConfig) -> dict:
     """How a class's candidates are pooled, scored and ranked (voting.py, verification.py): part of the key."""
     spec: dict = {"cleaning": CLEANING_RULE}
     if cfg.samples > 1:
-        spec["votes"] = {"samples": cfg.samples, "temperature": cfg.sample_temperature}
+        spec["votes"] = {"samples": cfg.samples, "temperature": cfg.sample_temperature,
+                         "ties": "logprob, then round-robin"}
     if cfg.verify_threshold > 0:
         from stages.neighbors.verification import VERIFY_PROMPT_VERSION
 

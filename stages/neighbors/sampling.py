@@ -10,13 +10,18 @@ from __future__ import annotations
 import hashlib
 
 
-def request_seed(base_seed: int, round_index: int, class_name: str) -> int:
-    digest = hashlib.sha256(f"{int(base_seed)}:{int(round_index)}:{class_name}".encode()).digest()
+def request_seed(base_seed: int, round_index: int, class_name: str, example_set: int = 0) -> int:
+    """The seed of one request: sha256 of (base seed, round, class name[, example set after the first])."""
+    tag = f"{class_name}\x00set{int(example_set)}" if example_set else class_name
+    digest = hashlib.sha256(f"{int(base_seed)}:{int(round_index)}:{tag}".encode()).digest()
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-def round_sampling(spec: dict, round_index: int, class_name: str) -> dict:
-    """Keyword arguments of engines.Sampling for one request; `spec` is worker_launch.sampling_spec()."""
+def round_sampling(spec: dict, round_index: int, class_name: str, example_set: int = 0) -> dict:
+    """Keyword arguments of engines.Sampling for one request; `spec` is worker_launch.sampling_spec().
+
+    example_set: which of the prompt's example sets the conversation uses; sets after the first get a
+    seed of their own (the first set's is the rule of a one-set prompt)."""
     temperature = spec["temperature"]
     if round_index > 0:
         temperature = max(temperature, spec["retry_temperature"])
@@ -24,8 +29,9 @@ def round_sampling(spec: dict, round_index: int, class_name: str) -> dict:
         "temperature": float(temperature),
         "top_p": float(spec["top_p"]),
         "max_tokens": int(spec["max_tokens"]),
-        "seed": request_seed(spec["seed"], round_index, class_name),
+        "seed": request_seed(spec["seed"], round_index, class_name, example_set),
         "repetition_penalty": float(spec.get("repetition_penalty", 1.0)),
+        "frequency_penalty": float(spec.get("frequency_penalty", 0.0)),
         "json_schema": spec.get("json_schema"),
     }
 

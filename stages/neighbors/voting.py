@@ -1,9 +1,12 @@
 """Self-consistency: pool a class's candidates from several answers and rank them by votes.
 
-A phrase proposed by more of a class's answers (the first-round answer plus `samples - 1` sampled ones,
-asked in the same batched call) is more likely to name the class's sound than one a single sample
-wandered into. Ties are broken by the LLM's own confidence in the phrase: the mean log-probability of
-the tokens of the line that wrote it (its best over the answers), then by first appearance.
+A class's answers in one round: one per example set of the prompt (prompt.py), plus `samples - 1`
+sampled ones when neighbors.samples > 1, all asked in the same batched call. A phrase proposed by more of
+them is more likely to name the class's sound than one a single answer wandered into. Ties are broken
+by the LLM's own confidence in the phrase, when known (samples > 1): the mean log-probability of the
+tokens of the line that wrote it (its best over the answers); then round-robin over the answers: how
+early in its answer the phrase came, then which answer (an answer's first phrases are its surest, and
+no single answer fills the list before the others have contributed theirs).
 
 Pure Python: the worker uses it to decide whom to ask again, the parent to rank what it stores.
 """
@@ -21,8 +24,8 @@ class Scored:
     phrase: str
     votes: int  # answers of the class that proposed the phrase (after cleaning)
     logprob: float  # mean token log-probability of its line, best over answers; -inf when unknown
-    first: int  # position of its first appearance in the pooled answers
-    answer: int  # index of the first answer that proposed it
+    first: tuple[int, int]  # (position in its answer, answer index) of its earliest appearance: round-robin
+    answer: int  # index of the answer it was first seen in (the one with the earliest position)
 
 
 def line_logprobs(pieces: Sequence[Sequence]) -> dict[str, float]:
@@ -62,7 +65,6 @@ def pool(answers: Sequence[dict], class_name: str, clean_kw: dict, already: Sequ
     Phrases in `already` (kept from earlier rounds) are not candidates again. `dropped`, when given,
     counts cleaning's reasons (repeats across answers are votes, not drops)."""
     scored: dict[str, Scored] = {}
-    order = 0
     for a_idx, ans in enumerate(answers):
         res = clean_answer(ans["text"], class_name, already=already, **clean_kw)
         kept = res.kept
@@ -70,16 +72,23 @@ def pool(answers: Sequence[dict], class_name: str, clean_kw: dict, already: Sequ
             for _, reason in res.dropped:
                 dropped[reason] = dropped.get(reason, 0) + 1
         lps = line_logprobs(ans.get("pieces") or [])
-        for phrase in kept:
+        for position, phrase in enumerate(kept):
             lp = lps.get(phrase, -math.inf)
             s = scored.get(phrase)
             if s is None:
-                scored[phrase] = Scored(phrase, 1, lp, order, a_idx)
-                order += 1
+                scored[phrase] = Scored(phrase, 1, lp, (position, a_idx), a_idx)
             else:
                 s.votes += 1
                 s.logprob = max(s.logprob, lp)
+                if (position, a_idx) < s.first:
+                    s.first, s.answer = (position, a_idx), a_idx
     return rank(scored.values())
+
+
+def answers_of(result: dict) -> list[dict]:
+    """A class's answers of one round, as the worker returns them: the first example set's, the other
+    sets' ('sets'), then the sampled ones ('samples')."""
+    return [result] + list(result.get("sets", [])) + list(result.get("samples", []))
 
 
 def rank(items) -> list[Scored]:

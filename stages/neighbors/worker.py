@@ -5,7 +5,7 @@ supervisor (supervisor.py), which ends the worker's whole process tree with it. 
 engine in its own process guarantees it is gone (GPU memory included) before the parent loads the
 audio-language encoder, and gives vLLM's spawned engine core the `__main__` guard it needs.
 
-Rounds: round 0 asks every class once, in ONE batched chat call; a class whose text-cleaned
+Rounds: round 0 asks every class once per example set of the prompt, in ONE batched chat call; a class whose text-cleaned
 candidates are still fewer than `need` is asked again in the next round (one batched call for all such
 classes) with a fresh per-request seed, until `max_rounds` are spent. The parent re-cleans the raw
 answers itself; the worker only decides whom to ask again.
@@ -86,36 +86,42 @@ def run(req: dict) -> dict:
             if not pending:
                 break
             scored = samples > 1 or threshold > 0
+            sets = len(req["messages"][pending[0]])  # conversations per class: one per example set
             # token log-probabilities break ties between equal votes; with one answer, written order ranks
-            samplings = [Sampling(**round_sampling(spec, r, c), logprobs=samples > 1) for c in pending]
-            convs = [req["messages"][c] for c in pending]
+            samplings = [Sampling(**round_sampling(spec, r, c, k), logprobs=samples > 1)
+                         for k in range(sets) for c in pending]
+            convs = [req["messages"][c][k] for k in range(sets) for c in pending]
             extra = r == 0 and samples > 1  # self-consistency: more answers in the first round's batch
             if extra:
                 samplings += [Sampling(**sample_request(spec, r, c)) for c in pending]
-                convs = convs + convs
+                convs += [req["messages"][c][0] for c in pending]
             t = time.perf_counter()
             outs = engine.chat_n(convs, samplings) if scored else [[o] for o in engine.chat(convs, samplings)]
             gen_seconds += time.perf_counter() - t
             requests += len(convs)
             results = {}
-            for i, (c, s, o) in enumerate(zip(pending, samplings, outs)):
-                o = o[0]
-                # A request that could not be seeded on its own (a sampled transformers batch) records
-                # the seed that was applied.
-                own = o.applied_seed is None
-                results[c] = {"text": o.text, "tokens": o.tokens, "finish": o.finish_reason,
-                              "seed": s.seed if own else o.applied_seed, "seeded": own,
-                              "pieces": [list(p) for p in o.pieces]}
+            for i, c in enumerate(pending):
+                answers = []
+                for k in range(sets):
+                    s, o = samplings[k * len(pending) + i], outs[k * len(pending) + i][0]
+                    # A request that could not be seeded on its own (a sampled transformers batch) records
+                    # the seed that was applied.
+                    own = o.applied_seed is None
+                    answers.append({"text": o.text, "tokens": o.tokens, "finish": o.finish_reason,
+                                    "seed": s.seed if own else o.applied_seed, "seeded": own,
+                                    "pieces": [list(p) for p in o.pieces]})
+                results[c] = answers[0]
+                if sets > 1:
+                    results[c]["sets"] = answers[1:]  # the answers to the other example sets' conversations
                 if extra:
-                    s2, more = samplings[len(pending) + i], outs[len(pending) + i]
+                    s2, more = samplings[sets * len(pending) + i], outs[sets * len(pending) + i]
                     results[c]["samples"] = [{"text": m.text, "tokens": m.tokens, "finish": m.finish_reason,
                                               "pieces": [list(p) for p in m.pieces]} for m in more]
                     results[c]["samples_seed"] = s2.seed
             if threshold > 0:
                 _verify(engine, results, candidates, clean_kw)
             for c in pending:
-                answers = [results[c]] + results[c].get("samples", [])
-                pooled = voting.pool(answers, c, clean_kw, already=candidates[c])
+                pooled = voting.pool(voting.answers_of(results[c]), c, clean_kw, already=candidates[c])
                 scores = results[c].get("verify", {})
                 candidates[c].extend(x.phrase for x in pooled if scores.get(x.phrase, 1.0) >= threshold)
             rounds.append({"round": r, "results": results})
@@ -130,8 +136,7 @@ def _verify(engine, results: dict, candidates: dict, clean_kw: dict) -> None:
     """P(yes) of every new candidate of this round, in one batched call; into results[c]['verify']."""
     asked = []
     for c, r in results.items():
-        answers = [r] + r.get("samples", [])
-        asked += [(c, x.phrase) for x in voting.pool(answers, c, clean_kw, already=candidates[c])]
+        asked += [(c, x.phrase) for x in voting.pool(voting.answers_of(r), c, clean_kw, already=candidates[c])]
     tops = engine.first_token_top([verification.question(p, c) for c, p in asked], verification.TOP_LOGPROBS)
     for (c, p), top in zip(asked, tops):
         results[c].setdefault("verify", {})[p] = verification.p_yes(top)

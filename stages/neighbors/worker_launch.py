@@ -24,6 +24,7 @@ def sampling_spec(cfg) -> dict:
     schema = neighbors_schema(n.overgenerate, n.max_chars) if n.output_format == "json" else None
     return {"temperature": n.temperature, "retry_temperature": n.retry_temperature, "top_p": n.top_p,
             "max_tokens": n.max_tokens, "seed": n.seed, "repetition_penalty": n.repetition_penalty,
+            "frequency_penalty": n.frequency_penalty,
             "json_schema": schema, "samples": n.samples, "sample_temperature": n.sample_temperature}
 
 
@@ -103,7 +104,8 @@ def worker_request(cfg, ident: GenerationIdentity, classes: list[str], candidate
         "dtype": n.dtype,
         "batch_size": n.transformers_batch_size,
         "classes": classes,
-        "messages": {c: ident.template.messages(c, n.output_format, n.overgenerate, ident.task) for c in classes},
+        # one conversation per example set of the prompt (the first set's first)
+        "messages": {c: ident.template.conversations(c, n.output_format, n.overgenerate, ident.task) for c in classes},
         "verify_threshold": n.verify_threshold,
         "tensor_parallel_size": n.tensor_parallel_size,
         "sampling": sampling_spec(cfg),

@@ -25,7 +25,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from stages.neighbors.config import NeighborsConfig
+from stages.neighbors.prompt import load as load_prompt
 from stages.neighbors.sampling import request_seed
+from stages.shipped import package_root
 
 pytestmark = pytest.mark.slow
 
@@ -36,6 +39,12 @@ FILTERS_OFF = ["--set", "neighbors.near_duplicate_cos=1.0"]
 # sampled retry round for short classes.
 SAMPLING = ["--set", "neighbors.temperature=0", "--set", "neighbors.max_retries=1"]
 HEAVY = ("torch", "transformers", "vllm", "faiss", "sentence_transformers")
+SETS = load_prompt(NeighborsConfig().prompt, package_root()).sets  # conversations per class and round
+
+
+def set_seeds(c: str, rounds=(0, 1)) -> set[int]:
+    """The seeds of every request of class c: one per round and example set."""
+    return {request_seed(0, r, c, k) for r in rounds for k in range(SETS)}
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +161,7 @@ def first(tmp_path_factory, clap, llm_model_dir, background):
 def test_two_concurrent_runs_generate_once_and_agree(first):
     cold, warm = sorted(first["summaries"], key=lambda s: -s["llm_requests"])
     assert cold["classes_generated"] == 3 and cold["classes_reused"] == 0
-    assert cold["llm_requests"] >= 3 and cold["llm_rounds"] >= 1
+    assert cold["llm_requests"] >= 3 * SETS and cold["llm_rounds"] >= 1  # each class once per example set
     assert cold["engine_starts"] == 1  # all rounds on one engine; the encoder loads after it exits
     # The second process waited for the first's lock, then found everything: no engine, no encoding.
     assert warm["llm_requests"] == 0 and warm["classes_reused"] == 3 and warm["phrases_encoded"] == 0
@@ -198,16 +207,19 @@ def test_stored_rows_provenance_and_index(first):
         assert status["short"] == (len(rows) < 8) == (c in cold["classes_short"])
         for r in rows:
             assert r["phrase"] == r["phrase"].strip().lower() and r["phrase"] != c
-            # Every request has its own seed (round 0 greedy, round 1 the sampled retry).
-            assert r["seed"] in {request_seed(0, 0, c), request_seed(0, 1, c)}
+            # Every request has its own seed (round 0 greedy, round 1 the sampled retry; one per example set).
+            assert r["seed"] in set_seeds(c)
+        # the answers to the example sets are pooled: a class's rows come from more than one of them
+        assert len({r["seed"] for r in rows}) >= 2, rows
     for r in ph + cl:
         assert r["llm_id"] == "packaged:smollm2-135m-instruct"
         assert r["llm_fingerprint"] == cold["llm_fingerprint"] and r["llm_revision"].startswith("gguf-sha256:")
         assert r["engine"] == "vllm" and r["engine_version"] == cold["engine_version"]
-        assert r["prompt_hash"] == cold["prompt_hash"] and r["prompt_version"] == "neighbors_v1"
+        assert r["prompt_hash"] == cold["prompt_hash"] and r["prompt_version"] == "neighbors_v3"
         assert r["num_neighbors"] == 8 and r["generation_key"] == cold["generation_key"]
         s = json.loads(r["sampling"])
         assert s["temperature"] == 0.0 and s["retry_temperature"] == 0.7 and s["max_tokens"] == 160
+        assert s["frequency_penalty"] == 0.7
         assert s["structured_output"] == "none" and s["output_format"] == "lines"
     # Embeddings: every class name and phrase under all 8 templates, unit vectors, one encoder.
     emb = table(cache, "embeddings")
@@ -263,7 +275,7 @@ def test_overlapping_class_list_reuses_the_overlap(first, clap, llm_model_dir):
     cache = first["cache"]
     s = finish(start(cache, ["rain", "church bells", "sea waves"], clap, llm_model_dir, "b.txt"))
     assert s["classes_generated"] == 1 and s["classes_reused"] == 2
-    assert 1 <= s["llm_requests"] <= 2  # only "sea waves" reached the LLM (round 0 plus one retry)
+    assert SETS <= s["llm_requests"] <= 2 * SETS  # only "sea waves" reached the LLM (round 0 plus one retry)
     old = {r["phrase"] for r in table(cache, "phrases").to_pylist() if r["class_name"] in ("rain", "church bells")}
     assert s["phrases_reused"] >= len(old) + 2  # the overlap's phrases and class names were not re-encoded
     v = run_cli(cache, "neighbors", "verify", "--json")
@@ -383,7 +395,7 @@ def test_transformers_backend_generates_and_records_itself(background, llm_model
     log = cache / "logs" / "llm-worker.log"
     assert "LLM (transformers): asking for the neighbors of 2 classes" in p.stderr and str(log) in p.stderr
     assert "transformers worker, 2 classes from round 0" in log.read_text()
-    assert s["llm_requests"] == 2 and s["llm_rounds"] == 1 and s["classes_generated"] == 2
+    assert s["llm_requests"] == 2 * SETS and s["llm_rounds"] == 1 and s["classes_generated"] == 2
     rows = table(cache, "phrases").to_pylist()
     assert rows and {r["engine"] for r in rows} == {"transformers"}
     assert all(r["num_neighbors"] == 3 for r in rows)
@@ -405,10 +417,10 @@ def test_json_constrained_sampling_with_per_request_seeds(background):
     p = background["json"].result()
     assert p.returncode == 0, p.stderr[-3000:]
     s = json.loads(p.stdout)
-    assert s["engine"] == "vllm" and s["llm_requests"] == 2 and s["classes_generated"] == 2
+    assert s["engine"] == "vllm" and s["llm_requests"] == 2 * SETS and s["classes_generated"] == 2
     rows = table(cache, "phrases").to_pylist()
     assert rows, "the JSON answers gave no usable phrase at all"
     for r in rows:
-        assert r["seed"] == request_seed(0, 0, r["class_name"])
+        assert r["seed"] in set_seeds(r["class_name"], rounds=(0,))
         samp = json.loads(r["sampling"])
         assert samp["structured_output"] == "json" and samp["temperature"] == 0.8 and "engine seed" not in samp["seed_rule"]

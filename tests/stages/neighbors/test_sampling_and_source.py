@@ -20,6 +20,16 @@ def test_request_seed_depends_on_seed_round_and_class_only():
     assert 0 <= s < 2**31
 
 
+def test_each_example_set_has_its_own_seed_and_the_first_keeps_the_one_set_rule():
+    assert request_seed(3, 0, "dog", 0) == request_seed(3, 0, "dog")
+    seeds = {request_seed(3, 0, "dog", k) for k in range(5)}
+    assert len(seeds) == 5
+    assert round_sampling(SPEC, 0, "dog", 2)["seed"] == request_seed(3, 0, "dog", 2)
+    # the frequency penalty reaches every request (absent from an old spec: off)
+    assert round_sampling({**SPEC, "frequency_penalty": 0.7}, 1, "dog", 1)["frequency_penalty"] == 0.7
+    assert round_sampling(SPEC, 0, "dog")["frequency_penalty"] == 0.0
+
+
 def test_retries_sample_hot_even_when_greedy():
     assert round_sampling(SPEC, 0, "dog")["temperature"] == 0.0
     r1 = round_sampling(SPEC, 1, "dog")

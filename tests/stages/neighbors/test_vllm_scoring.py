@@ -84,12 +84,18 @@ def test_votes_and_verification_scores_are_stored_ranked_deterministic_and_judge
         assert all(ln.endswith(" modules ") for ln in lines), log
 
     assert first["engine_starts"] == 1 and first["llm_rounds"] == 1
-    assert first["llm_requests"] == 2 * len(CLASSES)  # one answer + one request of 2 samples per class
+    from stages.neighbors.config import NeighborsConfig
+    from stages.neighbors.prompt import load
+    from stages.shipped import package_root
+
+    sets = load(NeighborsConfig().prompt, package_root()).sets
+    # one answer per example set + one request of 2 samples per class
+    assert first["llm_requests"] == (sets + 1) * len(CLASSES)
     assert rows, "no neighbor survived"
     key = lambda r: (r["class_name"], r["rank"], r["phrase"], r["votes"], round(r["verify_score"], 6))  # noqa: E731
     assert [key(r) for r in rows] == [key(r) for r in rows2]  # deterministic under the seed
     for r in rows:
-        assert 1 <= r["votes"] <= 3
+        assert 1 <= r["votes"] <= sets + 2  # the example sets' answers and the 2 sampled ones
         assert 0.05 <= r["verify_score"] <= 1.0
     for c in CLASSES:
         votes = [r["votes"] for r in rows if r["class_name"] == c]

@@ -36,6 +36,26 @@ def test_pool_ranks_by_votes_then_logprob_then_first_appearance():
     assert ranked[3].logprob == pytest.approx(-0.1) and ranked[3].answer == 2
 
 
+def test_pool_without_logprobs_ranks_by_votes_then_round_robin_over_the_answers():
+    # Three example sets' greedy answers (no log-probabilities asked): after the shared phrase, each
+    # answer's first phrase, then each answer's second, ... (position in its answer, then which answer).
+    answers = [{"text": "woof\nbarking dog\ngrowl"}, {"text": "yelp\nbarking dog\nhowl\nsnarl"},
+               {"text": "canine bark"}]
+    ranked = voting.pool(answers, "dog bark", CLEAN)
+    assert [s.phrase for s in ranked] == ["barking dog", "woof", "yelp", "canine bark", "growl", "howl", "snarl"]
+    assert [s.first for s in ranked][:4] == [(1, 0), (0, 0), (0, 1), (0, 2)]
+    assert ranked[5].answer == 1
+    # a phrase seen early in a later answer takes that earlier position (and answer)
+    again = voting.pool([{"text": "a\nb\nc\nhiss"}, {"text": "hiss"}], "x", CLEAN)
+    assert [(s.phrase, s.votes, s.first, s.answer) for s in again][0] == ("hiss", 2, (0, 1), 1)
+
+
+def test_answers_of_a_worker_result_in_order():
+    r = {"text": "a", "sets": [{"text": "b"}, {"text": "c"}], "samples": [{"text": "d"}]}
+    assert [a["text"] for a in voting.answers_of(r)] == ["a", "b", "c", "d"]
+    assert voting.answers_of({"text": "a"}) == [{"text": "a"}]
+
+
 def test_pool_skips_earlier_candidates_and_counts_cleaning_drops():
     dropped = {}
     ranked = voting.pool([{"text": "woof\ndog bark\nbark dog"}], "dog bark", CLEAN, already=["woof"],
