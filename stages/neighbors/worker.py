@@ -5,9 +5,10 @@ supervisor (supervisor.py), which ends the worker's whole process tree with it. 
 engine in its own process guarantees it is gone (GPU memory included) before the parent loads the
 audio-language encoder, and gives vLLM's spawned engine core the `__main__` guard it needs.
 
-Rounds: round 0 asks every class once per example set of the prompt, in ONE batched chat call; a class whose text-cleaned
-candidates are still fewer than `need` is asked again in the next round (one batched call for all such
-classes) with a fresh per-request seed, until `max_rounds` are spent. The parent re-cleans the raw
+Rounds: round 0 asks every class once per example set of the prompt, in ONE batched chat call; a class
+whose text-cleaned candidates (pooled over its answers, voting.py) are still fewer than `need` is asked
+again in the next round (one batched call for all such classes) with fresh per-request seeds, until
+`max_rounds` are spent. The parent re-cleans the raw
 answers itself; the worker only decides whom to ask again.
 
 The request is plain JSON written by the parent (see worker_launch.py: `worker_request`); the response
