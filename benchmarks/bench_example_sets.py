@@ -119,20 +119,11 @@ def _variants(answers: dict) -> list[tuple[str, list[str]]]:
 
 
 def score_all(h: dict, datasets) -> list[dict]:
-    import numpy as np
-
+    from benchmarks.judge_rows import memoised_judge, summary_row
     from stages.neighbors import voting
-    from stages.neighbors.quality import load_reference, score
+    from stages.neighbors.quality import score
 
-    encode = load_reference()
-    memo: dict = {}
-
-    def enc(texts):
-        todo = [t for t in dict.fromkeys(texts) if t not in memo]
-        if todo:
-            memo.update(zip(todo, encode(todo)))
-        return np.stack([memo[t] for t in texts]) if texts else encode([])
-
+    enc = memoised_judge()
     names, keys = [], []
     for d, c in _classes(datasets):
         if c not in names:
@@ -144,19 +135,11 @@ def score_all(h: dict, datasets) -> list[dict]:
         for c, key in zip(names, keys):
             # greedy answers without their log-probabilities, as generate-neighbors asks them (samples = 1)
             answers = [a if "|s" in m else {"text": a["text"]} for m in modes for a in h["answers"][m][key]]
-            # one greedy answer: its own order; pooled answers: votes, log-probability, round-robin (voting.pool)
-            pooled = voting.pool(answers, c, CLEAN)
-            if len(answers) == 1:
-                pooled.sort(key=lambda s: s.first)
-            neighbors[c] = [x.phrase for x in pooled][:N_KEEP]
-        r = score(names, neighbors, enc, N_KEEP)
-        per_class, total = r["per_class"], r["overall"]["neighbors"]
-        micro = r["overall"]["precision_micro"]
-        rows.append({"variant": name, "precision": r["overall"]["precision"], "micro": micro, "kept": total,
-                     "classes": len(per_class),
-                     "share_ge5": sum(x["neighbors"] >= 5 for x in per_class) / len(per_class),
-                     "on_topic_per_class": (micro or 0) * total / len(per_class),
-                     "tokens": sum(h["tokens"][m] for m in modes)})
+            # ranked by votes, log-probability (sampled answers only), then round-robin (voting.pool); one
+            # greedy answer keeps its own order
+            neighbors[c] = [x.phrase for x in voting.pool(answers, c, CLEAN)][:N_KEEP]
+        row = summary_row(name, score(names, neighbors, enc, N_KEEP))
+        rows.append({**row, "tokens": sum(h["tokens"][m] for m in modes)})
     return rows
 
 
@@ -171,11 +154,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
-    if args.harvest:
-        h = json.loads(args.harvest.read_text())
-    else:
-        h = harvest(args)
-        args.out.with_suffix(".harvest.json").write_text(json.dumps(h))
+    from benchmarks.judge_rows import load_or_harvest
+
+    h = load_or_harvest(args, harvest)
     rows = score_all(h, args.datasets)
     report = {"datasets": args.datasets, "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
               "date": time.strftime("%Y-%m-%d"), **{k: v for k, v in h.items() if k != "answers"}, "variants": rows}

@@ -102,22 +102,14 @@ def harvest(args) -> dict:
 
 
 def variants(h: dict, datasets, only=None) -> list[dict]:
+    from benchmarks.judge_rows import memoised_judge, summary_row
     from stages.neighbors import voting
-    from stages.neighbors.quality import load_reference, score
+    from stages.neighbors.quality import score
 
     lists = _class_lists(datasets)
     n_keep = h["settings"]["num_neighbors"]
     clean_kw = {"max_words": 6, "max_chars": 60, "same_script": True}
-    encode = load_reference()
-    memo = {}
-
-    def enc(texts):
-        todo = [t for t in texts if t not in memo]
-        if todo:
-            memo.update(zip(todo, encode(todo)))
-        import numpy as np
-
-        return np.stack([memo[t] for t in texts]) if texts else encode([])
+    enc = memoised_judge()
 
     rows = []
     harvested = {k.split("|", 1)[0] for k in h["answers"]}
@@ -140,16 +132,7 @@ def variants(h: dict, datasets, only=None) -> list[dict]:
                         names.append(c)
                         neighbors[c] = [x.phrase for x in pooled
                                         if thr == 0 or h["verify"].get(f"{c}|{x.phrase}", 0.0) >= thr][:n_keep]
-                r = score(names, neighbors, enc, n_keep)
-                per_class = r["per_class"]
-                total = r["overall"]["neighbors"]
-                total_hits = round((r["overall"]["precision_micro"] or 0) * total)
-                precs = [r["precision"] for r in per_class if r["precision"] is not None]
-                ge5 = sum(1 for r in per_class if r["neighbors"] >= 5)
-                rows.append({"variant": name, "precision": sum(precs) / len(precs) if precs else None,
-                             "micro": total_hits / total if total else None, "kept": total,
-                             "classes": len(per_class), "share_ge5": ge5 / len(per_class),
-                             "on_topic_per_class": total_hits / len(per_class)})
+                rows.append(summary_row(name, score(names, neighbors, enc, n_keep)))
     return rows
 
 
@@ -170,11 +153,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
-    if args.harvest:
-        h = json.loads(args.harvest.read_text())
-    else:
-        h = harvest(args)
-        (args.out.with_suffix(".harvest.json")).write_text(json.dumps(h))
+    from benchmarks.judge_rows import load_or_harvest
+
+    h = load_or_harvest(args, harvest)
     rows = variants(h, args.score or args.datasets, args.only)
     report = {"datasets": args.datasets, "scored": args.score or args.datasets, "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs",
               "date": time.strftime("%Y-%m-%d"), **{k: v for k, v in h.items() if k not in ("answers", "verify")},

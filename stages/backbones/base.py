@@ -99,7 +99,6 @@ class AudioTextBackbone(nn.Module, abc.ABC):
     def encode_text(self, texts: list[str], batch_size: int | None = None) -> torch.Tensor:
         """[B, D] float32 text embeddings, projected, not normalised; no grad; batched."""
 
-    # ---- audio ------------------------------------------------------------------------------
     def encode_text_in_batches(self, texts, batch_size: int | None = None, batch_starts=None) -> torch.Tensor:
         """[len(texts), D] frozen sentence embeddings, a batch at a time through the prompt path
         (tokenize -> token_embeddings -> encode_text_from_embeddings), so a prompt made of the template's own
@@ -117,6 +116,7 @@ class AudioTextBackbone(nn.Module, abc.ABC):
                 out.append(self.encode_text_from_embeddings(self.token_embeddings(ids), ids, tok["attention_mask"]))
         return torch.cat(out)
 
+    # ---- audio ------------------------------------------------------------------------------
     @abc.abstractmethod
     def encode_audio(
         self, waveforms: list[np.ndarray], train_crop: bool = False, generator=None

@@ -35,7 +35,7 @@ from cache.errors import UserError
 from cache.fingerprint import cache_root
 from cache.lock import file_lock
 from cache.store import ClassNeighbors, NeighborStore, Provenance, template_id, template_set_id
-from stages.neighbors import cleaning, worker_log
+from stages.neighbors import cleaning, voting, worker_log
 from cache.store.verify import check_files
 from stages.neighbors.keys import GenerationIdentity, resolve_generation
 from stages.neighbors.worker_launch import cleaning_kwargs, run_worker, sampling_spec, worker_request
@@ -129,11 +129,9 @@ def _ranked_candidates(cfg, c: str, r: dict, round_index: int, earlier: list[Can
                        stats: RunStats) -> list[Candidate]:
     """This round's new candidates of class `c`, best first: its answers pooled and ranked by votes
     (voting.py), those the verification round scored below neighbors.verify_threshold dropped."""
-    from stages.neighbors import voting
-
     n = cfg.neighbors
     answers = voting.answers_of(r)
-    sets = [r] + r.get("sets", [])
+    sets = voting.set_answers(r)
     seeds = [a["seed"] for a in sets] + [r.get("samples_seed", r["seed"])] * (len(answers) - len(sets))
     scores = r.get("verify", {})
     out = []
@@ -188,7 +186,7 @@ def _generate_missing(cfg, ident: GenerationIdentity, missing: list[str], emb: _
         for rnd in resp["rounds"]:
             for c, r in rnd["results"].items():
                 rounds_of[c] += 1
-                for a in [r] + r.get("sets", []):
+                for a in voting.set_answers(r):
                     stats.unseeded += not a.get("seeded", True)
                     stats.tokens += a["tokens"]
                     stats.truncated_answers += a["finish"] == "length"

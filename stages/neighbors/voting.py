@@ -85,10 +85,16 @@ def pool(answers: Sequence[dict], class_name: str, clean_kw: dict, already: Sequ
     return rank(scored.values())
 
 
+def set_answers(result: dict) -> list[dict]:
+    """A class's answers to the prompt's example sets in one round, as the worker returns them: the first
+    set's (the result itself), then the other sets' ('sets'). Each carries its own seed and token count."""
+    return [result] + list(result.get("sets", []))
+
+
 def answers_of(result: dict) -> list[dict]:
-    """A class's answers of one round, as the worker returns them: the first example set's, the other
-    sets' ('sets'), then the sampled ones ('samples')."""
-    return [result] + list(result.get("sets", [])) + list(result.get("samples", []))
+    """All of a class's answers of one round: the example sets' (set_answers), then the sampled ones
+    ('samples')."""
+    return set_answers(result) + list(result.get("samples", []))
 
 
 def rank(items) -> list[Scored]:
