@@ -17,14 +17,12 @@ from typing import Any
 
 from cache.errors import UserError
 from cache.fingerprint import sha256_file, sha256_json, short
+from pipeline.config_loader import non_identity_keys
 from pipeline.sweep.spec import SweepSpec, override_text
 from stages.tuning.methods import uses_neighbors
 
 IDENTITY_FILE = "sweep_cell.json"
 _SAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
-# Keys that only change how a run executes (device, batch sizes for memory), never what it computes.
-_EXECUTION_KEYS = {"backbone.device", "backbone.text_batch_size", "backbone.audio_batch_size",
-                   "train.eval_batch_size", "method.cocoop_chunk"}
 
 
 @dataclass(frozen=True)
@@ -115,8 +113,14 @@ def identity(spec: SweepSpec, cell: Cell) -> dict:
         "targets": list(spec.targets) if cell.protocol == "cross" else [],
         "backbone": spec.backbone,
         "config_file": sha256_file(spec.config) if spec.config else None,
-        "set": {k: v for k, v in sorted(overrides(spec, cell).items()) if k not in _EXECUTION_KEYS},
+        "set": _results_keys(overrides(spec, cell)),
     }
+
+
+def _results_keys(values: dict[str, Any]) -> dict[str, Any]:
+    """The [set] and config-axis keys that change what a run computes, sorted (execution keys left out)."""
+    execution = non_identity_keys()
+    return {k: v for k, v in sorted(values.items()) if k not in execution}
 
 
 def tune_args(spec: SweepSpec, cell: Cell) -> list[str]:
@@ -154,8 +158,11 @@ def check_not_stale(spec: SweepSpec, cells: list[Cell]) -> None:
     clashes = []
     for cell in cells:
         saved = recorded_identity(run_dir(spec, cell))
-        if saved is not None and saved != identity(spec, cell):
-            current = identity(spec, cell)
+        if isinstance(saved, dict) and isinstance(saved.get("set"), dict):
+            # Written before a key was marked execution-only: compare what changes results, as now.
+            saved = {**saved, "set": _results_keys(saved["set"])}
+        current = identity(spec, cell)
+        if saved is not None and saved != current:
             keys = sorted(k for k in current.keys() | saved.keys() if current.get(k) != saved.get(k))
             clashes.append(f"{cell.name} ({', '.join(keys)})")
     if clashes:

@@ -149,6 +149,25 @@ def test_a_runs_folder_made_with_other_settings_is_refused(tmp_path: Path):
         plan(new)
 
 
+def test_a_sweep_changing_only_how_runs_execute_is_not_stale(tmp_path: Path):
+    """train.log_to and method.cocoop_chunk are marked identity=False: a rerun with other values is no new sweep."""
+    old = parse_sweep(write(tmp_path, GRID, rest='[set]\n"train.epochs" = 2\n"train.log_to" = ["jsonl"]',
+                            name="old.toml"))
+    cells = grid.expand(old)
+    for cell, saved in zip(cells[:2], (grid.identity(old, cell) for cell in cells[:2])):
+        run = grid.run_dir(old, cell)
+        run.mkdir(parents=True)
+        (run / "metrics.json").write_text("{}")
+        if cell is cells[1]:  # as written before log_to was marked: the key is in the recorded [set]
+            saved = {**saved, "set": {**saved["set"], "train.log_to": ["jsonl"]}}
+        (run / grid.IDENTITY_FILE).write_text(json.dumps(saved))
+    new = parse_sweep(write(tmp_path, GRID, rest='[set]\n"train.epochs" = 2\n"method.cocoop_chunk" = 2',
+                            name="new.toml"))
+    assert grid.identity(new, cells[0]) == grid.identity(old, cells[0])
+    _, todo = plan(new)
+    assert cells[0] not in todo and cells[1] not in todo and len(todo) == 6
+
+
 @pytest.mark.parametrize("grid_text, sweep_extra, rest, message", [
     ('dataset = ["nosuchset"]\nmethod = ["coop"]', "", "", r"\[grid\] dataset: dataset 'nosuchset': unknown \(known: .*demo"),
     ('dataset = ["demo"]\nmethod = ["coop", "prompt-magic"]', "", "",

@@ -191,6 +191,22 @@ def test_unfinished_run_needs_resume_and_refuses_another_backbone(world, capsys,
     assert json.loads(stdout)["train"]["resumed_from_epoch"] == 2
 
 
+def test_resume_accepts_a_change_in_how_the_run_executes_only(world, capsys, tmp_path):
+    """method.cocoop_chunk and train.log_to only bound memory or choose log files (identity=False)."""
+    out = tmp_path / "r"
+    args = ["--dataset", world["spec"], "--method", "cocoop", "--no-sept", "--protocol", "base2new", "--shots", 1,
+            "--out", out, *world["common"], "--set", "method.cocoop_chunk=4"]
+    assert cli(capsys, *args)[0] == 0
+    (out / "metrics.json").unlink()  # as if killed after its last checkpoint, before the metrics
+    line = _one_line_exit_2(*cli(capsys, *args, "--set", "train.lr=0.01", "--resume")[::2])
+    assert "made with a different config.train.lr (0.05 vs now 0.01)" in line
+    code, stdout, err = cli(capsys, *args, "--set", "method.cocoop_chunk=1", "--set", 'train.log_to=["jsonl"]',
+                            "--resume", "--json")
+    assert code == 0, err
+    m = json.loads(stdout)
+    assert m["train"]["resumed_from_epoch"] == 2 and m["method_config"]["cocoop_chunk"] == 1
+
+
 def test_random_crop_training_and_hardest_negatives(world, capsys, tmp_path):
     out = tmp_path / "crop"
     code, stdout, err = cli(capsys, "--dataset", world["spec"], "--method", "coop", "--sept", "--protocol", "base2new",
