@@ -129,6 +129,7 @@ def test_local_sweep_of_eight_cells_then_report_then_nothing_to_redo(demo, tmp_p
     assert summary["stage_one"] == []  # the store already held every SEPT cell's neighbors
     assert {o["launcher_pid"] for o in summary["outcomes"]} == {proc.pid}  # local: the sweep launched them
     assert {o["warm"] for o in summary["outcomes"]} == {True}  # CPU runs fork from the warm interpreter
+    assert list((runs / ".sweep" / "inputs").iterdir()) == []  # each run's config and request: gone with the sweep
     for cell in summary["ran"]:
         assert len(starts(runs, cell)) == 1
         metrics = json.loads((runs / cell / "metrics.json").read_text())
