@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from cache.errors import UserError
+from cli_kit import run_subprocess
 from pipeline.config_loader import parse_override
 from pipeline.sweep import grid
 from pipeline.sweep.runner import plan
@@ -223,22 +222,19 @@ def test_bad_sweep_files_are_one_line_errors_naming_file_and_key(tmp_path, grid_
 
 def test_cli_reports_bad_sweep_file_with_exit_2_and_writes_nothing(tmp_path: Path):
     path = write(tmp_path, 'dataset = ["nosuchset"]\nmethod = ["coop"]')
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "sweep", "--config", str(path)],
-                          capture_output=True, text=True)
+    proc = run_subprocess("sweep", "--config", path)
     assert proc.returncode == 2
     assert proc.stderr.startswith(f"error: sweep file {path}: [grid] dataset: dataset 'nosuchset': unknown")
     assert proc.stderr.count("\n") == 1
     assert not (tmp_path / "runs").exists()
-    missing = subprocess.run([sys.executable, "-m", "pipeline.cli", "sweep", "--config", str(tmp_path / "nope.toml")],
-                             capture_output=True, text=True)
+    missing = run_subprocess("sweep", "--config", tmp_path / "nope.toml")
     assert missing.returncode == 2 and "nope.toml: not found" in missing.stderr
 
 
 def test_dry_run_lists_cells_and_command_line_overrides(tmp_path: Path):
     path = write(tmp_path, GRID)
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "sweep", "--config", str(path), "--dry-run",
-                           "--json", "--runs-dir", str(tmp_path / "elsewhere"), "--set", "train.epochs=1"],
-                          capture_output=True, text=True)
+    proc = run_subprocess("sweep", "--config", path, "--dry-run", "--json", "--runs-dir", tmp_path / "elsewhere",
+                          "--set", "train.epochs=1")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["runs_dir"] == str(tmp_path / "elsewhere") and len(out["cells"]) == 8 and out["to_run"] == out["cells"]
@@ -264,8 +260,7 @@ def test_a_damaged_metrics_file_in_the_runs_folder_is_named(tmp_path: Path):
     bad = grid.run_dir(spec, cell) / "metrics.json"
     bad.parent.mkdir(parents=True)
     bad.write_text('{"base_acc": 5')
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "sweep", "--config", str(spec.source)],
-                          capture_output=True, text=True)
+    proc = run_subprocess("sweep", "--config", spec.source)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert f"{bad} (not valid JSON" in proc.stderr and "delete those files" in proc.stderr
     assert not (tmp_path / "runs" / ".sweep").exists()  # refused before anything was written
