@@ -223,15 +223,32 @@ def load_config(
         raise UserError(f"config: {e}") from None
 
 
-def describe(cfg_cls=Config) -> list[tuple[str, str, Any, str]]:
-    """(section, key, default, help) for every key: used by `sept-pipeline config keys`."""
+class KeyInfo(typing.NamedTuple):
+    section: str
+    key: str
+    default: Any
+    help: str
+    identity: bool  # False: changes how a run executes, never what it computes (stages/fields.py)
+
+
+def describe(cfg_cls=Config) -> list[KeyInfo]:
+    """Every key with its default, help and identity mark (as declared by `opt`): `sept-pipeline config keys`."""
     rows = []
     hints = typing.get_type_hints(cfg_cls)
     for sec in dataclasses.fields(cfg_cls):
         for f in dataclasses.fields(hints[sec.name]):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            rows.append((sec.name, f.name, default, f.metadata.get("help", "")))
+            rows.append(KeyInfo(sec.name, f.name, default, f.metadata.get("help", ""),
+                                f.metadata.get("identity", True)))
     return rows
+
+
+def non_identity_keys() -> frozenset[str]:
+    """"section.key" of every key declared `identity=False`: a device, a batch size for memory, where logs go.
+
+    The one list of them: a resume may differ in these (pipeline/protocols/runner.py), a rerun sweep does not
+    call a run stale for them (pipeline/sweep/grid.py), and the report never labels a variant by them."""
+    return frozenset(f"{row.section}.{row.key}" for row in describe() if not row.identity)
 
 
 def to_toml(cfg: Config) -> str:

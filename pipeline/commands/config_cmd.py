@@ -46,5 +46,6 @@ def register(cli) -> None:
         """
         from pipeline.config_loader import describe
 
-        for section, key, default, help_text in describe():
-            click.echo(f"{section}.{key} = {default!r}\n    {help_text}")
+        for row in describe():
+            note = "" if row.identity else " (changes how a run executes, not its results)"
+            click.echo(f"{row.section}.{row.key} = {row.default!r}\n    {row.help}{note}")

@@ -9,23 +9,6 @@ from pipeline.commands.common import config_options, emit_json, json_option
 from stages.tuning.methods import method_names
 
 
-def _apply_flags(cfg, method, sept, backbone, seed, shots, fold=None):
-    """Explicit flags win over --config/--set; each goes through the section's own validation."""
-    if method is not None:
-        cfg = cfg.replace("method", name=method)
-    if sept is not None:
-        cfg = cfg.replace("sept", enabled=sept)
-    if backbone:
-        cfg = cfg.replace("backbone", id=backbone)
-    if seed is not None:
-        cfg = cfg.replace("data", seed=seed)
-    if shots is not None:
-        cfg = cfg.replace("data", shots=shots)
-    if fold is not None:
-        cfg = cfg.replace("data", fold=fold)
-    return cfg
-
-
 def _summary_lines(m: dict) -> list[str]:
     sept = m["sept"]
     tag = f"{m['method']}{'+SEPT' if sept['active'] else ''} (seed {m['seed']}, {m['shots']} shots)"
@@ -116,14 +99,15 @@ def register(cli) -> None:
           sept-pipeline tune --dataset ravdess --data-root /data --method kgcoop --sept --protocol fewshot \\
               --shots 16 --backbone laion/clap-htsat-unfused --out runs/kg-ravdess --resume --json
         """
-        from pipeline.protocols import TuneRequest, run_folds
+        from pipeline.protocols import TuneFlags, run_folds, tune_inputs
         from pipeline.protocols.folds import fold_out
 
-        cfg = _apply_flags(cfg, method, sept, backbone, seed, shots, fold)
-        every_fold = cfg.data.fold == "all"
         target_list = [t.strip() for t in targets.split(",") if t.strip()] if targets else None
-        req = TuneRequest(dataset=dataset, data_root=data_root, protocol=protocol, out=out, targets=target_list,
-                          cache_dir=cache_dir, resume=resume, force=force, progress=not as_json)
+        cfg, req = tune_inputs(cfg, TuneFlags(
+            dataset=dataset, data_root=data_root, protocol=protocol, out=out, method=method, sept=sept,
+            backbone=backbone, seed=seed, shots=shots, fold=fold, targets=target_list, cache_dir=cache_dir,
+            resume=resume, force=force, progress=not as_json))
+        every_fold = cfg.data.fold == "all"
         runs = run_folds(cfg, req)
         for m in runs:
             for warning in m.get("warnings", []):
@@ -147,12 +131,3 @@ def register(cli) -> None:
             shown = "  ".join(f"{k} {means[k]:.2f}" for k in _HEADLINE[protocol] if means.get(k) is not None)
             click.echo(f"mean over {means['num_folds']} folds ({', '.join(means['folds'])}): {shown}")
 
-
-def main(argv: list[str]) -> None:
-    """Run `tune ARGS...` (argv starts with "tune") as `sept-pipeline` would, without the other verbs: the
-    entry point of a sweep cell (pipeline/sweep/cell_process.py). Always raises SystemExit."""
-    from pipeline.commands.entry import run_click
-
-    group = click.Group("sept-pipeline")
-    register(group)
-    run_click(group, argv)

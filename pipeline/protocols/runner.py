@@ -16,15 +16,15 @@ from typing import Sequence
 from cache.errors import UserError
 from cache.fingerprint import cache_root, sha256_json
 from cache.lock import file_lock
-from pipeline.config_loader import Config
+from pipeline.config_loader import Config, non_identity_keys
 from pipeline.protocols.plans import Plan, check_protocol, make_plan
 from pipeline.runs import METRICS, RunDir
 from stages.tuning.methods import check_run
 from stages.data.config import ALL_FOLDS
 
-# Keys of the resolved config that do not change what a run computes: a resume may differ in them.
-_NOT_IDENTITY = {("backbone", "device"), ("train", "eval_batch_size"), ("backbone", "text_batch_size"),
-                 ("backbone", "audio_batch_size"), ("train", "log_to")}
+# Keys of the resolved config that do not change what a run computes (marked on their fields): a resume may
+# differ in them.
+_NOT_IDENTITY = {tuple(key.split(".", 1)) for key in non_identity_keys()}
 LOG_FOLDERS = ("tensorboard", "wandb")  # stages/tuning/run_log.py's sinks
 RUN_FILES = ("train_log.jsonl", "prompt.safetensors", "base_new_split.json", "config.toml", "config.json")
 

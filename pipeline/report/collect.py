@@ -21,18 +21,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.config_loader import non_identity_keys
 from stages.tuning.methods import trains
 
 METRICS_FILE = "metrics.json"
 CONFIG_FILE = "config.json"
 PROTOCOLS = ("base2new", "cross", "fewshot")
 
-# Config keys that name the cell (they have their own columns) or only change how a run executes.
-_NOT_A_VARIANT = {
-    "data.seed", "data.shots", "data.fold", "method.name", "sept.enabled",
-    "backbone.device", "backbone.text_batch_size", "backbone.audio_batch_size",
-    "train.eval_batch_size", "method.cocoop_chunk", "train.log_to",
-}
+# Config keys that name the cell: each has its own column (seed, shots, fold, method, sept), so a run is never
+# labelled a variant by them.
+_NAMES_THE_CELL = {"data.seed", "data.shots", "data.fold", "method.name", "sept.enabled"}
+# Neither are the keys that only change how a run executes (marked identity=False on their config fields).
+_NOT_A_VARIANT = _NAMES_THE_CELL | non_identity_keys()
 
 
 @dataclass(frozen=True)

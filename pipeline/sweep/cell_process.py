@@ -1,12 +1,17 @@
-"""One sweep cell in its own process: take the cell's lock, then run `tune` in this same process.
+"""One sweep cell in its own process: take the cell's lock, then run its `tune` run in this same process.
 
-    python -m pipeline.sweep.cell_process --lock L --attempts A --identity JSON [--wait] -- tune ARGS...
+    python -m pipeline.sweep.cell_process --lock L --attempts A --identity JSON --inputs DIR [--wait]
+
+DIR holds what the run is given, written by the sweep (pipeline/protocols/tune_inputs.py): the resolved
+`config.toml` and `request.json`. The run is `pipeline.protocols.runner.run_tune`, called directly (no
+command-line parsing in between); it ends as `tune` would (pipeline/exits.py: one `error:` line, exit 2 for
+bad input, 1 for anything else).
 
 The process that runs `tune` is the process that holds the lock (cache/lock.py, flock): if the sweep that
 started it dies, the lock stays held until the run itself ends, so a restarted sweep never starts a second
-copy of a cell that is still running. A crash inside `tune` ends only this process (exit code != 0).
+copy of a cell that is still running. A crash inside the run ends only this process (exit code != 0).
 
-Exit codes besides tune's own: BUSY (another process holds the cell; only without --wait) and
+Exit codes besides the run's own: BUSY (another process holds the cell; only without --wait) and
 ALREADY_DONE (the run had finished by the time the lock was ours).
 """
 from __future__ import annotations
@@ -48,33 +53,42 @@ def _has_checkpoint(run_dir: Path) -> bool:
     return latest_checkpoint_dir(run_dir / CHECKPOINTS) is not None
 
 
-def _out_dir(tune_args: list[str]) -> Path:
-    return Path(tune_args[tune_args.index("--out") + 1])
+def _run_tune(cfg, req) -> int:
+    """The run, ended as `sept-pipeline tune --json` ends it: its metrics on stdout, warnings and errors on stderr."""
+    from pipeline.exits import OK, failure_exit
+    from pipeline.protocols.runner import run_tune
+
+    try:
+        metrics = run_tune(cfg, req)
+    except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one line and an exit code, as the CLI
+        return failure_exit(e)
+    for warning in metrics.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
+    print(json.dumps({**metrics, "out": str(req.out)}, indent=2, sort_keys=True, default=str), flush=True)
+    return OK
 
 
-def run(lock: Path, attempts: Path, identity: dict, tune_args: list[str], wait: bool) -> int:
+def run(lock: Path, attempts: Path, identity: dict, inputs: Path, wait: bool) -> int:
+    from dataclasses import replace
+
     from cache.atomic import atomic_write_json
     from cache.lock import file_lock
+    from pipeline.protocols.tune_inputs import read_inputs
     from pipeline.runs import RunDir
     from pipeline.sweep.grid import IDENTITY_FILE
 
-    out = RunDir(_out_dir(tune_args))
+    cfg, req = read_inputs(inputs)
+    out = RunDir(req.out)
     try:
         with file_lock(lock, timeout=None if wait else 0):
             if out.finished():
                 return ALREADY_DONE
             out.ensure()
             atomic_write_json(out.path / IDENTITY_FILE, identity)
-            args = list(tune_args) + (["--resume"] if _has_checkpoint(out.path) else [])
-            record_attempt(attempts, event="start", resume="--resume" in args)
+            req = replace(req, resume=_has_checkpoint(out.path))
+            record_attempt(attempts, event="start", resume=req.resume)
             started = time.monotonic()
-            from pipeline.commands.tune import main as tune_main
-
-            try:
-                tune_main(args)
-                rc = 0
-            except SystemExit as e:
-                rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            rc = _run_tune(cfg, req)
             record_attempt(attempts, event="end", rc=rc, seconds=round(time.monotonic() - started, 3))
             return rc
     except TimeoutError:
@@ -82,18 +96,21 @@ def run(lock: Path, attempts: Path, identity: dict, tune_args: list[str], wait: 
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if "--" not in argv:
-        sys.exit("usage: python -m pipeline.sweep.cell_process --lock L --attempts A --identity JSON "
-                 "[--wait] -- tune ARGS...")
-    split = argv.index("--")
+    from cache.errors import UserError
+    from pipeline.exits import failure_exit
+
     parser = argparse.ArgumentParser(prog="pipeline.sweep.cell_process")
     parser.add_argument("--lock", type=Path, required=True)
     parser.add_argument("--attempts", type=Path, required=True)
     parser.add_argument("--identity", required=True)
+    parser.add_argument("--inputs", type=Path, required=True, help="folder with config.toml and request.json")
     parser.add_argument("--wait", action="store_true")
-    opts = parser.parse_args(argv[:split])
-    sys.exit(run(opts.lock, opts.attempts, json.loads(opts.identity), argv[split + 1:], opts.wait))
+    opts = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        rc = run(opts.lock, opts.attempts, json.loads(opts.identity), opts.inputs, opts.wait)
+    except UserError as e:  # unreadable inputs: one line, the CLI's exit code
+        rc = failure_exit(e)
+    sys.exit(rc)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ A cell's name is made from its parameters (`demo-base2new-coop-sept-16shot-seed1
 fold, `-recipe=NAME` when the recipe axis is given, plus `-key=value` for config-key axes), so a rerun of
 the sweep finds the same folders. Its identity is everything that decides what the run computes; it is
 written beside the run, and a finished run whose identity differs from the cell's (the sweep file was
-edited) is refused rather than silently taken as done.
+edited) is refused rather than silently taken as done. What the cell's run is given, its resolved config and
+request, is what `sept-pipeline tune` makes of the cell's flags (`cell_inputs`; pipeline/protocols/tune_inputs.py).
 """
 from __future__ import annotations
 
@@ -17,14 +18,14 @@ from typing import Any
 
 from cache.errors import UserError
 from cache.fingerprint import sha256_file, sha256_json, short
+from pipeline.config_loader import Config, load_config, non_identity_keys
+from pipeline.protocols.runner import TuneRequest
+from pipeline.protocols.tune_inputs import TuneFlags, tune_inputs
 from pipeline.sweep.spec import SweepSpec, override_text
 from stages.tuning.methods import uses_neighbors
 
 IDENTITY_FILE = "sweep_cell.json"
 _SAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
-# Keys that only change how a run executes (device, batch sizes for memory), never what it computes.
-_EXECUTION_KEYS = {"backbone.device", "backbone.text_batch_size", "backbone.audio_batch_size",
-                   "train.eval_batch_size", "method.cocoop_chunk"}
 
 
 @dataclass(frozen=True)
@@ -90,9 +91,9 @@ def check_methods_fit(spec: SweepSpec, cells: list[Cell]) -> None:
         m = method_info(cell.method)
         if m.unseen and (m.sept or not cell.sept):
             continue  # nothing this method could refuse
-        cfg = resolved_config(spec, cell).replace("method", name=cell.method)  # tune gets it as --method
+        cfg, req = cell_inputs(spec, cell)
         try:
-            check_run(cfg.method, cell.protocol, cell.sept and cfg.sept.lam > 0)
+            check_run(cfg.method, req.protocol, cfg.sept.enabled and cfg.sept.lam > 0)
         except UserError as e:
             raise UserError(f"sweep file {spec.source}: cell {cell.name}: {e}") from None
 
@@ -115,30 +116,31 @@ def identity(spec: SweepSpec, cell: Cell) -> dict:
         "targets": list(spec.targets) if cell.protocol == "cross" else [],
         "backbone": spec.backbone,
         "config_file": sha256_file(spec.config) if spec.config else None,
-        "set": {k: v for k, v in sorted(overrides(spec, cell).items()) if k not in _EXECUTION_KEYS},
+        "set": _results_keys(overrides(spec, cell)),
     }
 
 
-def tune_args(spec: SweepSpec, cell: Cell) -> list[str]:
-    """Arguments of `sept-pipeline tune` for this cell (without --resume: the cell process decides)."""
-    args = ["tune", "--dataset", cell.dataset, "--data-root", str(spec.data_root), "--method", cell.method,
-            "--sept" if cell.sept else "--no-sept", "--protocol", cell.protocol, "--seed", str(cell.seed),
-            "--shots", str(cell.shots), "--out", str(run_dir(spec, cell)), "--json"]
-    if cell.fold:
-        args += ["--fold", cell.fold]
-    if spec.backbone:
-        args += ["--backbone", spec.backbone]
-    if spec.cache_dir:
-        args += ["--cache-dir", str(spec.cache_dir)]
-    if spec.config:
-        args += ["--config", str(spec.config)]
-    if cell.protocol == "cross" and spec.targets:
-        args += ["--targets", ",".join(spec.targets)]
-    if cell.recipe:
-        args += ["--recipe", cell.recipe]
-    for key, value in overrides(spec, cell).items():
-        args += ["--set", override_text(key, value)]
-    return args
+def _results_keys(values: dict[str, Any]) -> dict[str, Any]:
+    """The [set] and config-axis keys that change what a run computes, sorted (execution keys left out)."""
+    execution = non_identity_keys()
+    return {k: v for k, v in sorted(values.items()) if k not in execution}
+
+
+def tune_flags(spec: SweepSpec, cell: Cell) -> TuneFlags:
+    """The `tune` flags of this cell (without --resume: the cell process decides)."""
+    return TuneFlags(dataset=cell.dataset, data_root=spec.data_root, protocol=cell.protocol,
+                     out=run_dir(spec, cell), method=cell.method, sept=cell.sept, backbone=spec.backbone or None,
+                     seed=cell.seed, shots=cell.shots, fold=cell.fold or None,
+                     targets=list(spec.targets) if cell.protocol == "cross" and spec.targets else None,
+                     cache_dir=spec.cache_dir, progress=False)
+
+
+def cell_inputs(spec: SweepSpec, cell: Cell) -> tuple[Config, TuneRequest]:
+    """The resolved config and request of the cell's run: the sweep's config file, its [set] and config-key axes
+    (as --set), the cell's recipe, then its flags, exactly as `sept-pipeline tune` resolves them."""
+    cfg = load_config(spec.config, [override_text(k, v) for k, v in overrides(spec, cell).items()],
+                      recipe=cell.recipe or None)
+    return tune_inputs(cfg, tune_flags(spec, cell))
 
 
 def recorded_identity(path: Path) -> dict | None:
@@ -154,20 +156,14 @@ def check_not_stale(spec: SweepSpec, cells: list[Cell]) -> None:
     clashes = []
     for cell in cells:
         saved = recorded_identity(run_dir(spec, cell))
-        if saved is not None and saved != identity(spec, cell):
-            current = identity(spec, cell)
+        if isinstance(saved, dict) and isinstance(saved.get("set"), dict):
+            # Written before a key was marked execution-only: compare what changes results, as now.
+            saved = {**saved, "set": _results_keys(saved["set"])}
+        current = identity(spec, cell)
+        if saved is not None and saved != current:
             keys = sorted(k for k in current.keys() | saved.keys() if current.get(k) != saved.get(k))
             clashes.append(f"{cell.name} ({', '.join(keys)})")
     if clashes:
         shown = "; ".join(clashes[:3]) + (f" and {len(clashes) - 3} more" if len(clashes) > 3 else "")
         raise UserError(f"runs_dir {spec.runs_dir}: {len(clashes)} runs were made with other settings than the "
                         f"sweep file {spec.source} now gives: {shown}; use another runs_dir, or delete those runs")
-
-
-def resolved_config(spec: SweepSpec, cell: Cell):
-    """The Config the cell's `tune` will resolve (config file, then --set keys, then the sweep's backbone)."""
-    from pipeline.config_loader import load_config
-
-    cfg = load_config(spec.config, [override_text(k, v) for k, v in overrides(spec, cell).items()],
-                      recipe=cell.recipe or None)
-    return cfg.replace("backbone", id=spec.backbone) if spec.backbone else cfg

@@ -26,7 +26,7 @@ class Job:
     attempts: str
     log: str
     identity: dict
-    tune_args: list[str]
+    inputs: str            # folder holding the run's config.toml and request.json (tune_inputs.write_inputs)
     cwd: str
     wait: bool = False
 
@@ -66,15 +66,15 @@ def launch(job: Job, env_updates: dict[str, str] | None = None, device: str = ""
     `warm`: fork the cell from the warm server (warm.py) instead of starting a fresh interpreter; only for
     cells pinned to the CPU.
     """
-    argv = ["--lock", job.lock, "--attempts", job.attempts, "--identity", _json(job.identity),
-            *(["--wait"] if job.wait else []), "--", *job.tune_args]
+    argv = ["--lock", job.lock, "--attempts", job.attempts, "--identity", _json(job.identity), "--inputs",
+            job.inputs, *(["--wait"] if job.wait else [])]
     env = {**os.environ, **SAFE_PATH_ENV, **(env_updates or {})}
     log = Path(job.log)
     log.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with open(log, "ab") as fh:
         fh.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} on {socket.gethostname()} device {device or '-'}"
-                 f"{' (warm)' if warm else ''}: {' '.join(job.tune_args)}\n".encode())
+                 f"{' (warm)' if warm else ''}: tune {job.name} (inputs: {job.inputs})\n".encode())
         fh.flush()
         offset = fh.tell()
         if warm:

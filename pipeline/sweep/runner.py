@@ -5,6 +5,8 @@
     runs_dir/.sweep/status.json      what became of each cell in the last sweep
     runs_dir/.sweep/locks/<cell>     held by the process running the cell (two sweeps never run one cell)
     runs_dir/.sweep/attempts/<cell>.json, logs/<cell>.log   every attempt's start/end and output
+    runs_dir/.sweep/inputs/<sweep>/<cell>/  what each run is given (config.toml, request.json) while this
+                                     sweep runs (pipeline/protocols/tune_inputs.py); removed at its end
 
 Rerunning the sweep continues where it stopped: finished cells are skipped, an interrupted cell resumes
 from its last checkpoint, failed cells are tried again. A cell another sweep is running is waited for
@@ -13,15 +15,18 @@ at the end (its lock), then counted as finished if that sweep finished it, or ru
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 from cache.atomic import atomic_write_json
 from cache.errors import UserError
 from cache.lock import file_lock
+from pipeline.protocols.tune_inputs import write_inputs
 from pipeline.runs import RunDir
 from pipeline.sweep import grid
 from pipeline.sweep.executors import make_executor
@@ -59,12 +64,14 @@ class SweepResult:
         }
 
 
-def job_for(spec: SweepSpec, cell: grid.Cell, cwd: Path, wait: bool = False) -> Job:
+def job_for(spec: SweepSpec, cell: grid.Cell, cwd: Path, inputs_dir: Path) -> Job:
+    """The cell's job; writes what its run is given (config.toml, request.json) under `inputs_dir`/<cell>."""
     state = spec.runs_dir / STATE
+    inputs = write_inputs(inputs_dir / cell.name, *grid.cell_inputs(spec, cell))
     return Job(
         name=cell.name, run_dir=str(grid.run_dir(spec, cell)), lock=str(state / "locks" / f"{cell.name}.lock"),
         attempts=str(state / "attempts" / f"{cell.name}.json"), log=str(state / "logs" / f"{cell.name}.log"),
-        identity=grid.identity(spec, cell), tune_args=grid.tune_args(spec, cell), cwd=str(cwd), wait=wait,
+        identity=grid.identity(spec, cell), inputs=str(inputs), cwd=str(cwd),
     )
 
 
@@ -135,17 +142,21 @@ def run_sweep(spec: SweepSpec, echo: Callable[[str], None] = print, progress: bo
             bar.set_postfix(failed=failures)
             bar.write(f"failed: {outcome.name}: {outcome.message} (log: {outcome.log})", file=sys.stderr)
 
+    # This sweep's own folder of run inputs: another sweep on the same runs folder never overwrites them.
+    (state / "inputs").mkdir(exist_ok=True)
+    inputs_dir = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=state / "inputs"))
     try:
-        first = executor.run([job_for(spec, c, cwd) for c in todo], done)
+        jobs = {c.name: job_for(spec, c, cwd, inputs_dir) for c in todo}
+        first = executor.run(list(jobs.values()), done)
         busy = [o.name for o in first if o.status == BUSY_ELSEWHERE]
         result.outcomes = [o for o in first if o.status != BUSY_ELSEWHERE]
         if busy:
             # Held by another sweep: wait for its lock, then finish the cell here if that sweep did not.
             echo(f"{len(busy)} cells are running in another sweep; waiting for them: {', '.join(busy[:3])}"
                  + (" ..." if len(busy) > 3 else ""))
-            by_name = {c.name: c for c in todo}
-            result.outcomes += executor.run([job_for(spec, by_name[n], cwd, wait=True) for n in busy], done)
+            result.outcomes += executor.run([replace(jobs[n], wait=True) for n in busy], done)
     finally:
+        shutil.rmtree(inputs_dir, ignore_errors=True)
         bar.close()
         result.seconds = time.monotonic() - started
         atomic_write_json(state / "status.json", result.summary())

@@ -21,7 +21,7 @@ from pathlib import Path
 from cache.atomic import atomic_write_text
 from cache.fingerprint import cache_root, sha256_json, short
 from pipeline.sweep.child_env import SAFE_PATH_ENV, module_command
-from pipeline.sweep.grid import Cell, overrides, resolved_config
+from pipeline.sweep.grid import Cell, cell_inputs, overrides
 from pipeline.sweep.spec import SweepSpec, override_text
 from stages.neighbors import leftovers, supervisor
 from stages.tuning.methods import uses_neighbors
@@ -57,7 +57,7 @@ def find_missing(spec: SweepSpec, cells: list[Cell]) -> list[Need]:
     for cell in cells:
         if not cell.sept or not uses_neighbors(cell.method):
             continue
-        cfg = resolved_config(spec, cell)
+        cfg, _ = cell_inputs(spec, cell)
         relevant = {k: v for k, v in overrides(spec, cell).items() if k.startswith(_STAGE_ONE_PREFIXES)}
         # A prompt with {task} keys each dataset's task apart: one generate-neighbors call per task.
         ident = None if cfg.sept.generation_key else resolve_generation(cfg.neighbors, cache,

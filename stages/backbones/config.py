@@ -32,10 +32,11 @@ class BackboneConfig:
                                     "text-dual mean; pengi, msclap: their originals' fixed rule) | first | "
                                     "eos | last (clap) | mean (text-dual: the attention-masked mean, as "
                                     "sentence-transformers).")
-    device: str = opt("auto", "auto | cpu | cuda | cuda:N | mps.")
+    device: str = opt("auto", "auto | cpu | cuda | cuda:N | mps.", identity=False)
     dtype: str = opt("float32", "Weights dtype: float32 | bfloat16 | float16.")
-    text_batch_size: int = opt(64, "Texts per forward pass when encoding with the frozen text tower.")
-    audio_batch_size: int = opt(16, "Clips per forward pass when encoding audio.")
+    text_batch_size: int = opt(64, "Texts per forward pass when encoding with the frozen text tower.",
+                               identity=False)
+    audio_batch_size: int = opt(16, "Clips per forward pass when encoding audio.", identity=False)
 
     def __post_init__(self):
         check_choice("backbone", "kind", self.kind, (AUTO, *known_kinds()))

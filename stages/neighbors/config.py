@@ -31,11 +31,11 @@ class NeighborsConfig:
     samples: int = opt(1, "Answers per class in the first round: 1 = one answer; k > 1 = the first-round answer plus k-1 sampled at sample_temperature in the same batched call (the prompt's prefill is shared), candidates pooled and ranked by votes (answers that proposed them), then the LLM's own log-probability.")
     sample_temperature: float = opt(0.7, "Temperature of the extra answers when samples > 1.")
     verify_threshold: float = opt(0.0, "Verification round: the same LLM is asked 'Is PHRASE a sound like CLASS? yes/no' for every candidate (one batched call) and candidates with P(yes) below this are dropped; 0 = no verification round.")
-    tensor_parallel_size: int = opt(1, "GPUs vLLM splits the LLM over (vLLM's tensor_parallel_size), so that a larger model fits; 1 = one device.")
+    tensor_parallel_size: int = opt(1, "GPUs vLLM splits the LLM over (vLLM's tensor_parallel_size), so that a larger model fits; 1 = one device.", identity=False)
     dtype: str = opt("auto", "LLM dtype for the engine.")
     max_model_len: int = opt(2048, "vLLM context length.")
-    transformers_batch_size: int = opt(8, "Conversations per generate() call with backend = transformers (1 = one class at a time).")
-    model_dir: str = opt("", "Folder for converted LLMs (the packaged GGUF becomes safetensors here); empty = <cache_dir>/llm.")
+    transformers_batch_size: int = opt(8, "Conversations per generate() call with backend = transformers (1 = one class at a time).", identity=False)
+    model_dir: str = opt("", "Folder for converted LLMs (the packaged GGUF becomes safetensors here); empty = <cache_dir>/llm.", identity=False)
 
     def __post_init__(self):
         check_choice("neighbors", "backend", self.backend, ("vllm", "transformers"))

@@ -23,7 +23,7 @@ class MethodConfig:
     kg_weight: float = opt(8.0, "KgCoOp weight w of 1 - mean cos(z_i, zero-shot_i).")
     kg_templates: list = opt([], "KgCoOp: templates of the zero-shot reference zero-shot_i (the original uses one); "
                                  "empty = every [text] template, averaged.")
-    cocoop_chunk: int = opt(4, "CoCoOp: clips per text-tower chunk (bounds memory).")
+    cocoop_chunk: int = opt(4, "CoCoOp: clips per text-tower chunk (bounds memory).", identity=False)
     dept_weight: float = opt(0.7, "DePT: weight w of the base head in (1 - w) CE(similarity) + w CE(head) and in "
                                   "the fused base-class logits.")
     dept_lr_mult: float = opt(6.5, "DePT: learning rate of the head and feature transforms, times the prompt's.")
@@ -60,11 +60,11 @@ class TrainConfig:
     amp: str = opt("auto", "Autocast of the towers: auto (CUDA: bf16 if supported, else fp16; CPU: off) | bf16 | "
                            "fp16 (CUDA only) | off. Losses are always computed in float32.")
     random_crop: bool = opt(False, "Random-crop augmentation of training clips (bypasses the feature cache).")
-    eval_batch_size: int = opt(64, "Clips per evaluation batch.")
+    eval_batch_size: int = opt(64, "Clips per evaluation batch.", identity=False)
     log_to: list = opt(default_sinks(), "Where each epoch's scalars go (losses, lr; accuracies after evaluation): "
                                         "jsonl (train_log.jsonl, always) | tensorboard (events under "
                                         "<run>/tensorboard) | wandb (offline, under <run>/wandb). Default: jsonl, "
-                                        "plus tensorboard when installed.")
+                                        "plus tensorboard when installed.", identity=False)
 
     def __post_init__(self):
         from cache.errors import UserError

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
+import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,15 @@ from cache.fingerprint import cache_root, sha256_arrays, sha256_bytes, sha256_js
 from cache.lock import file_lock
 
 _HOLD_LOCK = "import sys, time\nfrom cache.lock import file_lock\nwith file_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)\n"
+
+
+def test_atomic_write_replaces_the_file_whole_and_leaves_no_temp(tmp_path):
+    target = tmp_path / "a" / "x.json"
+    atomic_write_json(target, {"k": 1})
+    atomic_write_json(target, {"k": 2})
+    assert target.read_text().strip().endswith("}")
+    assert '"k": 2' in target.read_text()
+    assert [p.name for p in target.parent.iterdir()] == ["x.json"]
 
 
 def test_atomic_path_keeps_the_old_file_when_the_writer_fails(tmp_path):
@@ -29,6 +39,42 @@ def test_atomic_path_keeps_the_old_file_when_the_writer_fails(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["t.json"]  # no temp file left behind
     atomic_write_json(target, {"b": 1, "a": 2})
     assert target.read_text().index('"a"') < target.read_text().index('"b"')
+
+
+def _writer_killed_midway(target: str) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_text("partial")
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_kill_during_write_keeps_old_content(tmp_path):
+    target = tmp_path / "x.txt"
+    atomic_write_text(target, "old")
+    p = mp.get_context("spawn").Process(target=_writer_killed_midway, args=(str(target),))
+    p.start()
+    p.join(30)
+    assert p.exitcode == -signal.SIGKILL
+    assert target.read_text() == "old"
+
+
+def test_published_files_get_normal_permissions(tmp_path):
+    target = tmp_path / "m.json"
+    atomic_write_json(target, {})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_atomic_dir_publishes_whole_folder_or_nothing(tmp_path):
+    with pytest.raises(RuntimeError):
+        with atomic_dir(tmp_path / "d") as d:
+            (d / "f").write_text("1")
+            raise RuntimeError
+    assert not (tmp_path / "d").exists()
+    with atomic_dir(tmp_path / "d") as d:
+        (d / "f").write_text("1")
+    assert (tmp_path / "d" / "f").read_text() == "1"
+    assert [p.name for p in tmp_path.iterdir()] == ["d"]
 
 
 def test_atomic_dir_loser_of_a_race_is_discarded(tmp_path):
@@ -57,10 +103,8 @@ def test_lock_excludes_other_processes_and_dies_with_its_holder(tmp_path):
                 pass
         holder.kill()  # SIGKILL: the kernel drops the flock
         holder.wait()
-        t0 = time.monotonic()
-        with file_lock(lock, timeout=5):
+        with file_lock(lock, timeout=0):  # granted at once: no stale lock file outlives its holder
             pass
-        assert time.monotonic() - t0 < 5
     finally:
         if holder.poll() is None:
             holder.kill()
@@ -71,9 +115,7 @@ def test_shared_locks_coexist_and_exclude_a_writer(tmp_path):
     # flock locks belong to an open file, so one process with two opens stands for two readers here.
     lock = tmp_path / ".lock"
     with file_lock(lock, shared=True):
-        t0 = time.monotonic()
-        with file_lock(lock, shared=True, timeout=0.5):
-            assert time.monotonic() - t0 < 0.25  # granted at once, not after waiting out the timeout
+        with file_lock(lock, shared=True, timeout=0):  # granted at once, beside the first reader
             with pytest.raises(TimeoutError, match="could not lock"):
                 with file_lock(lock, timeout=0.2):
                     pass

@@ -75,3 +75,20 @@ def test_the_moved_boundary_key_says_where_it_went():
                               "training classes only)")
     assert load_config(None, ["sept.boundary_filter=false"]).sept.boundary_filter is False
     assert load_config().sept.boundary_filter is True
+
+
+def test_keys_that_change_only_execution_are_one_list_read_from_the_field_marks():
+    from pipeline.config_loader import describe, non_identity_keys
+    from pipeline.protocols.runner import _identity_config
+    from pipeline.report.collect import _NOT_A_VARIANT
+
+    keys = non_identity_keys()
+    assert {"backbone.device", "backbone.text_batch_size", "backbone.audio_batch_size", "train.eval_batch_size",
+            "train.log_to", "method.cocoop_chunk"} <= keys
+    assert {"train.epochs", "train.lr", "method.n_ctx", "backbone.dtype", "train.amp", "sept.lam"}.isdisjoint(keys)
+    assert keys == {f"{r.section}.{r.key}" for r in describe() if not r.identity}
+    # what a resume compares: every key but these
+    tree = _identity_config(load_config())
+    kept = {f"{section}.{key}" for section, values in tree.items() for key in values}
+    assert kept == {f"{r.section}.{r.key}" for r in describe()} - keys
+    assert keys <= _NOT_A_VARIANT  # a report never labels a variant by them

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.cli import main
+from cli_kit import run_in_process
 from stages.data.specs import dataset_spec
 
 ESC50 = list(dataset_spec("esc50").classes)
@@ -85,11 +85,9 @@ def configs(data, monkeypatch):
     monkeypatch.setenv("SEPT_DATASET_CONFIGS", str(data / "configs"))
 
 
-def tune(capsys, *args) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["tune", *map(str, args)])
-    out = capsys.readouterr()
-    return exit_info.value.code, out.out, out.err
+def tune(*args):
+    """`sept-pipeline tune ARGS` in this process: (exit code, stdout, stderr)."""
+    return run_in_process("tune", *args)
 
 
 def one_error_line(err: str) -> str:
@@ -107,8 +105,8 @@ def no_leaky(data, monkeypatch, tmp_path):
     monkeypatch.setenv("SEPT_DATASET_CONFIGS", str(folder))
 
 
-def test_esc50_to_all_targets_never_averages_esc50_actions(data, no_leaky, capsys, tiny_clap_dir, tmp_path):
-    code, out, err = tune(capsys, "--dataset", "esc50", "--data-root", data, "--backbone", tiny_clap_dir,
+def test_esc50_to_all_targets_never_averages_esc50_actions(data, no_leaky, tiny_clap_dir, tmp_path):
+    code, out, err = tune("--dataset", "esc50", "--data-root", data, "--backbone", tiny_clap_dir,
                           "--out", tmp_path / "all", *FAST)
     assert code == 0, err
     m = json.loads(out)
@@ -120,9 +118,9 @@ def test_esc50_to_all_targets_never_averages_esc50_actions(data, no_leaky, capsy
     assert "crema-d" in m["targets_missing"] and "esc50-actions" not in m["targets_missing"]
 
 
-def test_naming_an_overlapping_target_reports_it_apart_with_a_warning(data, no_leaky, capsys, tiny_clap_dir,
+def test_naming_an_overlapping_target_reports_it_apart_with_a_warning(data, no_leaky, tiny_clap_dir,
                                                                         tmp_path):
-    code, out, err = tune(capsys, "--dataset", "esc50", "--data-root", data, "--backbone", tiny_clap_dir, *FAST,
+    code, out, err = tune("--dataset", "esc50", "--data-root", data, "--backbone", tiny_clap_dir, *FAST,
                           "--targets", "toy,esc50-actions", "--out", tmp_path / "named")
     assert code == 0, err
     m = json.loads(out)
@@ -135,19 +133,19 @@ def test_naming_an_overlapping_target_reports_it_apart_with_a_warning(data, no_l
     assert 'fold = "fold1"' in (tmp_path / "named" / "config.toml").read_text()
 
 
-def test_target_testing_on_the_source_training_clips_is_refused(data, configs, capsys, tiny_clap_dir, tmp_path):
+def test_target_testing_on_the_source_training_clips_is_refused(data, configs, tiny_clap_dir, tmp_path):
     common = ["--dataset", "esc50", "--data-root", data, "--backbone", tiny_clap_dir, *FAST]
-    code, _, err = tune(capsys, *common, "--targets", "leaky", "--out", tmp_path / "leaky")
+    code, _, err = tune(*common, "--targets", "leaky", "--out", tmp_path / "leaky")
     assert code == 2
     line = one_error_line(err)
     assert "cross-dataset target leaky: 3 of its 3 test clips have the same content as training clips of the " \
            "source esc50" in line
     assert not (tmp_path / "leaky" / "metrics.json").exists()
     # the default target list holds `leaky` too: refused as well, not silently averaged
-    code, _, err = tune(capsys, *common, "--out", tmp_path / "default")
+    code, _, err = tune(*common, "--out", tmp_path / "default")
     assert code == 2 and "target leaky" in one_error_line(err)
     # ESC50-Actions named while ESC-50 tests fold 2 (trains on fold 1): its fold-1 test clips are ESC-50's
-    code, _, err = tune(capsys, *common, "--fold", "fold2", "--targets", "esc50-actions", "--out", tmp_path / "f2")
+    code, _, err = tune(*common, "--fold", "fold2", "--targets", "esc50-actions", "--out", tmp_path / "f2")
     assert code == 2
     line = one_error_line(err)
     assert "target esc50-actions: 10 of its 10 test clips" in line and "source esc50" in line

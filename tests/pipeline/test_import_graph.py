@@ -85,8 +85,19 @@ def test_the_cycle_finder_finds_a_hand_made_cycle():
 
 def test_the_graph_sees_deferred_and_relative_imports():
     graph = import_graph("pipeline")
-    assert "pipeline.commands.tune" in graph["pipeline.sweep.cell_process"]  # imported inside a function
+    assert "pipeline.protocols.runner" in graph["pipeline.sweep.cell_process"]  # imported inside a function
+    assert "pipeline.sweep.warm" in graph["pipeline.sweep.launch"]  # likewise
     assert "pipeline.commands.entry" in graph["pipeline.cli"]
+
+
+def test_nothing_below_the_command_line_imports_it():
+    """The CLI (pipeline/cli.py, pipeline/commands/) is the top floor of pipeline/: it calls the protocols, sweeps
+    and reports, never the other way round (a sweep cell runs `run_tune`, not the `tune` verb)."""
+    top = ("pipeline.cli", "pipeline.commands")
+    graph = import_graph("pipeline")
+    upward = sorted(f"{m} -> {d}" for m, deps in graph.items() if not m.startswith(top)
+                    for d in deps if d.startswith(top))
+    assert upward == []
 
 
 @pytest.mark.parametrize("package", ["pipeline", "stages", "cache"])

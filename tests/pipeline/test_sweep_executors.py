@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from cli_kit import run_subprocess
 from pipeline.sweep.executors import LocalExecutor, device_env, resolve_devices, visible_gpus
 from pipeline.sweep.launch import _failure_message
 
@@ -71,7 +72,6 @@ method = ["zeroshot"]
 [ray]
 address = "127.0.0.1:1"
 """)
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "sweep", "--config", str(sweep), "--no-stage-one"],
-                          capture_output=True, text=True, timeout=60)
+    proc = run_subprocess("sweep", "--config", sweep, "--no-stage-one", timeout=60)
     assert proc.returncode == 2
     assert "error: [ray] address '127.0.0.1:1': nothing answers at 127.0.0.1:1" in proc.stderr

@@ -17,13 +17,14 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+
+from cli_kit import cli_env, popen_command, run_subprocess
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +36,6 @@ DEMO_NEIGHBORS = {
     "engine starting": ["car ignition", "motor starting"], "snare drum": ["snare hit", "rimshot"],
     "synth bass": ["bass synth", "low synth"], "tabla": ["indian hand drum", "tabla beat"],
 }
-CLI = [sys.executable, "-m", "pipeline.cli"]
 
 
 @torch.no_grad()
@@ -58,8 +58,7 @@ def put_neighbors(cache: Path, backbone, neighbors: dict, llm_fingerprint: str, 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory, tiny_clap_dir, tiny_backbone):
     root = tmp_path_factory.mktemp("sweep-demo")
-    proc = subprocess.run([*CLI, "datasets", "prepare", "demo", "--root", str(root / "data")],
-                          capture_output=True, text=True)
+    proc = run_subprocess("datasets", "prepare", "demo", "--root", root / "data")
     assert proc.returncode == 0, proc.stderr
     cache = root / "cache"
     key = put_neighbors(cache, tiny_backbone, DEMO_NEIGHBORS, llm_fingerprint="sweep-test-llm")
@@ -91,10 +90,6 @@ devices = ["cpu"]
     return path
 
 
-def run_cli(*args: str, timeout: float = 400) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout)
-
-
 def starts(runs: Path, cell: str) -> list[dict]:
     path = runs / ".sweep" / "attempts" / f"{cell}.json"
     return [e for e in json.loads(path.read_text()) if e["event"] == "start"] if path.is_file() else []
@@ -106,7 +101,7 @@ GRID_8 = 'dataset = ["demo"]\nmethod = ["coop", "kgcoop"]\nsept = [false, true]\
 def check_eight_cells(runs: Path, tmp_path: Path) -> None:
     cells = sorted(p.name for p in runs.iterdir() if (p / "metrics.json").is_file())
     assert len(cells) == 8
-    rep = run_cli("report", str(runs), "--out", str(tmp_path / "rep"))
+    rep = run_subprocess("report", str(runs), "--out", str(tmp_path / "rep"))
     assert rep.returncode == 0, rep.stderr
     with open(tmp_path / "rep" / "runs.csv") as fh:
         rows = list(csv.DictReader(fh))
@@ -120,8 +115,8 @@ def check_eight_cells(runs: Path, tmp_path: Path) -> None:
 def test_local_sweep_of_eight_cells_then_report_then_nothing_to_redo(demo, tmp_path):
     runs = tmp_path / "runs"
     spec = sweep_file(demo, tmp_path / "s.toml", runs, GRID_8, max_parallel=2)
-    proc = subprocess.Popen([*CLI, "sweep", "--config", str(spec), "--json"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(popen_command("sweep", "--config", spec, "--json"), env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
     summary = json.loads(out)
@@ -129,6 +124,7 @@ def test_local_sweep_of_eight_cells_then_report_then_nothing_to_redo(demo, tmp_p
     assert summary["stage_one"] == []  # the store already held every SEPT cell's neighbors
     assert {o["launcher_pid"] for o in summary["outcomes"]} == {proc.pid}  # local: the sweep launched them
     assert {o["warm"] for o in summary["outcomes"]} == {True}  # CPU runs fork from the warm interpreter
+    assert list((runs / ".sweep" / "inputs").iterdir()) == []  # each run's config and request: gone with the sweep
     for cell in summary["ran"]:
         assert len(starts(runs, cell)) == 1
         metrics = json.loads((runs / cell / "metrics.json").read_text())
@@ -137,14 +133,14 @@ def test_local_sweep_of_eight_cells_then_report_then_nothing_to_redo(demo, tmp_p
             assert metrics["fingerprints"]["store"]["generation_key"] == demo["key"]
     check_eight_cells(runs, tmp_path)
 
-    again = run_cli("sweep", "--config", str(spec), "--json")
+    again = run_subprocess("sweep", "--config", str(spec), "--json")
     assert again.returncode == 0, again.stderr
     second = json.loads(again.stdout)
     assert second["ran"] == [] and len(second["skipped_finished"]) == 8
     assert all(len(starts(runs, c)) == 1 for c in summary["ran"])
 
     # Prompt interpretation works on a real run of the sweep.
-    info = run_cli("inspect", str(runs / "demo-base2new-coop-sept-2shot-seed1"), "--json")
+    info = run_subprocess("inspect", str(runs / "demo-base2new-coop-sept-2shot-seed1"), "--json")
     assert info.returncode == 0, info.stderr
     assert len(json.loads(info.stdout)["context"]) == 4  # n_ctx = 4
 
@@ -152,8 +148,8 @@ def test_local_sweep_of_eight_cells_then_report_then_nothing_to_redo(demo, tmp_p
 def test_ray_sweep_of_eight_cells_then_report(demo, tmp_path):
     runs = tmp_path / "runs"
     spec = sweep_file(demo, tmp_path / "s.toml", runs, GRID_8, executor="ray", max_parallel=2)
-    proc = subprocess.Popen([*CLI, "sweep", "--config", str(spec), "--json"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(popen_command("sweep", "--config", spec, "--json"), env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
     summary = json.loads(out)
@@ -172,7 +168,7 @@ def test_killed_sweep_restarts_without_rerunning_finished_cells_and_reports_fail
     spec = sweep_file(demo, tmp_path / "s.toml", runs, 'dataset = ["demo"]\nmethod = ["zeroshot", "coop"]\n'
                       'seed = [1]\nshots = [2]\n"method.n_ctx" = [4, 400]', fixed={"method.n_ctx": None})
     first_cell = "demo-base2new-zeroshot-nosept-2shot-seed1-method.n_ctx=4"
-    proc = subprocess.Popen([*CLI, "sweep", "--config", str(spec)], stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(popen_command("sweep", "--config", spec), env=cli_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 300
     while not (runs / first_cell / "metrics.json").is_file():
@@ -184,7 +180,7 @@ def test_killed_sweep_restarts_without_rerunning_finished_cells_and_reports_fail
                    if (p / "metrics.json").is_file()}
     assert first_cell in done_before and len(done_before) < 4
 
-    again = run_cli("sweep", "--config", str(spec), "--json")
+    again = run_subprocess("sweep", "--config", str(spec), "--json")
     assert again.returncode == 1 and again.stdout, again.stderr  # one cell fails, and says so
     summary = json.loads(again.stdout)
     assert sorted(summary["skipped_finished"]) == sorted(done_before)
@@ -208,8 +204,9 @@ def test_two_sweeps_at_once_never_run_one_cell_twice(demo, tmp_path):
     # in it): the runs must still import this project's `cache` package, not that folder.
     (demo["root"] / "cache" / "features").mkdir(exist_ok=True)
     # One sweep forks its runs from a warm interpreter (the default on the CPU), the other starts each fresh.
-    procs = [subprocess.Popen([*CLI, "sweep", "--config", str(spec), "--json", *extra], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, cwd=demo["root"]) for extra in ([], ["--cold"])]
+    procs = [subprocess.Popen(popen_command("sweep", "--config", spec, "--json", *extra), env=cli_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=demo["root"])
+             for extra in ([], ["--cold"])]
     summaries = []
     for p in procs:
         out, err = p.communicate(timeout=400)
@@ -248,7 +245,7 @@ def test_stage_one_fills_only_missing_classes_with_one_generate_neighbors(demo, 
     spec = sweep_file({**demo, "cache": cache}, tmp_path / "s.toml", runs,
                       'dataset = ["demo"]\nmethod = ["coop"]\nsept = [true]\nseed = [1]\nshots = [2]',
                       fixed={**gen_set, "sept.generation_key": None})
-    proc = run_cli("sweep", "--config", str(spec), "--json", timeout=900)
+    proc = run_subprocess("sweep", "--config", str(spec), "--json", timeout=900)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert [s["classes"] for s in summary["stage_one"]] == [missing]  # one call, exactly the missing classes

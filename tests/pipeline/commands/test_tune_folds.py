@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.cli import main
+from cli_kit import run_in_process
 from pipeline.report.build import frames
 
 CLASSES = ["bell", "drum", "whistle"]
@@ -48,17 +48,15 @@ def data(tmp_path_factory) -> Path:
     return root
 
 
-def tune(capsys, *args) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["tune", *map(str, args)])
-    out = capsys.readouterr()
-    return exit_info.value.code, out.out, out.err
+def tune(*args):
+    """`sept-pipeline tune ARGS` in this process: (exit code, stdout, stderr)."""
+    return run_in_process("tune", *args)
 
 
-def test_fold_all_runs_every_fold_in_its_own_folder_and_report_averages_them(data, capsys, tiny_clap_dir, tmp_path):
+def test_fold_all_runs_every_fold_in_its_own_folder_and_report_averages_them(data, tiny_clap_dir, tmp_path):
     out = tmp_path / "tri-coop"
     common = ["--dataset", data / "tri.toml", "--data-root", data, "--backbone", tiny_clap_dir, *FAST]
-    code, stdout, err = tune(capsys, *common, "--fold", "all", "--out", out, "--json")
+    code, stdout, err = tune(*common, "--fold", "all", "--out", out, "--json")
     assert code == 0, err
     result = json.loads(stdout)
     assert [m["fold"] for m in result["folds"]] == ["fold1", "fold2", "fold3"]
@@ -81,19 +79,19 @@ def test_fold_all_runs_every_fold_in_its_own_folder_and_report_averages_them(dat
     assert (row[0]["folds_min"], row[0]["folds_max"], row[0]["folds_declared"]) == (3, 3, 3)
 
     # a rerun finds every fold finished; the plain summary says so per fold and gives the mean
-    code, stdout, _ = tune(capsys, *common, "--fold", "all", "--out", out)
+    code, stdout, _ = tune(*common, "--fold", "all", "--out", out)
     assert code == 0 and stdout.count("already finished") == 3
     assert f"mean over 3 folds (fold1, fold2, fold3): acc {statistics.mean(accs):.2f}" in stdout
 
 
-def test_single_fold_and_bad_fold(data, capsys, tiny_clap_dir, tmp_path):
+def test_single_fold_and_bad_fold(data, tiny_clap_dir, tmp_path):
     common = ["--dataset", data / "tri.toml", "--data-root", data, "--backbone", tiny_clap_dir, *FAST]
-    code, stdout, err = tune(capsys, *common, "--fold", "fold2", "--out", tmp_path / "one", "--json")
+    code, stdout, err = tune(*common, "--fold", "fold2", "--out", tmp_path / "one", "--json")
     assert code == 0, err
     m = json.loads(stdout)
     assert m["fold"] == "fold2" and (tmp_path / "one" / "metrics.json").is_file()
-    code, _, err = tune(capsys, *common, "--fold", "fold9", "--out", tmp_path / "bad")
+    code, _, err = tune(*common, "--fold", "fold9", "--out", tmp_path / "bad")
     assert code == 2 and err.rstrip().splitlines()[-1] == (
         "error: fold 'fold9': not an official fold of dataset tri (accepted: fold1, fold2, fold3)")
-    code, _, err = tune(capsys, *common, "--fold", "third", "--out", tmp_path / "bad")
+    code, _, err = tune(*common, "--fold", "third", "--out", tmp_path / "bad")
     assert code == 2 and "config key data.fold: 'third' is not one of '', 'all' or a fold name" in err
