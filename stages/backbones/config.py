@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from stages.backbones.fingerprint import DTYPES
 from stages.backbones.registry import AUTO, known_kinds
 from stages.fields import check_choice, check_range, opt
 
@@ -33,14 +34,15 @@ class BackboneConfig:
                                     "eos | last (clap) | mean (text-dual: the attention-masked mean, as "
                                     "sentence-transformers).")
     device: str = opt("auto", "auto | cpu | cuda | cuda:N | mps.")
-    dtype: str = opt("float32", "Weights dtype: float32 | bfloat16 | float16.")
+    dtype: str = opt("float32", "Weights dtype: float32 | bfloat16 | float16. Part of the backbone's fingerprint, so "
+                                "features and stored embeddings of each dtype are kept apart.")
     text_batch_size: int = opt(64, "Texts per forward pass when encoding with the frozen text tower.")
     audio_batch_size: int = opt(16, "Clips per forward pass when encoding audio.")
 
     def __post_init__(self):
         check_choice("backbone", "kind", self.kind, (AUTO, *known_kinds()))
         check_choice("backbone", "text_pooling", self.text_pooling, ("auto", "first", "eos", "last", "mean"))
-        check_choice("backbone", "dtype", self.dtype, ("float32", "bfloat16", "float16"))
+        check_choice("backbone", "dtype", self.dtype, DTYPES)
         check_range("backbone", "text_batch_size", self.text_batch_size, 1)
         check_range("backbone", "audio_batch_size", self.audio_batch_size, 1)
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):

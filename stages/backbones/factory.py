@@ -12,13 +12,10 @@ import os
 
 from cache.errors import UserError
 from stages.backbones.config import BackboneConfig
-from stages.backbones.fingerprint import fingerprint_location
+from stages.backbones.fingerprint import fingerprint_dtype, fingerprint_location
 from stages.backbones.locate import ModelLocation, locate_model
 from stages.backbones.random_clap import make_random_clap  # noqa: F401 - part of this module's API
 from stages.backbones.registry import get_kind, loader_of, resolve_kind
-
-DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
-
 
 def resolve_device(spec: str):
     """'auto' -> cuda when visible, else cpu; an explicit CUDA device that is absent is a UserError."""
@@ -64,6 +61,11 @@ def load_backbone(id_or_path: str | os.PathLike | None = None, cfg: BackboneConf
         # The checkpoint kinds pool as their originals do; a different explicit choice is not silently dropped.
         raise UserError(f"config key backbone.text_pooling: {cfg.text_pooling!r}; backbone kind {kind.name!r} pools "
                         f"with {backbone.text_pooling!r} (set 'auto' or {backbone.text_pooling!r})")
+    held = str(backbone.dtype).removeprefix("torch.")
+    if held != cfg.dtype or fingerprint_dtype(backbone.fingerprint) != cfg.dtype:
+        # A loader that ignored backbone.dtype would key bf16 features as float32 ones (or the reverse).
+        raise RuntimeError(f"the loader of backbone kind {kind.name!r} gave {held} weights with fingerprint "
+                           f"{backbone.fingerprint} for backbone.dtype = {cfg.dtype!r}")
     return backbone
 
 
@@ -71,7 +73,7 @@ def load_clap(spec: str, cfg: BackboneConfig, *, download: bool | None = None):
     """The loader of kind 'clap': transformers' ClapModel with its processor, strictly loaded."""
     location = locate_model(spec, download=download)
     _check_model_type(location, "clap")
-    fingerprint = fingerprint_location(location, "clap")
+    fingerprint = fingerprint_location(location, "clap", dtype=cfg.dtype)
 
     import torch
     from transformers import ClapProcessor
@@ -80,7 +82,7 @@ def load_clap(spec: str, cfg: BackboneConfig, *, download: bool | None = None):
 
     pooling = "first" if cfg.text_pooling == "auto" else cfg.text_pooling  # CLAP's own: <s> (token 0)
     device = resolve_device(cfg.device)
-    model = load_clap_strict(location.folder, getattr(torch, DTYPES[cfg.dtype]))
+    model = load_clap_strict(location.folder, getattr(torch, cfg.dtype))
     try:
         processor = ClapProcessor.from_pretrained(location.folder)
     except (OSError, ValueError, TypeError) as e:

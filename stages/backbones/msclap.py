@@ -266,9 +266,9 @@ def _load(version: str, spec: str, cfg, download: bool | None = None) -> MsClapB
     state = read_checkpoint(file)
     backbone = from_state(version, state, load_tokenizer(version, spec), path=file,
                           id=spec if is_short_id(spec) else str(Path(spec).resolve()),
-                          fingerprint=checkpoint_fingerprint(spec, kind_name(version)), text_batch_size=cfg.text_batch_size,
-                          audio_batch_size=cfg.audio_batch_size)
-    return backbone.to(resolve_device(cfg.device))
+                          fingerprint=checkpoint_fingerprint(spec, kind_name(version), dtype=cfg.dtype),
+                          text_batch_size=cfg.text_batch_size, audio_batch_size=cfg.audio_batch_size)
+    return backbone.to(resolve_device(cfg.device)).hold_weights_in(getattr(torch, cfg.dtype))
 
 
 def load_msclap_2022(spec: str, cfg, download: bool | None = None) -> MsClapBackbone:

@@ -223,6 +223,6 @@ def load_pengi(spec: str, cfg, download: bool | None = None) -> PengiBackbone:
     state = read_checkpoint(file)
     backbone = from_state(state, load_tokenizer(spec), path=file,
                           id=spec if is_short_id(spec) else str(Path(spec).resolve()),
-                          fingerprint=checkpoint_fingerprint(spec, KIND), text_batch_size=cfg.text_batch_size,
-                          audio_batch_size=cfg.audio_batch_size)
-    return backbone.to(resolve_device(cfg.device))
+                          fingerprint=checkpoint_fingerprint(spec, KIND, dtype=cfg.dtype),
+                          text_batch_size=cfg.text_batch_size, audio_batch_size=cfg.audio_batch_size)
+    return backbone.to(resolve_device(cfg.device)).hold_weights_in(getattr(torch, cfg.dtype))
