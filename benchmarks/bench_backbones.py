@@ -46,7 +46,7 @@ def _time(fn, repeats: int) -> tuple[float, float]:
 def measure(kind: str, device: str, repeats: int, folder: Path) -> dict:
     from stages.backbones.config import BackboneConfig
     from stages.backbones.factory import load_backbone, make_random_clap
-    from stages.backbones.random_checkpoints import make_random_checkpoint
+    from stages.backbones.checkpoint.random_model import make_random_checkpoint
 
     path = folder / kind
     if kind == "clap":

@@ -91,7 +91,7 @@ def register(cli) -> None:
 
         if kind != "clap":
             from stages.backbones.fingerprint import backbone_fingerprint
-            from stages.backbones.random_checkpoints import make_random_checkpoint
+            from stages.backbones.checkpoint.random_model import make_random_checkpoint
 
             path = make_random_checkpoint(kind, size, seed, out)
             marker = json.loads((path / "sept_random_checkpoint.json").read_text())
@@ -102,7 +102,7 @@ def register(cli) -> None:
 
         from stages.backbones.factory import make_random_clap
         from stages.backbones.fingerprint import backbone_fingerprint
-        from stages.backbones.random_clap import MARKER_FILE
+        from stages.backbones.clap.random_model import MARKER_FILE
 
         path = make_random_clap(size, seed, out)
         marker = json.loads((path / MARKER_FILE).read_text())

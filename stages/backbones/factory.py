@@ -14,7 +14,7 @@ from cache.errors import UserError
 from stages.backbones.config import BackboneConfig
 from stages.backbones.fingerprint import fingerprint_dtype, fingerprint_location
 from stages.backbones.locate import ModelLocation, locate_model
-from stages.backbones.random_clap import make_random_clap  # noqa: F401 - part of this module's API
+from stages.backbones.clap.random_model import make_random_clap  # noqa: F401 - part of this module's API
 from stages.backbones.registry import get_kind, loader_of, resolve_kind
 
 def resolve_device(spec: str):
@@ -78,7 +78,7 @@ def load_clap(spec: str, cfg: BackboneConfig, *, download: bool | None = None):
     import torch
     from transformers import ClapProcessor
 
-    from stages.backbones.clap import ClapBackbone, load_clap_strict
+    from stages.backbones.clap.adapter import ClapBackbone, load_clap_strict
 
     pooling = "first" if cfg.text_pooling == "auto" else cfg.text_pooling  # CLAP's own: <s> (token 0)
     device = resolve_device(cfg.device)

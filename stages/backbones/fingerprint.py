@@ -140,7 +140,7 @@ def source_sha256(path: Path, cache_dir: str | os.PathLike | None = None) -> str
 def checkpoint_fingerprint(spec: str | os.PathLike, kind: str, cache_dir: str | os.PathLike | None = None,
                            dtype: str = PUBLISHED_DTYPE) -> str:
     """'<kind>:<folder name or file stem>@<16 hex of the checkpoint file's sha256>[+<dtype>]'."""
-    from stages.backbones.checkpoint_files import checkpoint_file, is_short_id
+    from stages.backbones.checkpoint.files import checkpoint_file, is_short_id
 
     file = checkpoint_file(spec)  # a short id: its downloaded file (fetched first unless HF_HUB_OFFLINE)
     # A file is named as the user (or the hub snapshot) names it, not as its symlink target is named, so a

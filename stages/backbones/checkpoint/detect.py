@@ -1,7 +1,7 @@
 """Which checkpoint kind a local .pth is, told by its signature keys (the registry's detectors).
 
-Apart from stages/backbones/checkpoint_files.py (locating and hashing, torch-free) because reading the keys
-needs the safe reader of stages/backbones/checkpoints.py, which itself hashes through checkpoint_files:
+Apart from stages/backbones/checkpoint/files.py (locating and hashing, torch-free) because reading the keys
+needs the safe reader of stages/backbones/checkpoint/read.py, which itself hashes through checkpoint_files:
 one module each way would be an import cycle. torch is imported only once a .pth has been found.
 """
 from __future__ import annotations
@@ -9,14 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from cache.errors import UserError
-from stages.backbones.checkpoint_files import SIGNATURE_KEYS, checkpoint_file, has_single_checkpoint
+from stages.backbones.checkpoint.files import SIGNATURE_KEYS, checkpoint_file, has_single_checkpoint
 
 
 def kind_of_checkpoint(path: Path) -> str | None:
     """The kind whose signature keys a local .pth holds; torch is imported only once a .pth is found."""
     if not has_single_checkpoint(path):
         return None
-    from stages.backbones.checkpoints import read_checkpoint
+    from stages.backbones.checkpoint.read import read_checkpoint
 
     try:
         keys = read_checkpoint(checkpoint_file(path)).keys()

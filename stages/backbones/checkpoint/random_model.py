@@ -1,7 +1,7 @@
 """Random checkpoints in the exact key layout of third-party backbones (Pengi, MS-CLAP 2022 and 2023).
 
 The real weights cannot be fetched here, so tests and timings use seeded random tensors with the
-names and shapes of the real file (`source_layout` in stages/backbones/pengi.py and msclap.py, committed
+names and shapes of the real file (`source_layout` in stages/backbones/pengi/adapter.py and msclap.py, committed
 as fixtures),
 saved as the original is (a torch .pth holding {'model': state_dict}), beside a CLIP-style tokenizer
 built locally (CLIP-, GPT-2- or BERT-style by kind). They load through exactly the path a user's file takes.
@@ -156,8 +156,8 @@ def random_state(kind: str, size: str, seed: int) -> dict:
     import numpy as np
     import torch
 
-    from stages.backbones import pengi
-    from stages.backbones.htsat import slaney_mel_filters
+    from stages.backbones.pengi import adapter as pengi
+    from stages.backbones.nets.htsat import slaney_mel_filters
 
     if kind not in KINDS:
         raise UserError(f"backbones make-random --kind {kind!r}: not one of {', '.join(KINDS)}")
@@ -170,7 +170,7 @@ def random_state(kind: str, size: str, seed: int) -> dict:
         mel = slaney_mel_filters(pengi.SAMPLE_RATE, pengi.N_FFT, pengi.MEL_BINS, pengi.FMIN, pengi.FMAX)
         state[f"{pengi.AUDIO_PREFIX}.base.htsat.logmel_extractor.melW"] = mel
         return _with_real_stft_kernels(state)
-    from stages.backbones import msclap
+    from stages.backbones.msclap import adapter as msclap
 
     version = kind.removeprefix("msclap-")
     state = {key: _tensor_for(key, shape, generator) for key, shape in msclap.source_layout(version, size).items()}

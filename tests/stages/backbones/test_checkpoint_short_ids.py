@@ -26,12 +26,12 @@ import torch
 
 from cache.errors import UserError
 from pipeline.cli import main
-from stages.backbones import checkpoint_files
-from stages.backbones.checkpoint_files import SHORT_IDS, checkpoint_file, download_path
+from stages.backbones.checkpoint import files as checkpoint_files
+from stages.backbones.checkpoint.files import SHORT_IDS, checkpoint_file, download_path
 from stages.backbones.config import BackboneConfig
 from stages.backbones.factory import load_backbone
 from stages.backbones.fingerprint import backbone_fingerprint
-from stages.backbones.random_checkpoints import make_random_checkpoint
+from stages.backbones.checkpoint.random_model import make_random_checkpoint
 from stages.backbones.registry import resolve_kind
 
 TEXTS = ["a dog barks", "rain on a roof"]
