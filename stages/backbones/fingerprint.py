@@ -124,10 +124,10 @@ def backbone_fingerprint(id_or_path: str | os.PathLike, kind: str = "auto",
     it (unless HF_HUB_OFFLINE is set): its fingerprint is that file's hash, the same as for the file's path.
     `cache_dir` is where the hash memo lives (default: cache.fingerprint.cache_root()).
     """
-    from stages.backbones.registry import CHECKPOINT_FILE_KINDS, resolve_kind
+    from stages.backbones.registry import is_checkpoint_kind, resolve_kind
 
     kind = resolve_kind(str(id_or_path), kind)
-    if kind in CHECKPOINT_FILE_KINDS:
+    if is_checkpoint_kind(kind):
         return checkpoint_fingerprint(id_or_path, kind, cache_dir, dtype)  # single-file checkpoints: the file's hash
     return fingerprint_location(locate_model(str(id_or_path), download=False), kind, cache_dir, dtype)
 
