@@ -32,8 +32,7 @@ class BackboneConfig:
                                     "eos | last (clap) | mean (text-dual: the attention-masked mean, as "
                                     "sentence-transformers).")
     device: str = opt("auto", "auto | cpu | cuda | cuda:N | mps.")
-    dtype: str = opt("float32", "Weights dtype: float32 | bfloat16 | float16. Part of the backbone's fingerprint, so "
-                                "features and stored embeddings of each dtype are kept apart.")
+    dtype: str = opt("float32", "Weights dtype: float32 | bfloat16 | float16.")
     text_batch_size: int = opt(64, "Texts per forward pass when encoding with the frozen text tower.")
     audio_batch_size: int = opt(16, "Clips per forward pass when encoding audio.")
 
