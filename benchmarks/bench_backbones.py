@@ -23,7 +23,13 @@ import torch
 
 TEXTS = 32
 CLIPS = 8
-KINDS = ("clap", "pengi", "msclap-2022", "msclap-2023")
+
+
+def audio_kinds_with_random_maker() -> tuple[str, ...]:
+    """Every registered audio kind that can make a random model (the default --kinds)."""
+    from stages.backbones.registry import get_kind, known_kinds
+
+    return tuple(k for k in known_kinds() if get_kind(k).item_modality == "audio" and get_kind(k).makes_random)
 
 
 def _time(fn, repeats: int) -> tuple[float, float]:
@@ -45,14 +51,10 @@ def _time(fn, repeats: int) -> tuple[float, float]:
 
 def measure(kind: str, device: str, repeats: int, folder: Path) -> dict:
     from stages.backbones.config import BackboneConfig
-    from stages.backbones.factory import load_backbone, make_random_clap
-    from stages.backbones.random_checkpoints import make_random_checkpoint
+    from stages.backbones.factory import load_backbone
+    from stages.backbones.registry import get_kind
 
-    path = folder / kind
-    if kind == "clap":
-        make_random_clap("full", 0, path)
-    else:
-        make_random_checkpoint(kind, "full", 0, path)
+    path = get_kind(kind).make_random("full", 0, folder / kind)
     backbone = load_backbone(path, BackboneConfig(device=device))
     texts = [f"a sound of a class number {i}." for i in range(TEXTS)]
     tok = backbone.tokenize(texts)
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--kinds", default=",".join(audio_kinds_with_random_maker()))
     args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

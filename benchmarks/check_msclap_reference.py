@@ -66,7 +66,7 @@ def ours(kind: str, work: Path) -> Path:
 
     from stages.backbones.config import BackboneConfig
     from stages.backbones.factory import load_backbone
-    from stages.backbones.random_checkpoints import make_random_checkpoint
+    from stages.backbones.checkpoint.random_model import make_random_checkpoint
 
     model = make_random_checkpoint(kind, "full", 0, work / kind)
     backbone = load_backbone(str(model), BackboneConfig(device="cpu"))

@@ -34,8 +34,8 @@ def build_random_backbone(size: str, seed: int, device: str, fingerprint: str | 
     """A random ClapModel of `size` wrapped in the project's adapter, built in memory (no files, no hub)."""
     from transformers import ClapModel
 
-    from stages.backbones.clap import ClapBackbone
-    from stages.backbones.random_clap import clap_config, feature_extractor, train_tokenizer
+    from stages.backbones.clap.adapter import ClapBackbone
+    from stages.backbones.clap.random_model import clap_config, feature_extractor, train_tokenizer
 
     config = clap_config(size)
     text = config.text_config

@@ -7,6 +7,7 @@ from __future__ import annotations
 import click
 
 from pipeline.commands.common import config_options, emit_json, json_option
+from stages.backbones.registry import get_kind, is_checkpoint_kind, known_kinds
 
 
 def backbone_summary(backbone) -> dict:
@@ -36,9 +37,20 @@ def _print_table(rows: dict) -> None:
         click.echo(f"{key:<{width}}  {value}")
 
 
-def _print_kinds(as_json: bool) -> None:
-    from stages.backbones.registry import get_kind, known_kinds
+def _random_kinds() -> list[str]:
+    """The kinds `make-random` can make (their records name a random maker), for --kind's choices."""
+    return [name for name in known_kinds() if get_kind(name).makes_random]
 
+
+def _random_kind_help() -> str:
+    """--kind's help: what each kind's random model is, from the registry."""
+    folders = [k for k in _random_kinds() if not is_checkpoint_kind(k)]
+    files = [k for k in _random_kinds() if is_checkpoint_kind(k)]
+    return (f"{', '.join(folders)}: a model folder in its hub layout; {', '.join(files)}: a folder with a .pth in "
+            f"the real checkpoint's key layout (names and shapes; tiny: same keys, small widths) + tokenizer/.")
+
+
+def _print_kinds(as_json: bool) -> None:
     kinds = [get_kind(name) for name in known_kinds()]
     rows = [{"kind": k.name, "item_modality": k.item_modality, "short_ids": list(k.short_ids), "summary": k.summary}
             for k in kinds]
@@ -53,7 +65,7 @@ def _print_kinds(as_json: bool) -> None:
 def register(cli) -> None:
     @cli.group("backbones")
     def backbones_group() -> None:
-        """Make and inspect audio-language model backbones (CLAP, text-dual).
+        """Make and inspect audio-language model backbones (`backbones info --kinds` lists the kinds).
 
         \b
         Examples:
@@ -64,22 +76,23 @@ def register(cli) -> None:
         """
 
     @backbones_group.command("make-random")
-    @click.option("--kind", type=click.Choice(["clap", "pengi", "msclap-2022", "msclap-2023"]), default="clap", show_default=True,
-                  help="clap: a ClapModel folder; pengi, msclap-2022, msclap-2023: a folder with a .pth in the real "
-                       "checkpoint's key layout (names and shapes; tiny: same keys, small widths) + tokenizer/.")
+    @click.option("--kind", type=click.Choice(_random_kinds()), default="clap", show_default=True,
+                  help=_random_kind_help())
     @click.option("--size", type=click.Choice(["tiny", "full"]), required=True,
-                  help="tiny: 0.46 M params, 16 kHz / 2 s clips (tests, demo); full: ClapConfig() "
-                       "defaults, 153 M params, 48 kHz / 10 s (timings of the real model size).")
+                  help="tiny: small widths for tests and the demo (clap: 0.46 M params, 16 kHz / 2 s clips); "
+                       "full: the real model's size, for timings (clap: ClapConfig() defaults, 153 M params, "
+                       "48 kHz / 10 s).")
     @click.option("--seed", type=int, default=0, show_default=True,
                   help="Weight initialisation seed; the same seed gives the same weights bit for bit.")
     @click.option("--out", type=click.Path(file_okay=False), required=True,
                   help="New folder to write (must not exist); load it later as a backbone id.")
     @json_option
     def make_random(kind: str, size: str, seed: int, out: str, as_json: bool) -> None:
-        """Write a random ClapModel with a locally trained tokenizer (no hub needed).
+        """Write a seeded random backbone of a kind with a locally built tokenizer (no hub needed).
 
-        The folder has the layout of a hub snapshot (config.json, model.safetensors, tokenizer and
-        feature-extractor files) and loads wherever a hub id is accepted.
+        The folder loads wherever a backbone id is accepted: for clap, the layout of a hub snapshot
+        (config.json, model.safetensors, tokenizer and feature-extractor files); for a checkpoint kind,
+        its .pth in the original's key layout plus tokenizer/.
 
         \b
         Examples:
@@ -89,25 +102,12 @@ def register(cli) -> None:
         """
         import json
 
-        if kind != "clap":
-            from stages.backbones.fingerprint import backbone_fingerprint
-            from stages.backbones.random_checkpoints import make_random_checkpoint
-
-            path = make_random_checkpoint(kind, size, seed, out)
-            marker = json.loads((path / "sept_random_checkpoint.json").read_text())
-            summary = {"path": str(path), "kind": kind, "size": size, "seed": seed,
-                       "parameters": marker["parameters"], "fingerprint": backbone_fingerprint(path)}
-            emit_json(summary) if as_json else _print_table(summary)
-            return
-
-        from stages.backbones.factory import make_random_clap
         from stages.backbones.fingerprint import backbone_fingerprint
-        from stages.backbones.random_clap import MARKER_FILE
 
-        path = make_random_clap(size, seed, out)
-        marker = json.loads((path / MARKER_FILE).read_text())
-        summary = {"path": str(path), "size": size, "seed": seed, "parameters": marker["parameters"],
-                   "fingerprint": backbone_fingerprint(path)}
+        path = get_kind(kind).make_random(size, seed, out)
+        marker = json.loads(next(path.glob("sept_random_*.json")).read_text())  # every maker leaves one
+        summary = {"path": str(path), "kind": kind, "size": size, "seed": seed, "parameters": marker["parameters"],
+                   "fingerprint": backbone_fingerprint(path, kind)}
         if as_json:
             emit_json(summary)
         else:
@@ -123,10 +123,10 @@ def register(cli) -> None:
         """Load a backbone and print its kind, id, fingerprint, item format, dimensions and size.
 
         ID|PATH is a hub id (from the local Hugging Face cache, or fetched when the hub is
-        reachable), a packaged id (packaged:minilm-dual), a checkpoint short id (pengi:base,
-        msclap:2022, msclap:2023: the published file, downloaded once unless HF_HUB_OFFLINE is
-        set), a model folder or a checkpoint file; without it, the config's backbone.id. The kind
-        comes from backbone.kind ('auto': what the id is).
+        reachable), a short id (a packaged model, or a checkpoint's published file, downloaded once
+        unless HF_HUB_OFFLINE is set; `--kinds` lists them), a model folder or a checkpoint file;
+        without it, the config's backbone.id. The kind comes from backbone.kind ('auto': what the id
+        is).
 
         \b
         Examples:

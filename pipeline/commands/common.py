@@ -33,6 +33,14 @@ def config_options(fn: Callable | None = None, *, recipe: bool = False) -> Calla
     return wrapper
 
 
+def backbone_help(what: str = "the model") -> str:
+    """--backbone's help: what a spec may be, with every short id the backbone registry knows."""
+    from stages.backbones.registry import short_ids
+
+    return (f"Hub id, local folder or checkpoint file of {what}, or a short id ({', '.join(short_ids())}) "
+            f"(default: backbone.id).")
+
+
 def json_option(fn: Callable) -> Callable:
     return click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary on stdout.")(fn)
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.common import config_options, emit_json, json_option
+from pipeline.commands.common import backbone_help, config_options, emit_json, json_option
 
 
 def register(cli) -> None:
@@ -15,8 +15,7 @@ def register(cli) -> None:
     @click.option("--dataset", required=True, help="Dataset name (see `sept-pipeline datasets ls`).")
     @click.option("--data-root", required=True, type=click.Path(path_type=Path),
                   help="The dataset folder, or a folder holding <dataset>/.")
-    @click.option("--backbone", default=None, help="Hub id, local folder or checkpoint file of the model, or a "
-                                                    "short id such as pengi:base / msclap:2023 (default: backbone.id).")
+    @click.option("--backbone", default=None, help=backbone_help())
     @click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory to write.")
     @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
     @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,

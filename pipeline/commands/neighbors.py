@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from cache.errors import UserError
-from pipeline.commands.common import config_options, emit_json, json_option
+from pipeline.commands.common import backbone_help, config_options, emit_json, json_option
 
 
 def cache_dir_option(fn):
@@ -84,9 +84,8 @@ def register(cli) -> None:
     @click.option("--dataset", default=None, help="Dataset whose class names to use (see `sept-pipeline datasets ls`).")
     @click.option("--classes-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
                   help="Text file with one class name a line (instead of --dataset).")
-    @click.option("--backbone", default=None, help="Hub id, folder, checkpoint file or short id (e.g. pengi:base) "
-                                                    "of the audio-language model whose frozen text tower encodes the "
-                                                    "neighbors (default: backbone.id).")
+    @click.option("--backbone", default=None,
+                  help=backbone_help("the audio-language model whose frozen text tower encodes the neighbors"))
     @click.option("--llm", default=None, help="LLM hub id or local folder (default: neighbors.llm = "
                                                "packaged:smollm2-135m-instruct).")
     @click.option("--backend", type=click.Choice(["vllm", "transformers"]), default=None,

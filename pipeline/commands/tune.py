@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.common import config_options, emit_json, json_option
+from pipeline.commands.common import backbone_help, config_options, emit_json, json_option
 from stages.tuning.methods import method_names
 
 
@@ -57,8 +57,7 @@ def register(cli) -> None:
     @click.option("--protocol", required=True, metavar="base2new|cross|fewshot", help="Evaluation protocol.")
     @click.option("--targets", default=None, metavar="NAME,...",
                   help="cross: target datasets (default: every other known dataset found under --data-root).")
-    @click.option("--backbone", default=None, help="Hub id, local folder or checkpoint file of the model, or a "
-                                                    "short id such as pengi:base / msclap:2023 (default: backbone.id).")
+    @click.option("--backbone", default=None, help=backbone_help())
     @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
                   help="Cache folder: neighbor store, audio features, few-shot draws (default $SEPT_CACHE_DIR, "
                        "else ~/.cache/sept-pipeline).")

@@ -45,7 +45,7 @@ class Need:
 def find_missing(spec: SweepSpec, cells: list[Cell]) -> list[Need]:
     """Groups of SEPT cells whose neighbors are not (all) in the store yet."""
     from cache.store import NeighborStore
-    from stages.backbones.fingerprint import backbone_fingerprint
+    from stages.backbones.fingerprint import encoder_fingerprint
     from stages.data.specs import dataset_classnames
     from stages.neighbors.keys import dataset_task, resolve_generation
     from stages.tuning.neighbor_source import classes_lacking  # imports torch: only when a sweep looks
@@ -72,7 +72,7 @@ def find_missing(spec: SweepSpec, cells: list[Cell]) -> list[Need]:
             continue
         checked.add((group, tuple(classes)))
         gkey = cfg.sept.generation_key or ident.key
-        encoder = backbone_fingerprint(cfg.backbone.id, cfg.backbone.kind, cache)
+        encoder = encoder_fingerprint(cfg.backbone, cache)
         for c in classes_lacking(store, classes, gkey, list(cfg.text.templates), encoder):
             if c not in need.missing:
                 need.missing.append(c)

@@ -22,7 +22,7 @@ class AudioTextBackbone(nn.Module, abc.ABC):
 
     Attributes (set by the subclass constructor):
         id: hub id or absolute folder path the weights came from.
-        fingerprint: 'kind:<id-or-folder-name>@<16 hex>' (stages/backbones/fingerprint.py).
+        fingerprint: 'kind:<id-or-folder-name>@<16 hex>[+dtype]' (stages/backbones/fingerprint.py).
         sample_rate: Hz the audio tower expects; `encode_audio` takes waveforms already at this rate.
         clip_samples: the audio tower's clip length in samples.
         embed_dim: D, the joint embedding width.

@@ -4,7 +4,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from stages.backbones.registry import AUTO, known_kinds
+from stages.backbones.fingerprint import DTYPES
+from stages.backbones.registry import AUTO, known_kinds, short_ids
 from stages.fields import check_choice, check_range, opt
 
 DEFAULT_TEMPLATES = [
@@ -22,12 +23,10 @@ DEFAULT_TEMPLATES = [
 @dataclass(frozen=True)
 class BackboneConfig:
     id: str = opt("laion/clap-htsat-unfused", "Hub id, local folder or checkpoint file of the audio-language "
-                                              "model, or a short id (packaged:minilm-dual, pengi:base, "
-                                              "msclap:2022, msclap:2023).")
-    kind: str = opt("auto", "Adapter family: auto (what the id is: a packaged id or a local folder's model type; "
-                            "else clap) | clap (transformers ClapModel) | text-dual (a sentence encoder as both "
-                            "towers, items are texts) | pengi | msclap-2022 | msclap-2023 (a .pth checkpoint); "
-                            "`sept-pipeline backbones info --kinds` lists them.")
+                                              f"model, or a short id ({', '.join(short_ids())}).")
+    kind: str = opt("auto", "Adapter family: auto (what the id is: a short id, a local folder's model type or a "
+                            f"checkpoint's keys; else clap) | {' | '.join(known_kinds())}; "
+                            "`sept-pipeline backbones info --kinds` describes them.")
     text_pooling: str = opt("auto", "Which hidden states stand for a text: auto (the kind's own: clap first, "
                                     "text-dual mean; pengi, msclap: their originals' fixed rule) | first | "
                                     "eos | last (clap) | mean (text-dual: the attention-masked mean, as "
@@ -41,7 +40,7 @@ class BackboneConfig:
     def __post_init__(self):
         check_choice("backbone", "kind", self.kind, (AUTO, *known_kinds()))
         check_choice("backbone", "text_pooling", self.text_pooling, ("auto", "first", "eos", "last", "mean"))
-        check_choice("backbone", "dtype", self.dtype, ("float32", "bfloat16", "float16"))
+        check_choice("backbone", "dtype", self.dtype, DTYPES)
         check_range("backbone", "text_batch_size", self.text_batch_size, 1)
         check_range("backbone", "audio_batch_size", self.audio_batch_size, 1)
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):

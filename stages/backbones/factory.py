@@ -1,23 +1,19 @@
 """open_clip-style entry points: `load_backbone(id_or_path, cfg)` and `make_random_clap(...)`.
 
 `load_backbone` resolves the backbone kind through the registry (stages/backbones/registry.py) and calls
-that kind's loader; `load_clap` is the loader of kind 'clap'. Importing this module is cheap (no torch):
+that kind's loader (each kind's package names its own). Importing this module is cheap (no torch):
 the CLI imports it lazily anyway, and stage one may import it on a warm path that only needs the
 fingerprint.
 """
 from __future__ import annotations
 
-import json
 import os
 
 from cache.errors import UserError
+from stages.backbones.clap.random_model import make_random_clap  # noqa: F401 - part of this module's API
 from stages.backbones.config import BackboneConfig
-from stages.backbones.fingerprint import fingerprint_location
-from stages.backbones.locate import ModelLocation, locate_model
-from stages.backbones.random_clap import make_random_clap  # noqa: F401 - part of this module's API
+from stages.backbones.fingerprint import fingerprint_dtype
 from stages.backbones.registry import get_kind, loader_of, resolve_kind
-
-DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 
 
 def resolve_device(spec: str):
@@ -34,17 +30,6 @@ def resolve_device(spec: str):
             raise UserError(f"config key backbone.device: {spec!r} but only {torch.cuda.device_count()} "
                             f"CUDA device(s) are visible")
     return torch.device(spec)
-
-
-def _check_model_type(location: ModelLocation, kind: str) -> None:
-    config_path = location.folder / "config.json"
-    try:
-        model_type = json.loads(config_path.read_text()).get("model_type")
-    except (OSError, json.JSONDecodeError) as e:
-        raise UserError(f"backbone {location.spec!r}: cannot read {config_path} ({e})") from None
-    if kind == "clap" and model_type != "clap":
-        raise UserError(f"backbone {location.spec!r}: {config_path} has model_type {model_type!r}; "
-                        f"backbone.kind 'clap' needs a ClapModel checkpoint (model_type 'clap')")
 
 
 def load_backbone(id_or_path: str | os.PathLike | None = None, cfg: BackboneConfig | None = None,
@@ -64,30 +49,9 @@ def load_backbone(id_or_path: str | os.PathLike | None = None, cfg: BackboneConf
         # The checkpoint kinds pool as their originals do; a different explicit choice is not silently dropped.
         raise UserError(f"config key backbone.text_pooling: {cfg.text_pooling!r}; backbone kind {kind.name!r} pools "
                         f"with {backbone.text_pooling!r} (set 'auto' or {backbone.text_pooling!r})")
+    held = str(backbone.dtype).removeprefix("torch.")
+    if held != cfg.dtype or fingerprint_dtype(backbone.fingerprint) != cfg.dtype:
+        # A loader that ignored backbone.dtype would key bf16 features as float32 ones (or the reverse).
+        raise RuntimeError(f"the loader of backbone kind {kind.name!r} gave {held} weights with fingerprint "
+                           f"{backbone.fingerprint} for backbone.dtype = {cfg.dtype!r}")
     return backbone
-
-
-def load_clap(spec: str, cfg: BackboneConfig, *, download: bool | None = None):
-    """The loader of kind 'clap': transformers' ClapModel with its processor, strictly loaded."""
-    location = locate_model(spec, download=download)
-    _check_model_type(location, "clap")
-    fingerprint = fingerprint_location(location, "clap")
-
-    import torch
-    from transformers import ClapProcessor
-
-    from stages.backbones.clap import ClapBackbone, load_clap_strict
-
-    pooling = "first" if cfg.text_pooling == "auto" else cfg.text_pooling  # CLAP's own: <s> (token 0)
-    device = resolve_device(cfg.device)
-    model = load_clap_strict(location.folder, getattr(torch, DTYPES[cfg.dtype]))
-    try:
-        processor = ClapProcessor.from_pretrained(location.folder)
-    except (OSError, ValueError, TypeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"backbone {spec!r}: cannot load its tokenizer / feature extractor from "
-                        f"{location.folder} ({first})") from None
-    backbone = ClapBackbone(model, processor.tokenizer, processor.feature_extractor, id=location.id,
-                            fingerprint=fingerprint, text_pooling=pooling,
-                            text_batch_size=cfg.text_batch_size, audio_batch_size=cfg.audio_batch_size)
-    return backbone.to(device)

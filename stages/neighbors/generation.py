@@ -253,9 +253,9 @@ def generate_neighbors(classes: Sequence[str], cfg, cache_dir: str | os.PathLike
     cache = cache_root(cache_dir)
     backbone_id = backbone or cfg.backbone.id
     ident = resolve_generation(cfg.neighbors, cache, task)  # checks --llm and the prompt first
-    from stages.backbones.fingerprint import backbone_fingerprint
+    from stages.backbones.fingerprint import encoder_fingerprint
 
-    encoder_fp = backbone_fingerprint(backbone_id, cfg.backbone.kind, cache)
+    encoder_fp = encoder_fingerprint(cfg.backbone, cache, spec=backbone_id)
     templates = list(cfg.text.templates)
     store = NeighborStore.in_cache(cache)
     stats = RunStats()

@@ -16,7 +16,7 @@ def search_store(text: str, k: int, cfg, cache_dir: str | os.PathLike | None, ba
     is embedded like every stored text (template mean of the frozen text tower), from the store when
     `text` is already there, else by loading the backbone.
     """
-    from stages.backbones.fingerprint import backbone_fingerprint
+    from stages.backbones.fingerprint import encoder_fingerprint
     from stages.neighbors.filters import template_mean
 
     text = text.strip()
@@ -28,7 +28,7 @@ def search_store(text: str, k: int, cfg, cache_dir: str | os.PathLike | None, ba
     if backbone is None:
         fp = only_encoder(store)
     else:
-        fp = backbone_fingerprint(backbone, cfg.backbone.kind, cache)
+        fp = encoder_fingerprint(cfg.backbone, cache, spec=backbone)
         if not store.indexes(fp):
             raise UserError(f"no index for encoder {fp} in {store.root}; run `sept-pipeline generate-neighbors "
                             f"--backbone {backbone}` first (see `sept-pipeline neighbors ls`)")
@@ -41,7 +41,12 @@ def search_store(text: str, k: int, cfg, cache_dir: str | os.PathLike | None, ba
         if backbone_id is None:
             raise UserError(f"search {text!r}: not in the store, so the encoder {fp} must embed it and its "
                             f"weights were not found under that name; pass --backbone ID|FOLDER")
-        enc = TextEncoder(backbone_id, cfg.backbone, str(cache), cfg.backbone.text_batch_size)
+        import dataclasses
+
+        from stages.backbones.fingerprint import fingerprint_dtype
+
+        held = dataclasses.replace(cfg.backbone, dtype=fingerprint_dtype(fp))  # the dtype the index was made in
+        enc = TextEncoder(backbone_id, held, str(cache), cfg.backbone.text_batch_size)
         vectors, source = enc.encode([text], templates), "encoder"
         enc.release()
     hits = store.search(fp, template_mean(vectors), k, templates)[0]
@@ -71,13 +76,13 @@ def only_encoder(store: NeighborStore) -> str:
 
 
 def _loadable_id(fingerprint: str, kind: str, cache) -> str | None:
-    """The hub id or folder a fingerprint ('kind:NAME@hex') was made from, when NAME still loads as those
-    very weights (a hub id in the local cache, a folder under the current directory); else None."""
-    from stages.backbones.fingerprint import backbone_fingerprint
+    """The hub id or folder a fingerprint ('kind:NAME@hex[+dtype]') was made from, when NAME still loads as
+    those very weights (a hub id in the local cache, a folder under the current directory); else None."""
+    from stages.backbones.fingerprint import backbone_fingerprint, fingerprint_dtype
 
     name = fingerprint.split(":", 1)[-1].rsplit("@", 1)[0]
     try:
-        return name if backbone_fingerprint(name, kind, cache) == fingerprint else None
+        return name if backbone_fingerprint(name, kind, cache, fingerprint_dtype(fingerprint)) == fingerprint else None
     except (UserError, OSError):
         return None
 

@@ -55,7 +55,7 @@ def demo_root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
-    from stages.backbones.random_checkpoints import make_random_checkpoint
+    from stages.backbones.checkpoint.random_model import make_random_checkpoint
 
     root = tmp_path_factory.mktemp("checkpoints")
     return {kind: make_random_checkpoint(kind, "tiny", 0, root / f"tiny-{kind}") for kind in KINDS}

@@ -103,7 +103,7 @@ def test_fusion_towers_are_deterministic_too(tiny_clap_dir, tmp_path):
 
     from stages.backbones.config import BackboneConfig
     from stages.backbones.factory import load_backbone
-    from stages.backbones.random_clap import clap_config
+    from stages.backbones.clap.random_model import clap_config
 
     config = clap_config("tiny")
     config.audio_config.enable_fusion = True

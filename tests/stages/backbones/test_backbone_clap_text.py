@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stages.backbones.clap import ClapBackbone
+from stages.backbones.clap.adapter import ClapBackbone
 
 # Single-token, multi-token, hyphenated and punctuated class names, of different lengths so the
 # batch is padded.

@@ -14,11 +14,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stages.backbones import msclap
-from stages.backbones.checkpoints import read_checkpoint
+from stages.backbones.msclap import adapter as msclap
+from stages.backbones.checkpoint.read import read_checkpoint
 from stages.backbones.config import BackboneConfig
 from stages.backbones.factory import load_backbone
-from stages.backbones.random_checkpoints import make_random_checkpoint
+from stages.backbones.checkpoint.random_model import make_random_checkpoint
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TEXTS = ["a sound of a dog.", "rain", "an audio recording of a hi-hat, live"]

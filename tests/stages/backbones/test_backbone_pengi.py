@@ -15,11 +15,11 @@ import pytest
 import torch
 
 from cache.errors import UserError
-from stages.backbones import pengi
-from stages.backbones.checkpoints import read_checkpoint
+from stages.backbones.pengi import adapter as pengi
+from stages.backbones.checkpoint.read import read_checkpoint
 from stages.backbones.config import BackboneConfig
 from stages.backbones.factory import load_backbone
-from stages.backbones.random_checkpoints import clip_style_tokenizer, make_random_checkpoint, random_state
+from stages.backbones.checkpoint.random_model import clip_style_tokenizer, make_random_checkpoint, random_state
 
 FIXTURE = Path(__file__).parent / "fixtures" / "pengi_base_layout.json"
 

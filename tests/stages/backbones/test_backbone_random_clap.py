@@ -4,7 +4,7 @@ import torch
 from safetensors.torch import load_file
 
 from cache.errors import UserError
-from stages.backbones.random_clap import clap_config, make_random_clap, train_tokenizer
+from stages.backbones.clap.random_model import clap_config, make_random_clap, train_tokenizer
 
 
 def test_same_seed_same_weights_bit_for_bit_other_seed_differs(tiny_clap_dir, tmp_path):

@@ -26,13 +26,13 @@ import torch
 
 from cache.errors import UserError
 from pipeline.cli import main
-from stages.backbones import checkpoint_files
-from stages.backbones.checkpoint_files import SHORT_IDS, checkpoint_file, download_path
+from stages.backbones.checkpoint import files as checkpoint_files
+from stages.backbones.checkpoint.files import checkpoint_file, download_path
 from stages.backbones.config import BackboneConfig
 from stages.backbones.factory import load_backbone
 from stages.backbones.fingerprint import backbone_fingerprint
-from stages.backbones.random_checkpoints import make_random_checkpoint
-from stages.backbones.registry import resolve_kind
+from stages.backbones.checkpoint.random_model import make_random_checkpoint
+from stages.backbones.registry import KINDS, published_file, resolve_kind
 
 TEXTS = ["a dog barks", "rain on a roof"]
 
@@ -183,7 +183,7 @@ def test_pengi_base_failed_download_leaves_no_partial_file(offline_hub, monkeypa
         checkpoint_file("pengi:base")
     message = str(info.value)
     assert "'pengi:base'" in message and "Name or service not known" in message and "\n" not in message
-    assert SHORT_IDS["pengi:base"].url in message
+    assert published_file("pengi:base").url in message
     assert _files_left(download_path("pengi:base").parent) == []
 
 
@@ -213,7 +213,8 @@ def local_server(offline_hub, monkeypatch):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{server.server_port}/records/8387083/files/base.pth"
-    monkeypatch.setitem(SHORT_IDS, "pengi:base", dataclasses.replace(SHORT_IDS["pengi:base"], url=url))
+    moved = dataclasses.replace(published_file("pengi:base"), url=url)  # the pengi record, pointing here
+    monkeypatch.setitem(KINDS, "pengi", dataclasses.replace(KINDS["pengi"], published=(moved,)))
     yield _Server
     server.shutdown()
     server.server_close()

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stages.backbones.random_checkpoints import random_state, stft_kernels
+from stages.backbones.checkpoint.random_model import random_state, stft_kernels
 
 
 def test_the_kernels_convolved_as_torchlibrosa_does_equal_torch_stft():

@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from transformers.models.clap.modeling_clap import ClapAudioLayer
 
-from stages.backbones.htsat import FULL, clap_audio_config
-from stages.backbones.random_checkpoints import random_state, swin_relative_position_index, swin_shift_mask
+from stages.backbones.nets.htsat import FULL, clap_audio_config
+from stages.backbones.checkpoint.random_model import random_state, swin_relative_position_index, swin_shift_mask
 
 
 def test_masks_equal_the_ones_transformers_builds():

@@ -63,14 +63,14 @@ def feature_extractor(size: str):
 def train_tokenizer(vocab_size: int, model_max_length: int):
     """A RoBERTa-style byte-level BPE tokenizer with exactly `vocab_size` entries.
 
-    Trained on the built-in corpus (stages/backbones/tokenizer_corpus.py). A small corpus yields
+    Trained on the built-in corpus (stages/backbones/clap/tokenizer_corpus.py). A small corpus yields
     fewer merges than a 50k vocabulary has; the remaining ids are filled with entries no merge can
     produce, so the tokenizer's size equals the model's vocab_size as it does for a real checkpoint.
     """
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import RobertaTokenizer
 
-    from stages.backbones.tokenizer_corpus import corpus_lines
+    from stages.backbones.clap.tokenizer_corpus import corpus_lines
 
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

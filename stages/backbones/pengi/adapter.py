@@ -15,7 +15,7 @@ Similarity: cosine times a fixed 100 (PALM's scale; Pengi's checkpoint has no le
 A checkpoint is the original .pth (read weights-only, converted once to safetensors in the cache), a
 folder holding one *.pth and, optionally, a CLIP tokenizer in tokenizer/ (else openai/clip-vit-base-patch16's
 from the local Hugging Face cache or the hub), or the short id 'pengi:base' (base.pth downloaded once from
-Zenodo into the cache, stages/backbones/checkpoint_files.py; tokenizer openai/clip-vit-base-patch16's).
+Zenodo into the cache, stages/backbones/checkpoint/files.py; tokenizer openai/clip-vit-base-patch16's).
 """
 from __future__ import annotations
 
@@ -26,11 +26,11 @@ import torch
 from torch import nn
 
 from cache.errors import UserError
-from stages.backbones.checkpoint_backbone import CheckpointBackbone, ProjectionHead
-from stages.backbones.checkpoint_files import checkpoint_file, is_short_id
+from stages.backbones.checkpoint.base import CheckpointBackbone, ProjectionHead
+from stages.backbones.checkpoint.files import checkpoint_file, is_short_id
 from stages.backbones.fingerprint import checkpoint_fingerprint
-from stages.backbones.checkpoints import DROP, KeyRule, convert_state_dict, read_checkpoint
-from stages.backbones.htsat import (FULL, TINY, LogMel, clap_audio_config, htsat_arch_from_state, htsat_rules,
+from stages.backbones.checkpoint.read import DROP, KeyRule, convert_state_dict, read_checkpoint
+from stages.backbones.nets.htsat import (FULL, TINY, LogMel, clap_audio_config, htsat_arch_from_state, htsat_rules,
                                     htsat_source_layout, slaney_mel_filters)
 from stages.backbones.text_pooling import gather_positions, pooling_positions
 
@@ -223,6 +223,6 @@ def load_pengi(spec: str, cfg, download: bool | None = None) -> PengiBackbone:
     state = read_checkpoint(file)
     backbone = from_state(state, load_tokenizer(spec), path=file,
                           id=spec if is_short_id(spec) else str(Path(spec).resolve()),
-                          fingerprint=checkpoint_fingerprint(spec, KIND), text_batch_size=cfg.text_batch_size,
-                          audio_batch_size=cfg.audio_batch_size)
-    return backbone.to(resolve_device(cfg.device))
+                          fingerprint=checkpoint_fingerprint(spec, KIND, dtype=cfg.dtype),
+                          text_batch_size=cfg.text_batch_size, audio_batch_size=cfg.audio_batch_size)
+    return backbone.to(resolve_device(cfg.device)).hold_weights_in(getattr(torch, cfg.dtype))

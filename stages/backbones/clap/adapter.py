@@ -14,6 +14,7 @@ and audio_projection.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,8 @@ from tqdm.auto import tqdm
 from cache.errors import UserError
 from stages.backbones.base import AudioTextBackbone
 from stages.backbones.clip_length import fit_to_clip
+from stages.backbones.fingerprint import fingerprint_location
+from stages.backbones.locate import ModelLocation, locate_model
 from stages.backbones.strict_load import load_strict
 from stages.backbones.text_pooling import POOLINGS, gather_positions, pooling_positions
 
@@ -163,3 +166,39 @@ class ClapBackbone(AudioTextBackbone):
         # a column per text), which is zero-shot classification; logit_scale_t is for text->audio
         # retrieval. Classification and prompt tuning therefore use logit_scale_a.
         return float(self.clap.logit_scale_a.detach().float().exp())
+
+
+def _check_model_type(location: ModelLocation) -> None:
+    config_path = location.folder / "config.json"
+    try:
+        model_type = json.loads(config_path.read_text()).get("model_type")
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserError(f"backbone {location.spec!r}: cannot read {config_path} ({e})") from None
+    if model_type != "clap":
+        raise UserError(f"backbone {location.spec!r}: {config_path} has model_type {model_type!r}; "
+                        f"backbone.kind 'clap' needs a ClapModel checkpoint (model_type 'clap')")
+
+
+def load_clap(spec: str, cfg, *, download: bool | None = None) -> ClapBackbone:
+    """The loader of kind 'clap' (cfg: a BackboneConfig): transformers' ClapModel with its processor, strictly
+    loaded."""
+    from transformers import ClapProcessor
+
+    from stages.backbones.factory import resolve_device
+
+    location = locate_model(spec, download=download)
+    _check_model_type(location)
+    fingerprint = fingerprint_location(location, "clap", dtype=cfg.dtype)
+    pooling = "first" if cfg.text_pooling == "auto" else cfg.text_pooling  # CLAP's own: <s> (token 0)
+    device = resolve_device(cfg.device)
+    model = load_clap_strict(location.folder, getattr(torch, cfg.dtype))
+    try:
+        processor = ClapProcessor.from_pretrained(location.folder)
+    except (OSError, ValueError, TypeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"backbone {spec!r}: cannot load its tokenizer / feature extractor from "
+                        f"{location.folder} ({first})") from None
+    backbone = ClapBackbone(model, processor.tokenizer, processor.feature_extractor, id=location.id,
+                            fingerprint=fingerprint, text_pooling=pooling,
+                            text_batch_size=cfg.text_batch_size, audio_batch_size=cfg.audio_batch_size)
+    return backbone.to(device)

@@ -53,6 +53,18 @@ class CheckpointBackbone(AudioTextBackbone):
         self.text_pooling = text_pooling
         self.text_batch_size, self.audio_batch_size = int(text_batch_size), int(audio_batch_size)
 
+    def hold_weights_in(self, dtype: torch.dtype) -> "CheckpointBackbone":
+        """Cast the towers and projections to `dtype` (config key backbone.dtype). The log-mel front end and the
+        logit scale stay float32: the filterbank is preprocessing, computed in float32 whatever the towers."""
+        for name, module in self.named_children():
+            if name != "logmel":
+                module.to(dtype)
+        return self
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.text_projection.linear1.weight.dtype  # the towers' (the logit scale may come first)
+
     # ---- text -------------------------------------------------------------------------------
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         if isinstance(texts, str) or not texts or not all(isinstance(t, str) for t in texts):

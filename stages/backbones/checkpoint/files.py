@@ -1,25 +1,26 @@
-"""Locating and fingerprinting single-file checkpoints (Pengi's .pth), without importing torch.
+"""Locating and fetching the single-file checkpoints of the checkpoint kinds (Pengi, MS-CLAP), without torch.
 
 Stage one fingerprints the backbone on warm reruns before deciding whether anything needs encoding,
 and the registry asks every kind's detector about each local path (CLAP folders included), so
 nothing here imports torch until a .pth has actually been found.
 
-Short ids name the published weights: 'msclap:2022' / 'msclap:2023' are files of the hub repo
-microsoft/msclap, fetched with huggingface_hub into the user's Hugging Face cache (so HF_HUB_OFFLINE and
-a file already in that cache work as for any hub model); 'pengi:base' is base.pth of Zenodo record
-8387083, fetched with the standard library into <cache>/checkpoints/downloads/pengi-base/ (cache =
-$SEPT_CACHE_DIR, else the per-user cache: the folder whose converted-checkpoints/ the loaders use),
-written atomically and reused once there. Offline (HF_HUB_OFFLINE=1, the project's offline switch) or
-unreachable, a short id not already local is a one-line UserError saying how to get the file by hand.
-A short id then stands for its local file everywhere, the fingerprint included (the file's sha256).
+Short ids name the published weights (each kind's record says where: stages/backbones/registry.py
+`ShortId`): 'msclap:2022' / 'msclap:2023' are files of the hub repo microsoft/msclap, fetched with
+huggingface_hub into the user's Hugging Face cache (so HF_HUB_OFFLINE and a file already in that cache work
+as for any hub model); 'pengi:base' is base.pth of Zenodo record 8387083, fetched with the standard library
+into <cache>/checkpoints/downloads/pengi-base/ (cache = $SEPT_CACHE_DIR, else the per-user cache: the folder
+whose converted-checkpoints/ the loaders use), written atomically and reused once there. Offline
+(HF_HUB_OFFLINE=1, the project's offline switch) or unreachable, a short id not already local is a one-line
+UserError saying how to get the file by hand. A short id then stands for its local file everywhere, the
+fingerprint included (the file's sha256).
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from cache.errors import UserError
+from stages.backbones.registry import ShortId, published_file
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt")
 DOWNLOADS_DIR = Path("checkpoints") / "downloads"  # under the cache root
@@ -27,43 +28,8 @@ DOWNLOAD_TIMEOUT_S = 60  # per socket operation (connect, each read), not for th
 CHUNK = 1 << 20
 
 
-@dataclass(frozen=True)
-class ShortId:
-    """Where a short id's published weights are: a hub repo file, or a plain URL."""
-
-    filename: str
-    hub_repo: str = ""  # fetched with huggingface_hub.hf_hub_download when set
-    url: str = ""  # else fetched with urllib into DOWNLOADS_DIR/<folder>/<filename>
-    folder: str = ""
-    source: str = ""  # for messages: what the file is
-
-    def manual(self) -> str:
-        """How to get the file by hand (the alternative every error names)."""
-        if self.hub_repo:
-            return (f"fetch it where huggingface.co is reachable (`hf download {self.hub_repo} {self.filename}`) or "
-                    f"download {self.filename} from the hub repo {self.hub_repo} and pass its path")
-        return f"download {self.url} by hand and pass the file's path"
-
-
-SHORT_IDS = {
-    "pengi:base": ShortId("base.pth", url="https://zenodo.org/records/8387083/files/base.pth", folder="pengi-base",
-                          source="base.pth from Zenodo record 8387083 (Pengi)"),
-    "msclap:2022": ShortId("CLAP_weights_2022.pth", hub_repo="microsoft/msclap",
-                           source="CLAP_weights_2022.pth from the hub repo microsoft/msclap"),
-    "msclap:2023": ShortId("CLAP_weights_2023.pth", hub_repo="microsoft/msclap",
-                           source="CLAP_weights_2023.pth from the hub repo microsoft/msclap"),
-}
-WHERE_TO_GET = {k: v.source for k, v in SHORT_IDS.items()}  # short id -> where its published weights are
-# A key each kind's checkpoint has and the others lack (their text towers differ).
-SIGNATURE_KEYS = {
-    "pengi": ("caption_encoder.base.embeddings.token_embedding.weight", "audio_encoder.base.htsat.norm.weight"),
-    "msclap-2023": ("caption_encoder.base.wte.weight", "audio_encoder.base.htsat.norm.weight"),
-    "msclap-2022": ("caption_encoder.base.embeddings.word_embeddings.weight", "audio_encoder.base.fc1.weight"),
-}
-
-
 def is_short_id(spec) -> bool:
-    return str(spec) in SHORT_IDS
+    return published_file(spec) is not None
 
 
 def checkpoint_file(spec: str | os.PathLike, download: bool | None = None) -> Path:
@@ -114,7 +80,7 @@ def _allowed(download: bool | None) -> bool:
 
 def short_id_file(spec: str, download: bool | None = None) -> Path:
     """The local file of a short id, fetched first when missing and allowed (see the module doc)."""
-    entry = SHORT_IDS[spec]
+    entry = published_file(spec)
     if entry.hub_repo:
         return _hub_file(spec, entry, download)
     return _url_file(spec, entry, download)
@@ -144,7 +110,7 @@ def download_path(spec: str) -> Path:
     """Where a URL short id's file lives once downloaded."""
     from cache.fingerprint import cache_root
 
-    entry = SHORT_IDS[spec]
+    entry = published_file(spec)
     return cache_root() / DOWNLOADS_DIR / entry.folder / entry.filename
 
 

@@ -116,7 +116,7 @@ def load_text_dual(spec: str, cfg, *, download: bool | None = None) -> TextDualB
     """The loader of kind 'text-dual': a packaged id or a local BERT folder (never the hub)."""
     from transformers import AutoModel, AutoTokenizer, BertModel
 
-    from stages.backbones.factory import DTYPES, resolve_device
+    from stages.backbones.factory import resolve_device
     from stages.backbones.fingerprint import fingerprint_location
     from stages.backbones.locate import is_bert_folder, locate_model
     from stages.backbones.strict_load import load_strict
@@ -128,8 +128,8 @@ def load_text_dual(spec: str, cfg, *, download: bool | None = None) -> TextDualB
     if not is_bert_folder(location.folder):
         raise UserError(f"backbone {spec!r}: {location.folder / 'config.json'} is not a BERT encoder "
                         f"(model_type 'bert'); backbone.kind 'text-dual' needs one")
-    fingerprint = fingerprint_location(location, "text-dual")
-    model = load_strict(AutoModel, location.folder, getattr(torch, DTYPES[cfg.dtype]), "BERT")
+    fingerprint = fingerprint_location(location, "text-dual", dtype=cfg.dtype)
+    model = load_strict(AutoModel, location.folder, getattr(torch, cfg.dtype), "BERT")
     if not isinstance(model, BertModel):
         raise UserError(f"backbone {spec!r}: AutoModel gave {type(model).__name__}; text-dual needs a BertModel")
     try:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from stages.backbones.checkpoints import DROP, KeyRule
+from stages.backbones.checkpoint.read import DROP, KeyRule
 
 # Pengi's HTS-AT (models/htsat.py defaults with its config.py): 256x256 spectrogram image, 4x4 patches,
 # embed 96 doubling per stage to 768, Swin depths 2-2-6-2, window 8, AudioSet's 527 classes in the head.

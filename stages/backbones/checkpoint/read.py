@@ -18,7 +18,6 @@ import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -169,8 +168,3 @@ def convert_state_dict(source: dict[str, torch.Tensor], rules: list[KeyRule],
             raise UserError(f"checkpoint {path}: {name!r} has shape {tuple(out[name].shape)}, the {kind} "
                             f"model expects {tuple(shape)} (a checkpoint of another size or kind?)")
     return out
-
-
-def expected_shapes(module: torch.nn.Module, recomputed: Callable[[str], bool]) -> dict[str, tuple]:
-    """Our model's state-dict shapes, less the buffers it recomputes itself."""
-    return {k: tuple(v.shape) for k, v in module.state_dict().items() if not recomputed(k)}

@@ -1,6 +1,6 @@
 """The MS-CLAP adapters (microsoft/CLAP, PyPI `msclap`; weights CLAP_weights_2022.pth / _2023.pth on the
 hub repo microsoft/msclap, also named by the short ids 'msclap:2022' / 'msclap:2023', which fetch them into
-the Hugging Face cache: stages/backbones/checkpoint_files.py; the tokenizer is then msclap's own hub one).
+the Hugging Face cache: stages/backbones/checkpoint/files.py; the tokenizer is then msclap's own hub one).
 
 - 2023: HTS-AT audio (44.1 kHz, 7 s) + GPT-2 text. Each text gets ' <|endoftext|>' appended and is pooled
   at its last token (pooling 'last': the last attended position; msclap computes it as the count of
@@ -24,12 +24,12 @@ import torch
 from torch import nn
 
 from cache.errors import UserError
-from stages.backbones.checkpoint_backbone import CheckpointBackbone, ProjectionHead
-from stages.backbones.checkpoint_files import checkpoint_file, is_short_id
+from stages.backbones.checkpoint.base import CheckpointBackbone, ProjectionHead
+from stages.backbones.checkpoint.files import checkpoint_file, is_short_id
 from stages.backbones.fingerprint import checkpoint_fingerprint
-from stages.backbones.checkpoints import DROP, KeyRule, convert_state_dict, read_checkpoint
-from stages.backbones.cnn14 import FULL_CHANNELS, TINY_CHANNELS, Cnn14, cnn14_source_layout
-from stages.backbones.htsat import (FULL, TINY, LogMel, clap_audio_config, htsat_arch_from_state, htsat_rules,
+from stages.backbones.checkpoint.read import DROP, KeyRule, convert_state_dict, read_checkpoint
+from stages.backbones.nets.cnn14 import FULL_CHANNELS, TINY_CHANNELS, Cnn14, cnn14_source_layout
+from stages.backbones.nets.htsat import (FULL, TINY, LogMel, clap_audio_config, htsat_arch_from_state, htsat_rules,
                                     htsat_source_layout, slaney_mel_filters)
 from stages.backbones.text_pooling import gather_positions, pooling_positions
 
@@ -266,9 +266,9 @@ def _load(version: str, spec: str, cfg, download: bool | None = None) -> MsClapB
     state = read_checkpoint(file)
     backbone = from_state(version, state, load_tokenizer(version, spec), path=file,
                           id=spec if is_short_id(spec) else str(Path(spec).resolve()),
-                          fingerprint=checkpoint_fingerprint(spec, kind_name(version)), text_batch_size=cfg.text_batch_size,
-                          audio_batch_size=cfg.audio_batch_size)
-    return backbone.to(resolve_device(cfg.device))
+                          fingerprint=checkpoint_fingerprint(spec, kind_name(version), dtype=cfg.dtype),
+                          text_batch_size=cfg.text_batch_size, audio_batch_size=cfg.audio_batch_size)
+    return backbone.to(resolve_device(cfg.device)).hold_weights_in(getattr(torch, cfg.dtype))
 
 
 def load_msclap_2022(spec: str, cfg, download: bool | None = None) -> MsClapBackbone:

@@ -1,10 +1,12 @@
-"""Random checkpoints in the exact key layout of third-party backbones (Pengi, MS-CLAP 2022 and 2023).
+"""Random checkpoints in the exact key layout of a checkpoint kind (Pengi, MS-CLAP 2022 and 2023).
 
 The real weights cannot be fetched here, so tests and timings use seeded random tensors with the
-names and shapes of the real file (`source_layout` in stages/backbones/pengi.py and msclap.py, committed
-as fixtures),
-saved as the original is (a torch .pth holding {'model': state_dict}), beside a CLIP-style tokenizer
-built locally (CLIP-, GPT-2- or BERT-style by kind). They load through exactly the path a user's file takes.
+names and shapes of the real file (each kind's `source_layout`, committed as fixtures), saved as the
+original is (a torch .pth holding {'model': state_dict}) beside a tokenizer built locally in the style of
+the kind's text tower (CLIP, GPT-2 or BERT). They load through exactly the path a user's file takes.
+What is kind-specific (the layout, the checkpoint's file name, the tokenizer) comes from the kind's record
+(stages/backbones/registry.py `CheckpointKind`); the kinds' own random_model.py build their state dicts from
+the helpers here.
 
 Values: weights N(0, 0.02^2), LayerNorm/BatchNorm scales 1 and shifts/means 0, variances 1, the mel
 filterbank and torchlibrosa's DFT kernels the real ones (the original code computes its spectrogram with
@@ -19,14 +21,14 @@ from pathlib import Path
 
 from cache.atomic import atomic_dir
 from cache.errors import UserError
+from stages.backbones.registry import CheckpointKind, function, get_kind, known_kinds
 
-KINDS = ("pengi", "msclap-2022", "msclap-2023")
 SIZES = ("tiny", "full")
-CHECKPOINT_NAME = {"pengi": "pengi.pth", "msclap-2022": "CLAP_weights_2022.pth",
-                   "msclap-2023": "CLAP_weights_2023.pth"}
+MARKER_FILE = "sept_random_checkpoint.json"
 
 
-def _tensor_for(key: str, shape: tuple, generator):
+def tensor_for(key: str, shape: tuple, generator):
+    """One random tensor of a checkpoint, by what its key is (see the module doc)."""
     import torch
 
     if key.endswith("num_batches_tracked"):
@@ -89,6 +91,11 @@ def stft_kernels(n_fft: int):
     return ((torch.cos(angle) * window)[:, None, :].float(), (-torch.sin(angle) * window)[:, None, :].float())
 
 
+def layout_state(layout: dict[str, tuple], generator) -> dict:
+    """{key: tensor_for(key, shape)} over a key layout, drawing from `generator` in the layout's order."""
+    return {key: tensor_for(key, shape, generator) for key, shape in layout.items()}
+
+
 def _with_real_stft_kernels(state: dict) -> dict:
     for key in [k for k in state if k.endswith("spectrogram_extractor.stft.conv_real.weight")]:
         real, imag = stft_kernels(state[key].shape[-1])
@@ -147,38 +154,26 @@ def bert_style_tokenizer():
         return BertTokenizer(str(Path(tmp) / "vocab.txt"), do_lower_case=True)
 
 
-def tokenizer_for(kind: str):
-    return {"pengi": clip_style_tokenizer, "msclap-2022": bert_style_tokenizer,
-            "msclap-2023": gpt2_style_tokenizer}[kind]()
+def random_kinds() -> tuple[str, ...]:
+    """The checkpoint kinds that make random checkpoints."""
+    return tuple(k for k in known_kinds() if isinstance(get_kind(k), CheckpointKind) and get_kind(k).makes_random)
+
+
+def _record(kind: str) -> CheckpointKind:
+    if kind not in random_kinds():
+        raise UserError(f"backbones make-random --kind {kind!r}: not a checkpoint kind with a random maker "
+                        f"({', '.join(random_kinds())})")
+    return get_kind(kind)
 
 
 def random_state(kind: str, size: str, seed: int) -> dict:
-    import numpy as np
+    """The kind's random state dict (its record's random_state) with torchlibrosa's real DFT kernels."""
     import torch
 
-    from stages.backbones import pengi
-    from stages.backbones.htsat import slaney_mel_filters
-
-    if kind not in KINDS:
-        raise UserError(f"backbones make-random --kind {kind!r}: not one of {', '.join(KINDS)}")
+    record = _record(kind)
     if size not in SIZES:
         raise UserError(f"backbones make-random --size {size!r}: not one of {', '.join(SIZES)}")
-    generator = torch.Generator().manual_seed(seed)
-    if kind == "pengi":
-        layout = pengi.source_layout(size)
-        state = {key: _tensor_for(key, shape, generator) for key, shape in layout.items()}
-        mel = slaney_mel_filters(pengi.SAMPLE_RATE, pengi.N_FFT, pengi.MEL_BINS, pengi.FMIN, pengi.FMAX)
-        state[f"{pengi.AUDIO_PREFIX}.base.htsat.logmel_extractor.melW"] = mel
-        return _with_real_stft_kernels(state)
-    from stages.backbones import msclap
-
-    version = kind.removeprefix("msclap-")
-    state = {key: _tensor_for(key, shape, generator) for key, shape in msclap.source_layout(version, size).items()}
-    v = msclap.VERSIONS[version]
-    mel_key = "audio_encoder.base.htsat.logmel_extractor.melW" if version == "2023" else "audio_encoder.base.logmel_extractor.melW"
-    state[mel_key] = slaney_mel_filters(v["sample_rate"], v["n_fft"], v["mels"], v["fmin"], v["fmax"])
-    state["logit_scale"] = torch.tensor(float(np.log(1 / 0.07)))  # msclap's initial temperature
-    return _with_real_stft_kernels(state)
+    return _with_real_stft_kernels(function(record.random_state)(size, torch.Generator().manual_seed(seed)))
 
 
 def make_random_checkpoint(kind: str, size: str, seed: int, out) -> Path:
@@ -188,11 +183,12 @@ def make_random_checkpoint(kind: str, size: str, seed: int, out) -> Path:
     out = Path(out)
     if out.exists():
         raise UserError(f"--out {out}: already exists; choose a new folder")
+    record = _record(kind)
     state = random_state(kind, size, seed)
     with atomic_dir(out) as tmp:
-        torch.save({"model": state}, tmp / CHECKPOINT_NAME[kind])
-        tokenizer_for(kind).save_pretrained(tmp / "tokenizer")
-        (tmp / "sept_random_checkpoint.json").write_text(json.dumps(
+        torch.save({"model": state}, tmp / record.checkpoint_name)
+        function(record.tokenizer)().save_pretrained(tmp / "tokenizer")
+        (tmp / MARKER_FILE).write_text(json.dumps(
             {"kind": kind, "size": size, "seed": seed, "tensors": len(state),
              "parameters": int(sum(t.numel() for t in state.values()))}))
     return out
