@@ -49,7 +49,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +59,6 @@ from stages.data import gcide as gc
 from stages.data import wordnet as wn
 from stages.data import wordnet_sounds as ws
 from stages.data.sound_packages import package_version
-from stages.data.specs import dataset_spec
 from stages.fields import opt
 
 NAME = "gcide-sounds"
@@ -116,15 +114,7 @@ _KEYS = {"builder", "classes_from", "rule_version", "ancestor_levels", "min_item
 def load_recipe(config: str | os.PathLike | None = None) -> GcideRecipe:
     """The recipe of the shipped gcide-sounds config (or of the dataset TOML at `config`), with the WordNet-Sounds
     recipe it takes its classes from."""
-    spec = dataset_spec(config or NAME)
-    with open(spec.path, "rb") as fh:
-        raw = tomllib.load(fh).get("prepare", {})
-    where = f"dataset config {spec.path}: [prepare]"
-    unknown = sorted(set(raw) - _KEYS)
-    if unknown:
-        raise UserError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(_KEYS))})")
-    if raw.get("builder") != NAME:
-        raise UserError(f"{where} builder {raw.get('builder')!r}: expected {NAME!r}")
+    spec, raw, where = ws.read_prepare(config, NAME, _KEYS)
     kw = {k: raw[k] for k in _KEYS - {"builder"} if k in raw}
     wordnet = ws.load_recipe(kw.get("classes_from", "wordnet-sounds"))
     recipe = GcideRecipe(path=str(spec.path), wordnet=wordnet, **kw)
@@ -145,7 +135,7 @@ def ancestor_words(nouns: dict[str, wn.Synset], offset: str, root: str, levels: 
         while frontier:
             nxt = {h for o in frontier for h in nouns[o].hypernyms if h in nouns and h not in seen}
             if stop is not None:
-                nxt = {h for h in nxt if h == stop or stop in _ancestors(nouns, h)}
+                nxt = {h for h in nxt if h == stop or stop in wn.hypernym_closure(nouns, h)}
             seen |= nxt
             if nxt:
                 rings.append(nxt)
@@ -165,16 +155,6 @@ def ancestor_words(nouns: dict[str, wn.Synset], offset: str, root: str, levels: 
 @functools.lru_cache(maxsize=None)
 def _pattern(forms: tuple[str, ...]) -> re.Pattern:
     return cw.phrase_pattern(forms)
-
-
-def _ancestors(nouns: dict[str, wn.Synset], offset: str) -> set[str]:
-    seen, stack = set(), list(nouns[offset].hypernyms)
-    while stack:
-        h = stack.pop()
-        if h not in seen and h in nouns:
-            seen.add(h)
-            stack.extend(nouns[h].hypernyms)
-    return seen
 
 
 def _called_also(raw: str, lemma: str) -> bool:
@@ -303,10 +283,7 @@ def shared_hyponyms(items: dict[str, list[tuple[str, str]]], side: dict[str, str
 
 
 def _license_text(copyright_file: Path) -> str:
-    try:
-        notice = copyright_file.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        notice = ""
+    notice = ws.read_notice(copyright_file)
     m = re.search(r"The GCIDE is distributed under the following license:\n\n(.*?)\n\n\s*On Debian", notice, re.S)
     body = m.group(1) if m else (
         "GCIDE is free software; you can redistribute it and/or modify it under the terms of the GNU General\n"

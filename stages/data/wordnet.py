@@ -114,13 +114,22 @@ def read_exceptions(pos: str, wordnet_dir: Path = WORDNET_DIR) -> dict[str, list
 
 def hyponym_closure(nouns: dict[str, Synset], root: str) -> set[str]:
     """Offsets of every transitive hyponym of `root` (not `root` itself)."""
+    return _closure(nouns, root, "hyponyms")
+
+
+def hypernym_closure(nouns: dict[str, Synset], offset: str) -> set[str]:
+    """Offsets of every transitive hypernym of `offset` (not `offset` itself)."""
+    return _closure(nouns, offset, "hypernyms")
+
+
+def _closure(nouns: dict[str, Synset], start: str, links: str) -> set[str]:
     seen: set[str] = set()
-    stack = list(nouns[root].hyponyms)
+    stack = list(getattr(nouns[start], links))
     while stack:
         o = stack.pop()
         if o not in seen and o in nouns:
             seen.add(o)
-            stack.extend(nouns[o].hyponyms)
+            stack.extend(getattr(nouns[o], links))
     return seen
 
 

@@ -130,17 +130,24 @@ _RECIPE_KEYS = {"builder", "wordnet_version", "rule_version", "min_items", "max_
                 "split_rule", "synsets"}
 
 
-def load_recipe(config: str | os.PathLike | None = None) -> WordnetRecipe:
-    """The recipe of the shipped wordnet-sounds config (or of the dataset TOML at `config`)."""
-    spec = dataset_spec(config or NAME)
+def read_prepare(config: str | os.PathLike | None, builder: str, keys: set[str]) -> tuple:
+    """(spec, [prepare] table, where-prefix for messages) of the dataset config `config` (default: the shipped
+    config of `builder`), checked for unknown keys and for its builder."""
+    spec = dataset_spec(config or builder)
     with open(spec.path, "rb") as fh:
         raw = tomllib.load(fh).get("prepare", {})
     where = f"dataset config {spec.path}: [prepare]"
-    unknown = sorted(set(raw) - _RECIPE_KEYS)
+    unknown = sorted(set(raw) - keys)
     if unknown:
-        raise UserError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(_RECIPE_KEYS))})")
-    if raw.get("builder") != NAME:
-        raise UserError(f"{where} builder {raw.get('builder')!r}: expected {NAME!r}")
+        raise UserError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(keys))})")
+    if raw.get("builder") != builder:
+        raise UserError(f"{where} builder {raw.get('builder')!r}: expected {builder!r}")
+    return spec, raw, where
+
+
+def load_recipe(config: str | os.PathLike | None = None) -> WordnetRecipe:
+    """The recipe of the shipped wordnet-sounds config (or of the dataset TOML at `config`)."""
+    spec, raw, where = read_prepare(config, NAME, _RECIPE_KEYS)
     synsets = raw.get("synsets", {})
     if not isinstance(synsets, dict):
         raise UserError(f"{where}.synsets must be a table of class name = \"offset\"")
@@ -409,11 +416,16 @@ def _csv(header: list[str], rows: list[list[str]]) -> str:
     return buf.getvalue()
 
 
-def _license_text(copyright_file: Path) -> str:
+def read_notice(path: Path) -> str:
+    """A package's copyright file, or "" when it is gone (the licence text then says where to find it)."""
     try:
-        text = copyright_file.read_text(encoding="utf-8", errors="replace")
+        return Path(path).read_text(encoding="utf-8", errors="replace")
     except OSError:
-        text = ""
+        return ""
+
+
+def _license_text(copyright_file: Path) -> str:
+    text = read_notice(copyright_file)
     m = re.search(r"^License: WordNet3\.0\n((?: .*\n?)+)", text, re.MULTILINE)
     if m:
         body = "\n".join("" if ln.strip() == "." else ln[1:] for ln in m.group(1).splitlines())
