@@ -13,7 +13,7 @@ from pipeline.commands.common import config_options, emit_json, json_option
 def register(cli) -> None:
     @cli.group("datasets")
     def datasets_group() -> None:
-        """Dataset configs (configs/datasets/*.toml) and the datasets built locally (demo, wordnet-sounds, gcide-sounds).
+        """Dataset configs (configs/datasets/*.toml) and the datasets built locally (demo, the text proxy).
 
         \b
         Examples:

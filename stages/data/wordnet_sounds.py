@@ -261,8 +261,9 @@ class Selection:
 def keep_items(texts: dict[str, dict[str, tuple[str, tuple[str, ...]]]], recipe, where: str,
                key=lambda text: text.lower(), hint: str = "pick a broader synset") -> Selection:
     """From class -> {offset: (masked text, rules fired)}: drop texts left with fewer than two words of three
-    letters or more ("young", "a fast": masking took the rest), texts whose key is shared across classes (from all of them) or within a class (kept once), cap each class at
-    max_items (the first in sha256(seed:offset) order), require min_items. Counts per rule are over the kept
+    letters or more ("young", "a fast": masking took the rest), texts whose key is shared across classes (from
+    all of them) or within a class (kept once), cap each class at max_items (the first in sha256(seed:offset)
+    order), require min_items. Counts per rule are over the kept
     items ("changed": the rule removed something from the item), the drops over all candidates."""
     classes_of_key: dict[str, set[str]] = {}
     for name, members in texts.items():
@@ -470,15 +471,16 @@ def _readme(items: dict[str, list[tuple[str, str]]], side: dict[str, str], recip
     return "\n".join(lines) + "\n"
 
 
-MASKING_NOTE = [
+MASKING_NOTE = [" ".join([  # one README paragraph
     "The class's words are masked (removed from the text), never the item dropped for them; an item left with",
-    "fewer than two words of 3+ letters is dropped. Rules (stages/data/class_words.py): 1 lemma: every lemma of the class synset and its",
-    "plurals as whole words; 2 substring: every token containing a one-word lemma (fireboat, goldfinch, bulldog,",
-    "machinery); 3 derivation: WordNet's derivationally related forms of the lemmas (`+` pointers; song -> sing,",
-    "cutter -> cut) and their inflections, as whole tokens; 4 head: every token containing the head noun of a",
-    "multi-word lemma (appliance, insect, bird, vehicle, instrument); 5 modifier: every token containing another",
-    "word of a multi-word lemma (musical, stringed, motor, hand). manifest.json lists each class's words.",
-]
+    "fewer than two words of 3+ letters is dropped. Rules (stages/data/class_words.py): 1 lemma: every lemma",
+    "of the class synset and its plurals as whole words; 2 substring: every token containing a one-word lemma",
+    "(fireboat, goldfinch, bulldog, machinery); 3 derivation: WordNet's derivationally related forms of the",
+    "lemmas (`+` pointers; song -> sing, cutter -> cut) and their inflections, as whole tokens; 4 head: every",
+    "token containing the head noun of a multi-word lemma (appliance, insect, bird, vehicle, instrument);",
+    "5 modifier: every token containing another word of a multi-word lemma (musical, stringed, motor, hand).",
+    "manifest.json lists each class's words.",
+])]
 
 
 def class_table(items: dict[str, list[tuple[str, str]]], side: dict[str, str], roots: dict[str, str]) -> list[str]:

@@ -137,7 +137,8 @@ def test_gcide_definitions_are_read_from_the_dictd_files():
     assert gc.b64_number("A") == 0 and gc.b64_number("BA") == 64 and gc.b64_number("/") == 63
     [entry] = [e for e in dictionary.entries("goldfinch") if e.startswith("Goldfinch")]
     senses = [d for d in gc.definitions(entry) if d.kind == "sense"]
-    assert [d.text[:27] for d in senses] == ["A beautiful bright-colored ", "The yellow-hammer.", "A small American finch (Spi"]
+    assert [d.text[:27] for d in senses] == ["A beautiful bright-colored ", "The yellow-hammer.",
+                                             "A small American finch (Spi"]
     assert all(d.headwords == ("goldfinch",) and d.pos == "n." and d.sources == ("1913 Webster",) for d in senses)
     [borzoi] = [d for e in dictionary.entries("borzoi") for d in gc.definitions(e) if d.kind == "sense"]
     assert borzoi.from_wordnet and borzoi.text.startswith("tall, slender fast-moving dog breed")
@@ -220,3 +221,41 @@ def test_a_gcide_config_with_other_classes_is_a_one_line_error(tmp_path):
     with pytest.raises(UserError, match=r"gcide.index: not found.*apt-get install dict-gcide"):
         build_gcide_sounds(tmp_path / "out", gcide_dir=tmp_path / "no-gcide")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_subtree_groups_keep_a_hyponym_with_its_item_descendants():
+    from stages.data.wordnet_sounds import item_groups
+
+    def syn(offset, hypernyms=()):
+        return wn.Synset(offset=offset, lex_filenum=5, lemmas=(f"w{offset}",), lex_ids=(0,), hypernyms=hypernyms,
+                         hyponyms=(), gloss="")
+
+    # R is the class; A under R with A1, A2 under A; B under R; C under X, a synset that is not an item
+    nouns = {o: syn(o, h) for o, h in [("R", ()), ("A", ("R",)), ("A1", ("A",)), ("A2", ("A",)), ("B", ("R",)),
+                                          ("X", ("R",)), ("C", ("X",)), ("A11", ("A1",))]}
+    members = ["A", "A1", "A11", "A2", "B", "C"]
+    assert item_groups(nouns, "R", members, most=4) == [["A", "A1", "A11", "A2"], ["B"], ["C"]]
+    # too big for the test share: broken at its top, A alone, A1 with its descendant, A2
+    assert item_groups(nouns, "R", members, most=2) == [["A"], ["A1", "A11"], ["A2"], ["B"], ["C"]]
+
+
+def test_subtree_split_on_wordnet_keeps_groups_together_and_names_fewer_training_items():
+    import dataclasses
+
+    from stages.data.wordnet_sounds import item_groups, select, split_items, split_stats
+
+    recipe = load_recipe()
+    nouns = wn.read_nouns()
+    selection = select(nouns, recipe, wn.read_tag_counts())
+    subtree = dataclasses.replace(recipe, split_rule="subtree")
+    sides = {rule: split_items(selection.items, r, nouns) for rule, r in (("item", recipe), ("subtree", subtree))}
+    roots = dict(recipe.synsets)
+    for name, members in selection.items.items():
+        n_test = round(len(members) / 3)
+        test = sum(sides["subtree"][f"{name}/{o}"] == "test" for o, _ in members)
+        assert n_test - 2 <= test <= n_test, name
+        for group in item_groups(nouns, roots[name], [o for o, _ in members], n_test):
+            assert len({sides["subtree"][f"{name}/{o}"] for o in group}) == 1, (name, group)
+    key = "test_items_naming_a_training_item_of_their_class"
+    named = {rule: split_stats(selection.items, side, nouns, subtree)[key] for rule, side in sides.items()}
+    assert named["subtree"] < named["item"] / 2
