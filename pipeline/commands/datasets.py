@@ -93,7 +93,8 @@ def register(cli) -> None:
                   help="Folder to build the dataset in (it is written to ROOT/NAME).")
     @click.option("--out", default=None, type=click.Path(file_okay=False, path_type=Path),
                   help="The dataset folder itself (instead of --root: written to OUT, whatever its name).")
-    @click.option("--force", is_flag=True, help="Rebuild even if a complete copy exists.")
+    @click.option("--force", is_flag=True, help="Rebuild even if a complete copy exists (an untouched older build "
+                                                "of the same dataset is rebuilt without it).")
     @json_option
     def prepare(name: str, root: Path | None, out: Path | None, force: bool, as_json: bool) -> None:
         """Build a dataset that can be made locally from Debian packages. A complete existing copy is reused.
@@ -136,8 +137,11 @@ def register(cli) -> None:
             emit_json(result)
             return
         verb = "reused" if result["reused"] else "built"
+        where = result["path"]
+        if result.get("replaced") is not None:
+            verb, where = "rebuilt", f"{where} (it held rule version {result['replaced'].get('rule_version', '?')})"
         unit = "clips" if builder is build_demo else "items"
-        click.echo(f"{verb} {result['path']}: {result['num_train']} train / {result['num_test']} test {unit}, "
+        click.echo(f"{verb} {where}: {result['num_train']} train / {result['num_test']} test {unit}, "
                    f"{len(result['classes'])} classes")
         if result.get("rules"):
             for line in rule_lines(result["rules"], result["split"].get("rule", "")):

@@ -530,20 +530,25 @@ def _is_complete(folder: Path, files: dict[str, bytes]) -> bool:
 
 
 def publish(root: str | os.PathLike, folder_name: str, files: dict[str, bytes], force: bool, what: str) -> dict:
-    """Write `files` as `<root>/<folder_name>` (built in a temp folder renamed into place; with `force` an
-    existing folder is swapped out only once the new one is complete) or reuse an identical copy; returns
-    the summary of manifest.json with "path" and "reused"."""
+    """Write `files` as `<root>/<folder_name>` (built in a temp folder renamed into place) or reuse an identical
+    copy. An existing folder is swapped out, only once the new one is complete, with `force` or when it is an
+    untouched older build of the same dataset (its manifest's name, every file with its manifest's sha256:
+    rule version 1 of WordNet-Sounds becomes rule version 2 by itself); anything else there is an error.
+    Returns the summary of manifest.json with "path", "reused" and "replaced" (the older build's recipe)."""
     manifest = json.loads(files["manifest.json"])
     root = Path(root).expanduser()
     target = root / folder_name
     root.mkdir(parents=True, exist_ok=True)
+    replaced = None
     with file_lock(root / f".{folder_name}.lock"):
         if target.exists() and not force:
             if _is_complete(target, files):
                 return _summary(target, manifest, reused=True)
-            raise UserError(f"{target}: exists but is not this {what} build (files differ); remove it or "
-                            f"pass --force to rebuild it")
-        if target.exists():  # --force: build beside it, then swap, so a failed build keeps the old one
+            replaced = _older_build(target, manifest["name"])
+            if replaced is None:
+                raise UserError(f"{target}: exists but is not this {what} build (files differ); remove it or "
+                                f"pass --force to rebuild it")
+        if target.exists():  # build beside it, then swap, so a failed build keeps the old one
             staging = Path(tempfile.mkdtemp(prefix=f".{folder_name}.", suffix=".new", dir=root))
             try:
                 _write(staging, files)
@@ -557,7 +562,23 @@ def publish(root: str | os.PathLike, folder_name: str, files: dict[str, bytes], 
         else:
             with atomic_dir(target) as tmp:
                 _write(tmp, files)
-    return _summary(target, manifest, reused=False)
+    return {**_summary(target, manifest, reused=False), "replaced": replaced}
+
+
+def _older_build(folder: Path, name: str) -> dict | None:
+    """The recipe of the build in `folder` when it is an untouched build of dataset `name` (manifest.json names
+    it and lists every other file with its sha256), else None."""
+    try:
+        old = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        listed = old["files"]
+        present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {"manifest.json"}
+        if old.get("name") != name or present != set(listed):
+            return None
+        if any(hashlib.sha256((folder / rel).read_bytes()).hexdigest() != digest for rel, digest in listed.items()):
+            return None
+        return old.get("recipe", {})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def build_wordnet_sounds(root: str | os.PathLike, force: bool = False, wordnet_dir: Path = wn.WORDNET_DIR,

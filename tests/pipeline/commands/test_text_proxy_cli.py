@@ -8,6 +8,7 @@ split) so that it takes seconds; the zero-shot figures of the full datasets are 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -98,3 +99,25 @@ def test_zero_shot_is_well_above_chance_and_below_90_percent_on_both(capsys, tex
     chance = 100 / 49
     assert 10 * chance < m["source_acc"] < 90 and m["source"]["num_clips"] > 800
     assert 10 * chance < target["acc"] < 90 and target["num_clips"] > 400
+
+
+def test_an_untouched_older_build_is_rebuilt_an_edited_one_is_not(capsys, text_proxy_root, tmp_path):
+    folder = tmp_path / "wordnet-sounds"
+    shutil.copytree(text_proxy_root / "wordnet-sounds", folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    # an older build: another item text and rule version, its manifest consistent with its files
+    item = next(rel for rel in manifest["files"] if rel.endswith(".txt"))
+    (folder / item).write_text("an older text of this item\n", encoding="utf-8")
+    manifest["files"][item] = hashlib.sha256((folder / item).read_bytes()).hexdigest()
+    manifest["recipe"]["rule_version"] = 1
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    code, out, err = cli(capsys, "datasets", "prepare", "wordnet-sounds", "--root", tmp_path)
+    assert code == 0, err
+    assert out.startswith(f"rebuilt {folder} (it held rule version 1): ")
+    assert (folder / "manifest.json").read_bytes() == (text_proxy_root / "wordnet-sounds" / "manifest.json").read_bytes()
+    # a file edited by hand (its sha256 no longer the manifest's): not ours to replace without --force
+    (folder / item).write_text("edited by hand\n", encoding="utf-8")
+    code, out, err = cli(capsys, "datasets", "prepare", "wordnet-sounds", "--root", tmp_path)
+    assert code == 2 and "exists but is not this WordNet-Sounds build" in err and "--force" in err
+    assert (folder / item).read_text() == "edited by hand\n"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".wordnet-sounds.") and p.is_dir()]
