@@ -114,7 +114,8 @@ def test_an_untouched_older_build_is_rebuilt_an_edited_one_is_not(capsys, text_p
     code, out, err = cli(capsys, "datasets", "prepare", "wordnet-sounds", "--root", tmp_path)
     assert code == 0, err
     assert out.startswith(f"rebuilt {folder} (it held rule version 1): ")
-    assert (folder / "manifest.json").read_bytes() == (text_proxy_root / "wordnet-sounds" / "manifest.json").read_bytes()
+    fresh = text_proxy_root / "wordnet-sounds" / "manifest.json"
+    assert (folder / "manifest.json").read_bytes() == fresh.read_bytes()
     # a file edited by hand (its sha256 no longer the manifest's): not ours to replace without --force
     (folder / item).write_text("edited by hand\n", encoding="utf-8")
     code, out, err = cli(capsys, "datasets", "prepare", "wordnet-sounds", "--root", tmp_path)
