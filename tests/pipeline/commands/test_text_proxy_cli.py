@@ -87,7 +87,7 @@ def test_cross_from_wordnet_sounds_to_gcide_sounds(capsys, text_proxy_root, tmp_
 
 @pytest.mark.slow
 def test_zero_shot_is_well_above_chance_and_below_90_percent_on_both(capsys, text_proxy_root, tmp_path):
-    """The figures of docs/benchmarks.md ("Datasets: WordNet-Sounds zero-shot sanity"), 8 default templates."""
+    """The figures of docs/benchmarks.md ("Datasets: the text proxy's zero-shot sanity"), 8 default templates."""
     code, _, err = cli(capsys, "tune", "--dataset", "wordnet-sounds", "--data-root", text_proxy_root,
                        "--method", "zeroshot", "--protocol", "cross", "--targets", "gcide-sounds",
                        "--backbone", PACKAGED, "--cache-dir", tmp_path / "cache", "--seed", 1, "--shots", 1,
