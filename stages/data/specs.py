@@ -15,6 +15,9 @@ Overlaps. `overlaps = ["esc50"]` (with `overlap_reason`) declares datasets that 
 with this one (ESC50-Actions is 10 of ESC-50's classes and clips). The relation is symmetric
 (`datasets_overlap`): the cross-dataset protocol leaves such a pair out of a source's target mean.
 
+Suite. `suite = "palm11"` names the benchmark suite a dataset belongs to (palm11: PALM's 11 audio datasets;
+text-proxy: wordnet-sounds and gcide-sounds, the text proxy and its shifted target); "" for none.
+
 Folds. `folds` lists the official cross-validation folds ('fold1', 'fold2', ...: a name ending in its
 number, which PALM's CSV names use: csv_files/train_<k>.csv + test_<k>.csv). A folded dataset is always
 read through its fold CSVs, never through a train.csv/test.csv that happens to sit beside them.
@@ -61,6 +64,7 @@ class DatasetSpec:
     aliases: tuple[tuple[str, str], ...] = ()
     overlaps: tuple[str, ...] = ()  # datasets sharing recordings or classes with this one (see datasets_overlap)
     overlap_reason: str = ""
+    suite: str = ""  # the benchmark suite the dataset belongs to ("palm11", "text-proxy"; "" for none)
     path: Path = field(default=Path(), compare=False)
 
     @property
@@ -89,7 +93,7 @@ class DatasetSpec:
 
 
 _KEYS = {"name", "display_name", "classes", "layout", "folds", "folder", "task", "source", "subset",
-         "test_fraction", "aliases", "overlaps", "overlap_reason", "prepare"}
+         "test_fraction", "aliases", "overlaps", "overlap_reason", "prepare", "suite"}
 FOLD_NAME = re.compile(r"fold[1-9][0-9]*")
 
 
@@ -162,7 +166,7 @@ def parse_spec(path: Path) -> DatasetSpec:
     if not isinstance(raw.get("prepare", {}), dict):
         # How `datasets prepare` builds this dataset: read and checked by that dataset's builder only.
         raise _fail(path, "[prepare] must be a table (the recipe `datasets prepare` builds the dataset from)")
-    for key in ("display_name", "folder", "task", "source"):
+    for key in ("display_name", "folder", "task", "source", "suite"):
         if key in raw and not isinstance(raw[key], str):
             raise _fail(path, f"key {key} must be a string")
     return DatasetSpec(
@@ -179,6 +183,7 @@ def parse_spec(path: Path) -> DatasetSpec:
         aliases=tuple(sorted(aliases_raw.items())),
         overlaps=tuple(o.lower() for o in overlaps),
         overlap_reason=reason.strip(),
+        suite=raw.get("suite", ""),
         path=path,
     )
 

@@ -20,11 +20,8 @@ DATA_NOUN = wn.WORDNET_DIR / "data.noun"
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("wordnet-data")
-    result = build_wordnet_sounds(root)
-    assert result["reused"] is False
-    return Path(result["path"])
+def built(text_proxy_root) -> Path:
+    return text_proxy_root / "wordnet-sounds"
 
 
 def _rows(folder: Path, split: str) -> list[dict]:
@@ -107,7 +104,7 @@ def test_license_and_versions_written_into_the_folder(built):
     license_text = (built / "LICENSE").read_text()
     assert "WordNet 3.0 Copyright 2006 by Princeton University" in license_text and "AS IS" in license_text
     manifest = json.loads((built / "manifest.json").read_text())
-    assert manifest["recipe"]["wordnet_version"] == "3.0" and manifest["recipe"]["rule_version"] == 1
+    assert manifest["recipe"]["wordnet_version"] == "3.0" and manifest["recipe"]["rule_version"] == 2
     assert manifest["package"] == "wordnet-base" and not [k for k in manifest if "time" in k or "date" in k]
 
 
@@ -128,7 +125,7 @@ def test_mask_removes_whole_words_plurals_and_spellings():
 
 def _syn(offset: str, hyponyms: tuple[str, ...] = (), lemma: str = "") -> wn.Synset:
     return wn.Synset(offset=offset, lex_filenum=5, lemmas=(lemma or f"w{offset}",), lex_ids=(0,), hypernyms=(),
-                     hyponyms=hyponyms, gloss=f"gloss of {offset}")
+                     hyponyms=hyponyms, gloss=f"gloss text of {offset}")
 
 
 def test_an_item_under_two_classes_goes_to_the_more_specific_or_to_neither():
@@ -145,7 +142,7 @@ def test_an_item_under_two_classes_goes_to_the_more_specific_or_to_neither():
     recipe = WordnetRecipe(synsets=(("b", "00000002"), ("c", "00000003")), min_items=1, max_items=10, path="test")
     items = select_items(nouns, recipe, {}, {})
     assert [o for o, _ in items["b"]] == ["00000010", "00000012"] and [o for o, _ in items["c"]] == ["00000011"]
-    assert items["b"][0][1] == "w00000010: gloss of 00000010"
+    assert items["b"][0][1] == "w00000010: gloss text of 00000010"
 
 
 @pytest.mark.parametrize("prepare, needle", [
