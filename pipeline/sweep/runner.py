@@ -27,7 +27,7 @@ from pipeline.sweep import grid
 from pipeline.sweep.executors import make_executor
 from pipeline.sweep.launch import BUSY_ELSEWHERE, FAILED, FINISHED, RAN, Job, Outcome
 from pipeline.sweep.spec import SweepSpec
-from pipeline.sweep.stage_one import fill_store, find_missing
+from pipeline.sweep.stage_one import cell_generations, fill_store, sept_groups
 
 STATE = ".sweep"
 
@@ -59,12 +59,14 @@ class SweepResult:
         }
 
 
-def job_for(spec: SweepSpec, cell: grid.Cell, cwd: Path, wait: bool = False) -> Job:
+def job_for(spec: SweepSpec, cell: grid.Cell, cwd: Path, wait: bool = False, generation: str | None = None) -> Job:
+    """`generation`: the neighbor generation key stage one resolved for this cell (tune never resolves the LLM)."""
     state = spec.runs_dir / STATE
+    args = grid.tune_args(spec, cell) + (["--set", f"sept.generation={generation!r}"] if generation else [])
     return Job(
         name=cell.name, run_dir=str(grid.run_dir(spec, cell)), lock=str(state / "locks" / f"{cell.name}.lock"),
         attempts=str(state / "attempts" / f"{cell.name}.json"), log=str(state / "logs" / f"{cell.name}.log"),
-        identity=grid.identity(spec, cell), tune_args=grid.tune_args(spec, cell), cwd=str(cwd), wait=wait,
+        identity=grid.identity(spec, cell), tune_args=args, cwd=str(cwd), wait=wait,
     )
 
 
@@ -111,10 +113,13 @@ def run_sweep(spec: SweepSpec, echo: Callable[[str], None] = print, progress: bo
     echo(f"sweep {spec.source}: {len(cells)} cells, {len(result.skipped)} finished already, {len(todo)} to run "
          f"({executor.describe()})")
 
+    generations: dict[str, str] = {}  # without stage one, cells read sept.generation as given ("auto")
     if todo and stage_one:
         # One sweep at a time checks and fills the store: a second sweep waits here, then finds it full.
         with file_lock(state / "stage-one.lock"):
-            result.stage_one = fill_store(spec, find_missing(spec, todo), state, echo=echo)
+            groups = sept_groups(spec, todo)
+            result.stage_one = fill_store(spec, [g for g in groups if g.missing], state, echo=echo)
+        generations = cell_generations(groups)
         for step in result.stage_one:
             if step.get("message"):
                 echo(f"warning: stage one: {step['message']}; SEPT runs needing {len(step['classes'])} classes "
@@ -136,7 +141,7 @@ def run_sweep(spec: SweepSpec, echo: Callable[[str], None] = print, progress: bo
             bar.write(f"failed: {outcome.name}: {outcome.message} (log: {outcome.log})", file=sys.stderr)
 
     try:
-        first = executor.run([job_for(spec, c, cwd) for c in todo], done)
+        first = executor.run([job_for(spec, c, cwd, generation=generations.get(c.name)) for c in todo], done)
         busy = [o.name for o in first if o.status == BUSY_ELSEWHERE]
         result.outcomes = [o for o in first if o.status != BUSY_ELSEWHERE]
         if busy:
@@ -144,7 +149,8 @@ def run_sweep(spec: SweepSpec, echo: Callable[[str], None] = print, progress: bo
             echo(f"{len(busy)} cells are running in another sweep; waiting for them: {', '.join(busy[:3])}"
                  + (" ..." if len(busy) > 3 else ""))
             by_name = {c.name: c for c in todo}
-            result.outcomes += executor.run([job_for(spec, by_name[n], cwd, wait=True) for n in busy], done)
+            result.outcomes += executor.run([job_for(spec, by_name[n], cwd, wait=True,
+                                                     generation=generations.get(n)) for n in busy], done)
     finally:
         bar.close()
         result.seconds = time.monotonic() - started
