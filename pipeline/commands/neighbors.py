@@ -126,7 +126,7 @@ def register(cli) -> None:
 
     @cli.group("neighbors")
     def neighbors_group() -> None:
-        """Inspect and audit the neighbor store.
+        """Inspect and audit the neighbor store; neighbor lists in and out.
 
         \b
         Examples:
@@ -136,7 +136,15 @@ def register(cli) -> None:
           sept-pipeline neighbors verify
           sept-pipeline neighbors repair
           sept-pipeline neighbors quality --dataset esc50
+          sept-pipeline neighbors export --generation qwen7b-v3 --out neighbors.json
+          sept-pipeline neighbors import cupl_esc50.json --name cupl-gpt4o --llm-label "gpt-4o (CuPL)"
+          sept-pipeline neighbors encode --generation qwen7b-v3 --backbone laion/clap-htsat-unfused
         """
+
+    from pipeline.commands.neighbor_lists import COMMANDS
+
+    for command in COMMANDS:
+        neighbors_group.add_command(command)
 
     @neighbors_group.command("ls")
     @cache_dir_option
