@@ -1,5 +1,5 @@
-"""`sept-pipeline neighbors export|import|encode`: neighbor lists in and out of the store, and a stored
-generation embedded for another backbone. None of them needs the LLM."""
+"""`sept-pipeline neighbors export|import|encode|control`: neighbor lists in and out of the store, a stored
+generation embedded for another backbone, and the control neighbor sources. None of them needs the LLM."""
 from __future__ import annotations
 
 import sys
@@ -153,4 +153,40 @@ def encode_cmd(generation, dataset, classes_file, backbone, cache_dir, cfg, as_j
                f"encoded for {s['encoder_fingerprint']} ({s['templates']} templates); index rows {s['index_rows']}")
 
 
-COMMANDS = (export_cmd, import_cmd, encode_cmd)
+@click.command("control")
+@click.argument("kind", type=click.Choice(["random-words", "class-name"]))
+@click.option("--like", "like", required=True,
+              help="The real generation (key or name) whose classes and per-class counts the control copies.")
+@click.option("--name", required=True, help="Name of the control generation (tune --set sept.generation=NAME).")
+@click.option("--seed", type=int, default=0, show_default=True, help="random-words: seed of the draw.")
+@click.option("--backbone", default=None, help=BACKBONE_HELP)
+@click.option("--force-name", is_flag=True, help="Move --name here when it already names another generation.")
+@_cache_dir
+@config_options
+@json_option
+def control_cmd(kind, like, name, seed, backbone, force_name, cache_dir, cfg, as_json) -> None:
+    """Store a control neighbor source shaped like a real generation: same classes, same counts.
+
+    random-words: per phrase, as many random words as the real phrase has, from the English word list
+    configs/controls/english-words.txt (WaffleCLIP's sanity baseline). class-name: the class name alone
+    under the templates of configs/controls/class_name_templates.txt. Both are generations like any
+    other (provenance control:KIND with its parameters): tune, sweeps, report and the diagnostic use
+    them unchanged. The third control, the real neighbors without the class boundary, is a setting:
+    --set sept.boundary_filter=false.
+
+    \b
+    Examples:
+      sept-pipeline neighbors control random-words --like qwen7b-v3 --name qwen7b-v3-random --seed 1
+      sept-pipeline neighbors control class-name --like qwen7b-v3 --name qwen7b-v3-classname --json
+    """
+    from stages.neighbors.controls import make_control
+
+    s = make_control(kind, cfg, cache_dir, backbone, like, name, seed, force_name)
+    if as_json:
+        emit_json(s)
+        return
+    click.echo(f"control {kind} like {s['like']}: generation {s['generation_key']} (name {name!r}), "
+               f"{s['classes']} classes, {s['phrases']} phrases; {s['texts_encoded']} texts encoded")
+
+
+COMMANDS = (export_cmd, import_cmd, encode_cmd, control_cmd)

@@ -126,7 +126,7 @@ def register(cli) -> None:
 
     @cli.group("neighbors")
     def neighbors_group() -> None:
-        """Inspect and audit the neighbor store; neighbor lists in and out.
+        """Inspect and audit the neighbor store; neighbor lists in and out; control neighbor sources.
 
         \b
         Examples:
@@ -139,6 +139,7 @@ def register(cli) -> None:
           sept-pipeline neighbors export --generation qwen7b-v3 --out neighbors.json
           sept-pipeline neighbors import cupl_esc50.json --name cupl-gpt4o --llm-label "gpt-4o (CuPL)"
           sept-pipeline neighbors encode --generation qwen7b-v3 --backbone laion/clap-htsat-unfused
+          sept-pipeline neighbors control random-words --like qwen7b-v3 --name qwen7b-v3-random
         """
 
     from pipeline.commands.neighbor_lists import COMMANDS

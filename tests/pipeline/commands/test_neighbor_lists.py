@@ -1,4 +1,4 @@
-"""`neighbors export|import|encode` through the CLI, on a real store (Parquet, FAISS, manifest) filled with
+"""`neighbors export|import|encode|control` through the CLI, on a real store (Parquet, FAISS, manifest) filled with
 the tiny random CLAP's own frozen text embeddings, and `tune --sept` on what they store.
 
 The tiny CLAP does not separate texts (cosine 0.999 between any two), so the near-duplicate filter is off on
@@ -241,11 +241,9 @@ def test_an_imported_list_trains_and_the_run_records_it(world, capsys, tmp_path)
     assert log and all(r["intra"] >= 0 and r["inter"] >= 0 for r in log)
 
 
-def test_auto_with_several_generations_asks_for_one(world, capsys, tmp_path):
-    import shutil
-
+def test_auto_with_several_generations_asks_for_one(world, capsys, tmp_path, tiny_backbone):
     cache = tmp_path / "cache"
-    shutil.copytree(world["cache"], cache)
+    store_of(cache).name_generation("real", fill_store(cache, tiny_backbone, TEMPLATES))
     f = tmp_path / "second.json"
     f.write_text(json.dumps({c: ["some sound"] for c in CLASSES[:3]}))
     assert cli(capsys, "neighbors", "import", f, "--name", "second", "--backbone", world["model"],
@@ -329,3 +327,49 @@ def test_help_states_the_limits_of_the_code():
         assert f"{number:,} {what}" in text, (number, what)
     assert f"{lists.MAX_FILE_BYTES // 2**20} MiB" in text
 
+
+def control(capsys, world, kind, name, *extra) -> dict:
+    code, out, err = cli(capsys, "neighbors", "control", kind, "--like", "real", "--name", name, "--backbone",
+                         world["model"], "--cache-dir", world["cache"], *TPL, *extra, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_random_words_control_copies_the_real_counts_deterministically_and_trains(world, capsys, tmp_path):
+    s = control(capsys, world, "random-words", "real-random", "--seed", 1)
+    store = store_of(world["cache"])
+    real = store.get_phrases(CLASSES, world["key"])
+    made = store.get_phrases(CLASSES, s["generation_key"])
+    assert {c: len(v) for c, v in made.items()} == {c: len(v) for c, v in real.items()}
+    assert [[len(p.split()) for p in made[c]] for c in CLASSES] == [[len(p.split()) for p in real[c]] for c in CLASSES]
+    assert s["parameters"]["seed"] == 1 and s["parameters"]["like"] == world["key"] and s["texts_encoded"] > 0
+    row = next(r for r in store.generation_keys() if r["generation_key"] == s["generation_key"])
+    assert row["engine"] == "control:random-words" and row["num_neighbors"] == 8  # the real generation's N
+    again = control(capsys, world, "random-words", "real-random", "--seed", 1)
+    assert again["generation_key"] == s["generation_key"] and again["classes_stored"] == 0  # same draw, same key
+    other = control(capsys, world, "random-words", "real-random-2", "--seed", 2)
+    assert store.get_phrases(CLASSES, other["generation_key"]) != made
+    m = tune(capsys, world, tmp_path / "run", "--set", "sept.generation=real-random")
+    assert m["fingerprints"]["store"]["generation_source"]["engine"] == "control:random-words"
+    assert m["fingerprints"]["store"]["neighbors_per_class"] == {c: len(real[c]) for c in CLASSES[:3]}
+
+
+def test_class_name_control_and_the_boundary_off_control_train(world, capsys, tmp_path):
+    s = control(capsys, world, "class-name", "real-classname")
+    made = store_of(world["cache"]).get_phrases(CLASSES, s["generation_key"])
+    assert {c: len(v) for c, v in made.items()} == {c: len(NEIGHBORS[c]) for c in CLASSES}
+    assert all(c in p for c in CLASSES for p in made[c]) and made["rain"][0] == "rain"
+    m = tune(capsys, world, tmp_path / "classname", "--set", "sept.generation=real-classname")
+    assert m["fingerprints"]["store"]["generation_name"] == "real-classname"
+    # The third control is a setting on the real generation, by its name.
+    m = tune(capsys, world, tmp_path / "no-boundary", "--set", "sept.generation=real",
+             "--set", "sept.boundary_filter=false")
+    assert m["neighbor_selection"]["boundary_filter"] == "off (sept.boundary_filter = false)"
+    assert m["fingerprints"]["store"]["generation_key"] == world["key"] and m["sept"]["boundary_filter"] is False
+
+
+def test_a_control_of_a_control_is_refused(world, capsys):
+    control(capsys, world, "class-name", "cn-for-refusal")
+    code, _, err = cli(capsys, "neighbors", "control", "random-words", "--like", "cn-for-refusal", "--name", "x",
+                       "--backbone", world["model"], "--cache-dir", world["cache"], *TPL)
+    assert code == 2 and "is itself a control (control:class-name); give the real generation" in err

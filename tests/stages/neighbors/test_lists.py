@@ -1,5 +1,5 @@
-"""Neighbor lists without a model: parsing, and stage one's rules on an imported list (the near-duplicate filter
-on hand-made geometry)."""
+"""Neighbor lists and controls without a model: parsing, stage one's rules on an imported list (the near-duplicate
+filter on hand-made geometry), and the control generators' counts and determinism."""
 from __future__ import annotations
 
 import io
@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from cache.errors import UserError
-from stages.neighbors import lists
+from stages.neighbors import controls, lists
 from stages.neighbors.config import NeighborsConfig
 from stages.neighbors.filters import PROBE_TEXTS
 
@@ -90,3 +90,39 @@ def test_text_rules_are_stage_ones():
     assert cleaned.kept == {"church bells": ["ringing bells"], "rain": ["drizzle"]}
     assert cleaned.dropped == {"class name": 1, "class name reordered": 1, "duplicate": 1}
 
+
+REAL = {"dog bark": ["barking dog", "canine yelp at night", "woof"], "rain": ["drizzle", "heavy rain on a roof"]}
+
+
+def test_random_words_match_counts_and_lengths_and_are_seeded_per_class():
+    words = [f"w{i}" for i in range(500)] + ["dog", "bark", "rain"]
+    a = controls.random_words(REAL, words, seed=1)
+    assert {c: len(v) for c, v in a.items()} == {c: len(v) for c, v in REAL.items()}
+    assert [[len(p.split()) for p in a[c]] for c in REAL] == [[len(p.split()) for p in REAL[c]] for c in REAL]
+    assert all(w in words for ps in a.values() for p in ps for w in p.split())
+    assert not {"dog", "bark"} & {w for p in a["dog bark"] for w in p.split()}  # never the class's own words
+    assert "rain" not in {w for p in a["rain"] for w in p.split()}
+    assert controls.random_words(REAL, words, seed=1) == a  # deterministic
+    assert controls.random_words(REAL, words, seed=2) != a
+    # A class's phrases depend on that class alone, never on which others are drawn with it.
+    assert controls.random_words({"rain": REAL["rain"]}, words, seed=1) == {"rain": a["rain"]}
+
+
+def test_class_name_control_uses_the_first_templates():
+    templates = controls._lines(controls.templates_path())
+    assert templates[0] == "{}" and all(t.count("{}") == 1 for t in templates) and len(set(templates)) == len(
+        templates)
+    out = controls.class_names(REAL, templates)
+    assert out == {"dog bark": ["dog bark", "the sound of dog bark", "a sound of dog bark"],
+                   "rain": ["rain", "the sound of rain"]}
+    with pytest.raises(UserError, match=r"class 'dog' has 3 neighbors in the real generation; .* holds 2 templates"):
+        controls.class_names({"dog": ["a", "b", "c"]}, ["{}", "the {}"])
+
+
+def test_the_shipped_word_list_says_where_it_comes_from():
+    text = controls.word_list_path().read_text(encoding="utf-8")
+    header = [x for x in text.splitlines() if x.startswith("#")]
+    assert any("wamerican" in x for x in header) and any("Licence" in x for x in header)
+    assert controls.word_list_path().with_suffix(".LICENSE").is_file()
+    words = controls._lines(controls.word_list_path())
+    assert len(words) > 5000 and len(set(words)) == len(words) and all(w.isalpha() and w.islower() for w in words)
