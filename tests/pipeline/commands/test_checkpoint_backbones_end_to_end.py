@@ -141,7 +141,7 @@ def stage_one(tmp_path_factory, checkpoints, llm_model_dir):
     env = {**os.environ, "SEPT_CACHE_DIR": str(cache), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     r = subprocess.run([sys.executable, "-m", "pipeline.cli", "generate-neighbors", "--backbone",
                         str(checkpoints["pengi"]), "--cache-dir", str(cache),
-                        "--set", f'neighbors.model_dir="{llm_model_dir}"', *STAGE_ONE],
+                        "--set", f'neighbors.model_dir="{llm_model_dir}"', "--name", "demo-smollm2", *STAGE_ONE],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads(r.stdout), cache
@@ -269,7 +269,10 @@ def test_generate_here_copy_the_cache_tune_there_without_the_llm(stage_one, chec
     sys.path.insert(0, str(ROOT / "tests" / "absent_llm"))
     from absent_kit import machine_free, run_without_llm
 
+    from cache.store import NeighborStore
+
     first, cache = stage_one
+    assert NeighborStore.in_cache(cache).names()["demo-smollm2"] == first["generation_key"]  # --name, same commit
     there = tmp_path / "machine-b" / "cache"
     shutil.copytree(cache, there)
     args = ["tune", "--method", "coop", "--sept", "--protocol", "base2new", "--seed", 0, "--shots", 2,
