@@ -36,6 +36,11 @@ def _store(cache_dir):
     return NeighborStore.in_cache(cache_dir)
 
 
+def _key_of(store, value: str | None) -> str | None:
+    """A --key given as a generation's name -> its key (a key, or None, as given)."""
+    return store.names().get(value, value) if value else value
+
+
 def _apply_flags(cfg, llm, backend, num_neighbors, prompt):
     changes = {k: v for k, v in (("llm", llm), ("backend", backend), ("num_neighbors", num_neighbors),
                                  ("prompt", prompt)) if v is not None}
@@ -180,7 +185,8 @@ def register(cli) -> None:
 
     @neighbors_group.command("show")
     @click.argument("classname")
-    @click.option("--key", "generation_key", default=None, help="Only this generation key (default: all).")
+    @click.option("--key", "generation_key", default=None,
+                  help="Only this generation, by key or name (default: all).")
     @cache_dir_option
     @json_option
     def show(classname, generation_key, cache_dir, as_json) -> None:
@@ -192,6 +198,7 @@ def register(cli) -> None:
           sept-pipeline neighbors show "church bells" --key 3f2a9c01d4e5b6a7 --json
         """
         store = _store(cache_dir)
+        generation_key = _key_of(store, generation_key)
         rows = store.phrase_rows([classname], generation_key)
         status = store.class_status([classname], generation_key)
         if not status:
@@ -301,7 +308,8 @@ def register(cli) -> None:
     @click.option("--classes-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
                   help="Score the classes listed in this file (one a line).")
     @click.option("--key", "generation_key", default=None,
-                  help="Generation key to score (default: the one the config's [neighbors] section gives).")
+                  help="Generation to score, by key or name (default: the one the config's [neighbors] section "
+                       "gives).")
     @click.option("--reference", default=None, help="Reference sentence-transformers id or folder "
                                                       "(default: packaged:all-minilm-l6-v2).")
     @click.option("--task", default=None, help="The task the neighbors were generated with (see generate-neighbors "
@@ -336,6 +344,7 @@ def register(cli) -> None:
         if dataset is not None or classes_file is not None:
             classes, _ = _class_list(dataset, classes_file)
         cfg, dataset_task = _with_task(cfg, dataset, task)
+        generation_key = _key_of(_store(cache_dir), generation_key)
         report = quality_report(cfg, cache_dir, classes, generation_key, reference or DEFAULT_REFERENCE,
                                 task=dataset_task)
         if as_json:

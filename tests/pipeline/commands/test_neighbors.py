@@ -261,6 +261,8 @@ def test_generate_names_its_generation_and_a_taken_name_fails_before_the_llm(sto
     assert listing["names"] == {"smollm2-v3": seeded["key"]}
     assert listing["generation_keys"][0]["names"] == ["smollm2-v3"]
     assert "(smollm2-v3)" in cli(store_copy, "neighbors", "ls").stdout
+    shown = json.loads(cli(store_copy, "neighbors", "show", "rain", "--key", "smollm2-v3", "--json").stdout)
+    assert [r["phrase"] for r in shown["phrases"]] == PHRASES["rain"]  # --key takes a name too
 
     other = tmp_path / "other.json"
     other.write_text(json.dumps({"dog": ["a yapping terrier"]}))
