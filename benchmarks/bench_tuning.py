@@ -168,7 +168,7 @@ def memory_child(n: int, device: str, size: str, classes: int, batch: int, steps
         store.put_embeddings(texts, TEMPLATES, backbone.fingerprint, vecs)
         # Random vectors put every neighbor anywhere: the class boundary would drop most of them, and this
         # measures memory with N neighbors per class.
-        cfg = load_config(None, [f"sept.generation_key={prov.generation_key!r}",
+        cfg = load_config(None, [f"sept.generation={prov.generation_key!r}",
                                  f"sept.neighbors_per_step={PER_STEP}",  # the same per step for both N
                                  "sept.boundary_filter=false"])
         sync(backbone.device)

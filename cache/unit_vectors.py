@@ -14,3 +14,29 @@ def unit_rows(x: np.ndarray, axis: int = -1) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     norms = np.linalg.norm(x, axis=axis, keepdims=True)
     return x / np.where(norms > 0, norms, 1.0)
+
+
+def template_mean(vectors: np.ndarray) -> np.ndarray:
+    """[n, T, D] unit-per-template embeddings -> [n, D] unit mean over the T templates (float64 for the sums).
+
+    The zero-shot class embedding of docs/method.md applied to any text: what "close" means for the frozen
+    model, in stage one's near-duplicate filter and in stage two's class boundary alike. (The store's FAISS
+    vectors, cache/store/vectors.py, normalise the sum over a template set: the same direction; and
+    stages/zeroshot.py computes the same thing in torch from the tower's outputs.)
+    """
+    return unit_rows(np.asarray(vectors, dtype=np.float64).mean(axis=1))
+
+
+def separates_texts(vectors: np.ndarray, same_text_cos: float) -> tuple[bool, float]:
+    """Whether an encoder tells these texts apart: (mean off-diagonal cosine < same_text_cos, that mean).
+
+    `vectors` are unit rows [n, D]. A random or collapsed text tower maps every text to nearly the same
+    vector; then "near duplicate" and "closer to another class" are noise, and an embedding filter would
+    drop almost everything. Fewer than two texts: (True, nan).
+    """
+    v = np.asarray(vectors, dtype=np.float64)
+    if len(v) < 2:
+        return True, float("nan")
+    g = v @ v.T
+    mean = float((g.sum() - np.trace(g)) / (len(v) * (len(v) - 1)))
+    return mean < same_text_cos, mean

@@ -118,7 +118,9 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
 
 # Keys that moved: a config that still sets one gets told where it went.
 _MOVED = {("neighbors", "boundary_filter"): "sept.boundary_filter (the class boundary is now applied at tune time, "
-                                            "against the training classes only)"}
+                                            "against the training classes only)",
+          ("sept", "generation_key"): "sept.generation (\"auto\", a generation key or a name; tune reads the "
+                                      "store and no longer derives the key from [neighbors])"}
 
 
 def _merge(base: dict, update: dict, source: str) -> dict:

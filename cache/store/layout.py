@@ -84,16 +84,18 @@ def remove_leftovers(root: Path, manifest: Manifest | None) -> int:
 README_TEXT = """\
 sept-pipeline neighbor store (schema version 1)
 
-manifest.json lists every committed file (with rows and sha256). Files in the data folders that it
-does not list are leftovers of an interrupted write; skip them (the next write removes them).
+manifest.json lists every committed file (with rows and sha256) and the names given to generation
+keys ("names"). Files in the data folders that it does not list are leftovers of an interrupted write;
+skip them (the next write removes them).
 
 Tables (plain Parquet, zstd):
   phrases/*.parquet               class_name, phrase, rank (0-based), generation_key, LLM provenance
   classes/*.parquet               one row per generated (class_name, generation_key): num_kept, short
   embeddings/<encoder>/*.parquet  text, template, template_id, encoder_fingerprint, dim, dtype,
                                   embedding fixed_size_list<float32>[dim]
-  index/<encoder>/*.faiss         FAISS inner-product index of template-mean unit vectors;
-                                  the matching .texts.parquet maps row id -> text
+  index/<encoder>/*.faiss         FAISS inner-product index of the template-mean unit vector of
+                                  every stored text (class names and phrases); the matching
+                                  .texts.parquet maps row id -> text
 
 Read with polars:  pl.read_parquet("phrases/*.parquet")
 Read with duckdb:  SELECT * FROM 'phrases/*.parquet'

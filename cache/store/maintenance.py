@@ -142,7 +142,7 @@ def repair(root: Path, manifest: Manifest) -> tuple[Manifest, list[str]]:
 
     # Embeddings: drop duplicate rows; then rebuild every index from what is left.
     index_sets = {(e.encoder_fingerprint, e.template_set_id): e.templates for e in manifest.indexes}
-    m = Manifest(commit=m.commit, parts=m.parts, indexes=(), updated_at=m.updated_at)
+    m = Manifest(commit=m.commit, parts=m.parts, indexes=(), updated_at=m.updated_at, names=m.names)
     for encoder in m.encoders():
         parts = m.parts_of(schema.EMBEDDINGS, encoder)
         table = pa.concat_tables([read_part(root, p) for p in parts])

@@ -57,12 +57,23 @@ class IndexEntry:
 
 
 @dataclass(frozen=True)
+class NameEntry:
+    """A name given to one generation key (generate-neighbors --name, neighbors import --name): unique per store."""
+
+    name: str
+    generation_key: str
+    created_at: str
+
+
+@dataclass(frozen=True)
 class Manifest:
     commit: int = 0
     parts: tuple[PartEntry, ...] = ()
     indexes: tuple[IndexEntry, ...] = ()
     updated_at: str = ""
     schema_version: int = SCHEMA_VERSION
+    # Optional in the file (absent before names existed; older readers ignore it): no schema version bump.
+    names: tuple[NameEntry, ...] = ()
 
     # -- queries ---------------------------------------------------------------------------------
     def parts_of(self, table: str, encoder_fingerprint: str | None = None) -> list[PartEntry]:
@@ -77,6 +88,12 @@ class Manifest:
 
     def indexes_of(self, encoder_fingerprint: str) -> list[IndexEntry]:
         return [i for i in self.indexes if i.encoder_fingerprint == encoder_fingerprint]
+
+    def key_of_name(self, name: str) -> str | None:
+        return next((e.generation_key for e in self.names if e.name == name), None)
+
+    def names_of(self, generation_key: str) -> list[str]:
+        return sorted(e.name for e in self.names if e.generation_key == generation_key)
 
     def files(self) -> set[str]:
         out = {p.file for p in self.parts}
@@ -97,8 +114,9 @@ class Manifest:
         )
         return replace(self, indexes=keep + (entry,))
 
-    def without_index(self, entry: IndexEntry) -> "Manifest":
-        return replace(self, indexes=tuple(i for i in self.indexes if i != entry))
+    def with_name(self, entry: NameEntry) -> "Manifest":
+        """`entry.name` now names `entry.generation_key` (an existing entry of that name is replaced)."""
+        return replace(self, names=tuple(e for e in self.names if e.name != entry.name) + (entry,))
 
     def to_json(self) -> dict:
         return {
@@ -108,6 +126,7 @@ class Manifest:
             "updated_at": self.updated_at,
             "parts": [asdict(p) for p in self.parts],
             "indexes": [asdict(i) for i in self.indexes],
+            "names": [asdict(e) for e in sorted(self.names, key=lambda e: e.name)],
         }
 
 
@@ -146,8 +165,16 @@ def load_manifest(root: Path) -> Manifest | None:
     try:
         parts = tuple(_part_from_json(p) for p in data["parts"])
         indexes = tuple(_index_from_json(i) for i in data["indexes"])
+        names = tuple(
+            NameEntry(str(e["name"]), str(e["generation_key"]), str(e.get("created_at", "")))
+            for e in data.get("names", [])
+        )
         manifest = Manifest(
-            commit=int(data["commit"]), parts=parts, indexes=indexes, updated_at=str(data.get("updated_at", ""))
+            commit=int(data["commit"]),
+            parts=parts,
+            indexes=indexes,
+            updated_at=str(data.get("updated_at", "")),
+            names=names,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise _corrupt(path, f"missing or malformed entry: {exc!r}") from exc

@@ -27,10 +27,12 @@ from cache.fingerprint import cache_root
 from cache.lock import file_lock
 from cache.store import reading, schema
 from cache.store.index_sync import load_index_and_texts, refresh_indexes
+from cache.store.generations import Resolved, check_name
+from cache.store.generations import resolve as resolve_generation
 from cache.store.keys import template_id, template_set_id, utc_now_iso
 from cache.store.layout import README_NAME, README_TEXT, leftover_files, lock_path, new_part_relpath, remove_leftovers
 from cache.store.maintenance import compact_if_needed, repair
-from cache.store.manifest import IndexEntry, Manifest, load_manifest, save_manifest
+from cache.store.manifest import IndexEntry, Manifest, NameEntry, load_manifest, save_manifest
 from cache.store.parts import write_part
 from cache.store.reading import MissingFromStore, preview
 from cache.store.records import ClassNeighbors, build_classes_table, build_embeddings_table, build_phrases_table
@@ -165,56 +167,132 @@ class NeighborStore:
         rows = self.generation_keys()
         return [r["generation_key"] for r in rows if wanted <= set(r["class_names"])]
 
-    def put_phrases(self, items: Iterable[ClassNeighbors]) -> PutPhrasesResult:
+    def put_phrases(
+        self, items: Iterable[ClassNeighbors], name: str | None = None, force_name: bool = False
+    ) -> PutPhrasesResult:
         """Store whole classes (their phrases and a status row). A class already stored under its
-        generation key (by an earlier run or, meanwhile, another process) is skipped: never duplicated."""
+        generation key (by an earlier run or, meanwhile, another process) is skipped: never duplicated.
+
+        `name`: also name the items' one generation key, in the same manifest commit (see `name_generation`).
+        """
         items = list(items)
         keys = [(i.class_name, i.generation_key) for i in items]
         if len(set(keys)) != len(keys):
             raise ValueError(f"put_phrases got a class twice: {sorted({k for k in keys if keys.count(k) > 1})}")
+        named_key = _one_key(items, name)
         if not items:
             return PutPhrasesResult()
         with self._writing() as m:
-            present: set[tuple[str, str]] = set()
-            for gkey in {k for _, k in keys}:
-                names = [c for c, k in keys if k == gkey]
-                present |= {(c, gkey) for c in reading.classes_present(self.root, m, names, gkey)}
-            new = [i for i in items if (i.class_name, i.generation_key) not in present]
-            skipped = [i.class_name for i in items if (i.class_name, i.generation_key) in present]
-            if not new:
-                return PutPhrasesResult(skipped=skipped)
-            remove_leftovers(self.root, m)
-            now = utc_now_iso()
-            gkeys = [i.generation_key for i in new]
-            added = []
-            ph = build_phrases_table(new, now)
-            if ph.num_rows:
-                added.append(
-                    write_part(
-                        self.root,
-                        new_part_relpath(schema.PHRASES),
-                        ph,
-                        table_name=schema.PHRASES,
-                        created_at=now,
-                        generation_keys=gkeys,
-                    )
-                )
-            cl = build_classes_table(new, now)
+            remove_leftovers(self.root, m)  # of the committed manifest only: the edits below add files
+            m2, result = self._phrases_edit(m, items)
+            if name is not None:
+                m2 = _named(m2, name, named_key, force_name, self.root)
+            if m2 is not m:
+                self._commit(m, m2)
+            return result
+
+    def _phrases_edit(self, m: Manifest, items: list[ClassNeighbors]) -> tuple[Manifest, PutPhrasesResult]:
+        """The manifest with `items`' new classes written (their files exist; nothing is committed here)."""
+        keys = [(i.class_name, i.generation_key) for i in items]
+        present: set[tuple[str, str]] = set()
+        for gkey in {k for _, k in keys}:
+            names = [c for c, k in keys if k == gkey]
+            present |= {(c, gkey) for c in reading.classes_present(self.root, m, names, gkey)}
+        new = [i for i in items if (i.class_name, i.generation_key) not in present]
+        skipped = [i.class_name for i in items if (i.class_name, i.generation_key) in present]
+        if not new:
+            return m, PutPhrasesResult(skipped=skipped)
+        now = utc_now_iso()
+        gkeys = [i.generation_key for i in new]
+        added = []
+        ph = build_phrases_table(new, now)
+        if ph.num_rows:
             added.append(
                 write_part(
                     self.root,
-                    new_part_relpath(schema.CLASSES),
-                    cl,
-                    table_name=schema.CLASSES,
+                    new_part_relpath(schema.PHRASES),
+                    ph,
+                    table_name=schema.PHRASES,
                     created_at=now,
                     generation_keys=gkeys,
                 )
             )
-            m2 = m.with_parts(added)
-            m2 = compact_if_needed(self.root, m2, schema.PHRASES)
-            m2 = compact_if_needed(self.root, m2, schema.CLASSES)
+        cl = build_classes_table(new, now)
+        added.append(
+            write_part(
+                self.root,
+                new_part_relpath(schema.CLASSES),
+                cl,
+                table_name=schema.CLASSES,
+                created_at=now,
+                generation_keys=gkeys,
+            )
+        )
+        m2 = m.with_parts(added)
+        m2 = compact_if_needed(self.root, m2, schema.PHRASES)
+        m2 = compact_if_needed(self.root, m2, schema.CLASSES)
+        return m2, PutPhrasesResult(written=[i.class_name for i in new], skipped=skipped, rows=ph.num_rows)
+
+    # ---------------------------------------------------------------- names
+    def names(self) -> dict[str, str]:
+        """Name -> generation key, for every name in the store."""
+        with self._reading() as m:
+            return {e.name: e.generation_key for e in m.names}
+
+    def check_name_free(self, name: str, generation_key: str, force: bool = False) -> str:
+        """`name` if it may name `generation_key` (free, already its name, or `force`), else a UserError."""
+        check_name(name)
+        with self._reading() as m:
+            _named(m, name, generation_key, force, self.root)
+        return name
+
+    def name_generation(self, name: str, generation_key: str, force: bool = False) -> bool:
+        """Let `name` stand for `generation_key` (stored already) in `sept.generation` and the commands.
+
+        A name is unique in the store: giving it to another key is a UserError unless `force` (the name moves;
+        the generation it named keeps its rows and key). Returns False when it already named this key.
+        """
+        check_name(name)
+        with self._writing() as m:
+            if not reading.read_classes_table(self.root, m, generation_key).num_rows:
+                raise UserError(f"--name {name}: generation key {generation_key} is not in the store {self.root}")
+            m2 = _named(m, name, generation_key, force, self.root)
+            if m2 is m:
+                return False
             self._commit(m, m2)
-            return PutPhrasesResult(written=[i.class_name for i in new], skipped=skipped, rows=ph.num_rows)
+            return True
+
+    def resolve_generation(self, asked: str, classnames: Iterable[str], templates: Sequence[str],
+                           encoder_fingerprint: str, fix=None, where: str = "sept.generation") -> Resolved:
+        """`sept.generation` ("auto", a key or a name) -> the generation it means (cache/store/generations.py)."""
+        return resolve_generation(self, asked, classnames, templates, encoder_fingerprint, fix, where)
+
+    # ---------------------------------------------------------------- one generation in one commit
+    def put_generation(
+        self,
+        items: Sequence[ClassNeighbors],
+        texts: Sequence[str],
+        templates: Sequence[str],
+        encoder_fingerprint: str,
+        vectors: np.ndarray,
+        name: str | None = None,
+        force_name: bool = False,
+    ) -> tuple[PutPhrasesResult, PutEmbeddingsResult]:
+        """Phrases, their embeddings (vectors[i, t] of texts[i] under templates[t]) and a name, published by
+        one manifest rename: a process killed before it leaves the store as it was (`neighbors import`)."""
+        items = list(items)
+        named_key = _one_key(items, name)
+        texts, templates = list(texts), list(templates)
+        vectors = _check_vectors(texts, templates, encoder_fingerprint, vectors)
+        with self._writing() as m:
+            remove_leftovers(self.root, m)
+            m2, phrases = self._phrases_edit(m, items) if items else (m, PutPhrasesResult())
+            m2, embeddings = self._embeddings_edit(m2, texts, templates, encoder_fingerprint, vectors)
+            if name is not None:
+                m2 = _named(m2, name, named_key, force_name, self.root)
+            if m2 is not m:
+                self._commit(m, m2)
+            return phrases, embeddings
 
     # ---------------------------------------------------------------- embeddings
     def missing_embeddings(self, texts: Iterable[str], templates: Sequence[str], encoder_fingerprint: str) -> list[str]:
@@ -238,62 +316,72 @@ class NeighborStore:
         """
         texts, templates = list(texts), list(templates)
         vectors = _check_vectors(texts, templates, encoder_fingerprint, vectors)
+        if not texts:
+            return PutEmbeddingsResult()
+        with self._writing() as m:
+            remove_leftovers(self.root, m)  # of the committed manifest only: the edit below adds files
+            m2, result = self._embeddings_edit(m, texts, templates, encoder_fingerprint, vectors)
+            if m2 is not m:
+                self._commit(m, m2)
+            return result
+
+    def _embeddings_edit(
+        self, m: Manifest, texts: list[str], templates: list[str], encoder_fingerprint: str, vectors: np.ndarray
+    ) -> tuple[Manifest, PutEmbeddingsResult]:
+        """The manifest with the new (text, template) rows and this encoder's indexes rebuilt (uncommitted)."""
         first = {}
         for i, x in enumerate(texts):
             first.setdefault(x, i)  # a text given twice: its first vectors win
         tids = [template_id(t) for t in templates]
         if not first:
-            return PutEmbeddingsResult()
-        with self._writing() as m:
-            dim = reading.encoder_dim(m, encoder_fingerprint)
-            if dim is not None and dim != vectors.shape[2]:
-                raise UserError(
-                    f"encoder {encoder_fingerprint} has {dim}-d embeddings in {self.root}, got {vectors.shape[2]}-d; "
-                    f"a changed model needs a changed encoder fingerprint"
-                )
-            stored = reading.stored_pairs(self.root, m, encoder_fingerprint)
-            rows = [(i, t) for x, i in first.items() for t in range(len(templates)) if (x, tids[t]) not in stored]
-            set_id = template_set_id(tids)
-            has_index = any(e.template_set_id == set_id for e in m.indexes_of(encoder_fingerprint))
-            if not rows and has_index:
-                return PutEmbeddingsResult(
-                    rows_skipped=len(first) * len(templates),
-                    index_rows=self._index_rows(m, encoder_fingerprint, set_id),
-                )
-            # Read every stored vector before writing anything: a damaged part stops us here, untouched.
-            old_texts, old_tids, old_matrix = reading.embedding_rows(self.root, m, encoder_fingerprint)
-            remove_leftovers(self.root, m)
-            m2 = m
-            dim = vectors.shape[2]
-            new_texts = [texts[i] for i, _ in rows]
-            new_templates = [templates[t] for _, t in rows]
-            flat = np.stack([vectors[i, t] for i, t in rows]) if rows else np.zeros((0, dim), np.float32)
-            if rows:
-                now = utc_now_iso()
-                table = build_embeddings_table(new_texts, new_templates, encoder_fingerprint, flat, now)
-                part = write_part(
-                    self.root,
-                    new_part_relpath(schema.EMBEDDINGS, encoder_fingerprint),
-                    table,
-                    table_name=schema.EMBEDDINGS,
-                    created_at=now,
-                    encoder_fingerprint=encoder_fingerprint,
-                    dim=dim,
-                )
-                m2 = compact_if_needed(self.root, m2.with_parts([part]), schema.EMBEDDINGS, encoder_fingerprint)
-            all_rows = (
-                old_texts + new_texts,
-                old_tids + [template_id(t) for t in new_templates],
-                np.concatenate([old_matrix.reshape(-1, dim), flat]),
+            return m, PutEmbeddingsResult()
+        dim = reading.encoder_dim(m, encoder_fingerprint)
+        if dim is not None and dim != vectors.shape[2]:
+            raise UserError(
+                f"encoder {encoder_fingerprint} has {dim}-d embeddings in {self.root}, got {vectors.shape[2]}-d; "
+                f"a changed model needs a changed encoder fingerprint"
             )
-            m2 = refresh_indexes(self.root, m2, encoder_fingerprint, all_rows, dim, templates)
-            self._commit(m, m2)
-            return PutEmbeddingsResult(
-                texts_written=len({i for i, _ in rows}),
-                rows_written=len(rows),
-                rows_skipped=len(first) * len(templates) - len(rows),
-                index_rows=self._index_rows(m2, encoder_fingerprint, set_id),
+        stored = reading.stored_pairs(self.root, m, encoder_fingerprint)
+        rows = [(i, t) for x, i in first.items() for t in range(len(templates)) if (x, tids[t]) not in stored]
+        set_id = template_set_id(tids)
+        has_index = any(e.template_set_id == set_id for e in m.indexes_of(encoder_fingerprint))
+        if not rows and has_index:
+            return m, PutEmbeddingsResult(
+                rows_skipped=len(first) * len(templates),
+                index_rows=self._index_rows(m, encoder_fingerprint, set_id),
             )
+        # Read every stored vector before writing anything: a damaged part stops us here, untouched.
+        old_texts, old_tids, old_matrix = reading.embedding_rows(self.root, m, encoder_fingerprint)
+        m2 = m
+        dim = vectors.shape[2]
+        new_texts = [texts[i] for i, _ in rows]
+        new_templates = [templates[t] for _, t in rows]
+        flat = np.stack([vectors[i, t] for i, t in rows]) if rows else np.zeros((0, dim), np.float32)
+        if rows:
+            now = utc_now_iso()
+            table = build_embeddings_table(new_texts, new_templates, encoder_fingerprint, flat, now)
+            part = write_part(
+                self.root,
+                new_part_relpath(schema.EMBEDDINGS, encoder_fingerprint),
+                table,
+                table_name=schema.EMBEDDINGS,
+                created_at=now,
+                encoder_fingerprint=encoder_fingerprint,
+                dim=dim,
+            )
+            m2 = compact_if_needed(self.root, m2.with_parts([part]), schema.EMBEDDINGS, encoder_fingerprint)
+        all_rows = (
+            old_texts + new_texts,
+            old_tids + [template_id(t) for t in new_templates],
+            np.concatenate([old_matrix.reshape(-1, dim), flat]),
+        )
+        m2 = refresh_indexes(self.root, m2, encoder_fingerprint, all_rows, dim, templates)
+        return m2, PutEmbeddingsResult(
+            texts_written=len({i for i, _ in rows}),
+            rows_written=len(rows),
+            rows_skipped=len(first) * len(templates) - len(rows),
+            index_rows=self._index_rows(m2, encoder_fingerprint, set_id),
+        )
 
     @staticmethod
     def _index_rows(m: Manifest, encoder_fingerprint: str, set_id: str) -> int:
@@ -425,6 +513,30 @@ class NeighborStore:
             self._commit(m, m2)
             self._index_cache.clear()
             return actions + more
+
+
+def _one_key(items: Sequence[ClassNeighbors], name: str | None) -> str | None:
+    """The one generation key a `name` goes to (a ValueError when the items span several keys or none)."""
+    if name is None:
+        return None
+    check_name(name)
+    keys = {i.generation_key for i in items}
+    if len(keys) != 1:
+        raise ValueError(f"a name goes to one generation key; the items carry {len(keys)}")
+    return keys.pop()
+
+
+def _named(m: Manifest, name: str, generation_key: str, force: bool, root: Path) -> Manifest:
+    """`m` with `name` naming `generation_key` (`m` itself when it already does)."""
+    current = m.key_of_name(name)
+    if current == generation_key:
+        return m
+    if current is not None and not force:
+        raise UserError(
+            f"--name {name}: already names generation {current} in the store {root}; choose another name, or pass "
+            f"--force-name to move it to generation {generation_key}"
+        )
+    return m.with_name(NameEntry(name, generation_key, utc_now_iso()))
 
 
 def _check_vectors(texts: list[str], templates: list[str], encoder_fingerprint: str, vectors) -> np.ndarray:

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from cache.errors import UserError
+from pipeline.commands.class_lists import class_list as _class_list
 from pipeline.commands.common import backbone_help, config_options, emit_json, json_option
 
 
@@ -18,22 +19,6 @@ def cache_dir_option(fn):
         "--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
         help="Cache folder holding the neighbor store (default $SEPT_CACHE_DIR, else ~/.cache/sept-pipeline).",
     )(fn)
-
-
-def read_classes_file(path: Path) -> list[str]:
-    """The class names of a --classes-file: one a line, checked as generate_neighbors checks any list."""
-    from stages.neighbors.generation import check_classes
-
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"--classes-file {path}: not found (expected a text file, one class name a line)")
-    try:
-        lines = p.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise UserError(f"--classes-file {path}: not UTF-8 text") from None
-    while lines and not lines[-1].strip():  # a trailing newline is not a blank class
-        lines.pop()
-    return check_classes(lines, f"--classes-file {path}")
 
 
 def _with_task(cfg, dataset: str | None, task: str | None):
@@ -45,23 +30,15 @@ def _with_task(cfg, dataset: str | None, task: str | None):
     return cfg, dataset_task(dataset)
 
 
-def _class_list(dataset: str | None, classes_file: Path | None) -> tuple[list[str], str]:
-    """Class names from --dataset or --classes-file (exactly one), and where they came from."""
-    from stages.neighbors.generation import check_classes
-
-    if (dataset is None) == (classes_file is None):
-        raise UserError("give exactly one of --dataset NAME or --classes-file FILE")
-    if classes_file is not None:
-        return read_classes_file(classes_file), str(classes_file)
-    from stages.data.specs import dataset_classnames
-
-    return check_classes(dataset_classnames(dataset), f"dataset {dataset}"), f"dataset {dataset}"
-
-
 def _store(cache_dir):
     from cache.store import NeighborStore
 
     return NeighborStore.in_cache(cache_dir)
+
+
+def _key_of(store, value: str | None) -> str | None:
+    """A --key given as a generation's name -> its key (a key, or None, as given)."""
+    return store.names().get(value, value) if value else value
 
 
 def _apply_flags(cfg, llm, backend, num_neighbors, prompt):
@@ -75,7 +52,8 @@ def _print_summary(s: dict) -> None:
                f"LLM requests: {s['llm_requests']} in {s['llm_rounds']} round(s)")
     click.echo(f"texts: {s['phrases_encoded']} encoded, {s['phrases_reused']} reused; "
                f"{s['phrases_kept']} neighbors kept; index rows: {s['index_rows']}")
-    click.echo(f"store: {s['store']}  generation key: {s['generation_key']}  encoder: {s['encoder_fingerprint']}")
+    named = f" (name {s['generation_name']!r})" if s.get("generation_name") else ""
+    click.echo(f"store: {s['store']}  generation key: {s['generation_key']}{named}  encoder: {s['encoder_fingerprint']}")
     click.echo(f"done in {s['seconds']:.1f} s")
 
 
@@ -99,11 +77,17 @@ def register(cli) -> None:
     @click.option("--verbose", is_flag=True,
                   help="Show the LLM engine's own log lines (vLLM's INFO/WARNING) here instead of appending them "
                        "to CACHE_DIR/logs/llm-worker.log.")
+    @click.option("--name", default=None,
+                  help="Name this generation in the store (a letter, then letters, digits or . _ + -), so that "
+                       "`tune --set sept.generation=NAME` reads it on any machine; unique per store.")
+    @click.option("--force-name", is_flag=True,
+                  help="Move --name to this generation when it already names another one (that generation keeps "
+                       "its rows and key).")
     @cache_dir_option
     @config_options
     @json_option
     def generate_neighbors(dataset, classes_file, backbone, llm, backend, num_neighbors, prompt, task, verbose,
-                           cache_dir, cfg, as_json) -> None:
+                           name, force_name, cache_dir, cfg, as_json) -> None:
         """Write semantic neighbors of every class name into the neighbor store, encoded by the backbone.
 
         Only classes missing under the generation key (LLM fingerprint, prompt hash, N) reach the LLM,
@@ -123,13 +107,17 @@ def register(cli) -> None:
               --llm Qwen/Qwen2.5-7B-Instruct --num-neighbors 16 --cache-dir /scratch/sept-cache
           sept-pipeline generate-neighbors --dataset esc50 --backend transformers --set neighbors.temperature=0.7
           sept-pipeline generate-neighbors --dataset demo --backbone models/tiny-clap --verbose
+          sept-pipeline generate-neighbors --dataset esc50 --llm Qwen/Qwen2.5-7B-Instruct --name qwen7b-v3
         """
         from stages.neighbors.generation import generate_neighbors as run
 
+        if force_name and name is None:
+            raise UserError("--force-name: give the --name to move")
         classes, _ = _class_list(dataset, classes_file)
         cfg = _apply_flags(cfg, llm, backend, num_neighbors, prompt)
         cfg, dataset_task = _with_task(cfg, dataset, task)
-        summary = run(classes, cfg, cache_dir, backbone=backbone, verbose=verbose, task=dataset_task)
+        summary = run(classes, cfg, cache_dir, backbone=backbone, verbose=verbose, task=dataset_task, name=name,
+                      force_name=force_name)
         if summary["classes_short"]:
             counts = summary["classes_short_counts"]
             listing = ", ".join(f"{c} ({counts[c]}/{cfg.neighbors.num_neighbors})" for c in summary["classes_short"])
@@ -142,7 +130,7 @@ def register(cli) -> None:
 
     @cli.group("neighbors")
     def neighbors_group() -> None:
-        """Inspect and audit the neighbor store.
+        """Inspect and audit the neighbor store; neighbor lists in and out; control neighbor sources.
 
         \b
         Examples:
@@ -152,7 +140,16 @@ def register(cli) -> None:
           sept-pipeline neighbors verify
           sept-pipeline neighbors repair
           sept-pipeline neighbors quality --dataset esc50
+          sept-pipeline neighbors export --generation qwen7b-v3 --out neighbors.json
+          sept-pipeline neighbors import cupl_esc50.json --name cupl-gpt4o --llm-label "gpt-4o (CuPL)"
+          sept-pipeline neighbors encode --generation qwen7b-v3 --backbone laion/clap-htsat-unfused
+          sept-pipeline neighbors control random-words --like qwen7b-v3 --name qwen7b-v3-random
         """
+
+    from pipeline.commands.neighbor_lists import COMMANDS
+
+    for command in COMMANDS:
+        neighbors_group.add_command(command)
 
     @neighbors_group.command("ls")
     @cache_dir_option
@@ -168,14 +165,18 @@ def register(cli) -> None:
         store = _store(cache_dir)
         summary = store.summary()
         keys = store.generation_keys()
+        names = store.names()
+        for k in keys:
+            k["names"] = sorted(n for n, key in names.items() if key == k["generation_key"])
         if as_json:
-            emit_json({"store": str(store.root), "summary": summary, "generation_keys": keys})
+            emit_json({"store": str(store.root), "summary": summary, "generation_keys": keys, "names": names})
             return
         click.echo(f"store: {store.root}")
         if not keys:
-            click.echo("(empty: run `sept-pipeline generate-neighbors` first)")
+            click.echo("(empty: run `sept-pipeline generate-neighbors` or `neighbors import` first)")
         for k in keys:
-            click.echo(f"key {k['generation_key']}: {k['classes']} classes, {k['phrases']} phrases, "
+            named = f" ({', '.join(k['names'])})" if k["names"] else ""
+            click.echo(f"key {k['generation_key']}{named}: {k['classes']} classes, {k['phrases']} phrases, "
                        f"{len(k['short_classes'])} short; llm {k['llm_id']} ({k['engine']} {k['engine_version']}), "
                        f"prompt {k['prompt_version']} {k['prompt_hash']}, N={k['num_neighbors']}")
         for e in store.indexes():
@@ -183,7 +184,8 @@ def register(cli) -> None:
 
     @neighbors_group.command("show")
     @click.argument("classname")
-    @click.option("--key", "generation_key", default=None, help="Only this generation key (default: all).")
+    @click.option("--key", "generation_key", default=None,
+                  help="Only this generation, by key or name (default: all).")
     @cache_dir_option
     @json_option
     def show(classname, generation_key, cache_dir, as_json) -> None:
@@ -195,6 +197,7 @@ def register(cli) -> None:
           sept-pipeline neighbors show "church bells" --key 3f2a9c01d4e5b6a7 --json
         """
         store = _store(cache_dir)
+        generation_key = _key_of(store, generation_key)
         rows = store.phrase_rows([classname], generation_key)
         status = store.class_status([classname], generation_key)
         if not status:
@@ -304,7 +307,8 @@ def register(cli) -> None:
     @click.option("--classes-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
                   help="Score the classes listed in this file (one a line).")
     @click.option("--key", "generation_key", default=None,
-                  help="Generation key to score (default: the one the config's [neighbors] section gives).")
+                  help="Generation to score, by key or name (default: the one the config's [neighbors] section "
+                       "gives).")
     @click.option("--reference", default=None, help="Reference sentence-transformers id or folder "
                                                       "(default: packaged:all-minilm-l6-v2).")
     @click.option("--task", default=None, help="The task the neighbors were generated with (see generate-neighbors "
@@ -339,6 +343,7 @@ def register(cli) -> None:
         if dataset is not None or classes_file is not None:
             classes, _ = _class_list(dataset, classes_file)
         cfg, dataset_task = _with_task(cfg, dataset, task)
+        generation_key = _key_of(_store(cache_dir), generation_key)
         report = quality_report(cfg, cache_dir, classes, generation_key, reference or DEFAULT_REFERENCE,
                                 task=dataset_task)
         if as_json:

@@ -24,7 +24,8 @@ def register(cli) -> None:
                   help="Config key for every run, added to [set] (repeatable), e.g. --set train.epochs=1.")
     @click.option("--dry-run", is_flag=True, help="Print the cells and what is left to run; run nothing.")
     @click.option("--no-stage-one", is_flag=True,
-                  help="Skip the neighbor-store check (SEPT runs then fail if neighbors are missing).")
+                  help="Skip the neighbor-store check: nothing is generated and SEPT cells read sept.generation "
+                       "as written (default auto: the one stored generation covering their classes).")
     @click.option("--cold", is_flag=True,
                   help="Start every CPU run in a fresh interpreter instead of forking it from one that has "
                        "imported torch and transformers already (slower; GPU runs always start fresh).")

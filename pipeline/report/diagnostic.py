@@ -107,6 +107,20 @@ def _run_config(run: Path):
     return load_config(run / "config.toml")
 
 
+def _recorded_generation(run: Path) -> str:
+    """The generation key the SEPT run trained with, as its metrics.json records it (never recomputed)."""
+    from pipeline.report.collect import MetricsError, read_json_object
+
+    try:
+        key = (read_json_object(run / "metrics.json").get("fingerprints") or {}).get("store", {}).get("generation_key")
+    except MetricsError as e:
+        raise UserError(f"run {run}: {e}") from None
+    if not key:
+        raise UserError(f"run {run}: metrics.json records no neighbor generation (fingerprints.store.generation_key); "
+                        f"rerun it with `sept-pipeline tune ... --sept --force`")
+    return key
+
+
 def learned_embeddings(run: Path, backbone, classes: list[str], phrases: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Unit class and neighbor embeddings through the run's learned prompt (no instance bias)."""
     import torch
@@ -135,9 +149,8 @@ def diagnose(pair: Pair, cache_dir, backbones: dict) -> Diagnosis:
     from stages.backbones.factory import load_backbone
     from stages.data.specs import dataset_classnames
     from stages.data.splits import base_new_split
-    from stages.neighbors.filters import template_mean
-    from stages.neighbors.keys import generation_key_for
-    from stages.tuning.neighbor_source import classes_lacking
+    from cache.store.generations import classes_lacking
+    from cache.unit_vectors import template_mean
 
     cfg = _run_config(pair.with_sept)
     cache = cache_root(cache_dir)
@@ -145,7 +158,7 @@ def diagnose(pair: Pair, cache_dir, backbones: dict) -> Diagnosis:
         backbones[cfg.backbone.id] = load_backbone(cfg.backbone.id, cfg.backbone)
     backbone = backbones[cfg.backbone.id]
     store = NeighborStore.in_cache(cache)
-    gkey = cfg.sept.generation_key or generation_key_for(cfg.neighbors, cache, pair.dataset)
+    gkey = _recorded_generation(pair.with_sept)
     templates = list(cfg.text.templates)
 
     all_classes = dataset_classnames(pair.dataset)

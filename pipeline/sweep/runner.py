@@ -32,7 +32,7 @@ from pipeline.sweep import grid
 from pipeline.sweep.executors import make_executor
 from pipeline.sweep.launch import BUSY_ELSEWHERE, FAILED, FINISHED, RAN, Job, Outcome
 from pipeline.sweep.spec import SweepSpec
-from pipeline.sweep.stage_one import fill_store, find_missing
+from pipeline.sweep.stage_one import cell_generations, fill_store, sept_groups
 
 STATE = ".sweep"
 
@@ -64,10 +64,14 @@ class SweepResult:
         }
 
 
-def job_for(spec: SweepSpec, cell: grid.Cell, cwd: Path, inputs_dir: Path) -> Job:
-    """The cell's job; writes what its run is given (config.toml, request.json) under `inputs_dir`/<cell>."""
+def job_for(spec: SweepSpec, cell: grid.Cell, cwd: Path, inputs_dir: Path, generation: str | None = None) -> Job:
+    """The cell's job; writes what its run is given (config.toml, request.json) under `inputs_dir`/<cell>.
+    `generation`: the neighbor generation key stage one resolved for this cell (tune never resolves the LLM)."""
     state = spec.runs_dir / STATE
-    inputs = write_inputs(inputs_dir / cell.name, *grid.cell_inputs(spec, cell))
+    cfg, request = grid.cell_inputs(spec, cell)
+    if generation:
+        cfg = cfg.replace("sept", generation=generation)
+    inputs = write_inputs(inputs_dir / cell.name, cfg, request)
     return Job(
         name=cell.name, run_dir=str(grid.run_dir(spec, cell)), lock=str(state / "locks" / f"{cell.name}.lock"),
         attempts=str(state / "attempts" / f"{cell.name}.json"), log=str(state / "logs" / f"{cell.name}.log"),
@@ -118,10 +122,13 @@ def run_sweep(spec: SweepSpec, echo: Callable[[str], None] = print, progress: bo
     echo(f"sweep {spec.source}: {len(cells)} cells, {len(result.skipped)} finished already, {len(todo)} to run "
          f"({executor.describe()})")
 
+    generations: dict[str, str] = {}  # without stage one, cells read sept.generation as given ("auto")
     if todo and stage_one:
         # One sweep at a time checks and fills the store: a second sweep waits here, then finds it full.
         with file_lock(state / "stage-one.lock"):
-            result.stage_one = fill_store(spec, find_missing(spec, todo), state, echo=echo)
+            groups = sept_groups(spec, todo)
+            result.stage_one = fill_store(spec, [g for g in groups if g.missing], state, echo=echo)
+        generations = cell_generations(groups)
         for step in result.stage_one:
             if step.get("message"):
                 echo(f"warning: stage one: {step['message']}; SEPT runs needing {len(step['classes'])} classes "
@@ -146,7 +153,7 @@ def run_sweep(spec: SweepSpec, echo: Callable[[str], None] = print, progress: bo
     (state / "inputs").mkdir(exist_ok=True)
     inputs_dir = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=state / "inputs"))
     try:
-        jobs = {c.name: job_for(spec, c, cwd, inputs_dir) for c in todo}
+        jobs = {c.name: job_for(spec, c, cwd, inputs_dir, generation=generations.get(c.name)) for c in todo}
         first = executor.run(list(jobs.values()), done)
         busy = [o.name for o in first if o.status == BUSY_ELSEWHERE]
         result.outcomes = [o for o in first if o.status != BUSY_ELSEWHERE]

@@ -26,7 +26,7 @@ class NeighborsConfig:
     max_words: int = opt(6, "Phrases longer than this many words are dropped.")
     max_chars: int = opt(60, "Phrases longer than this many characters are dropped.")
     same_script: bool = opt(True, "Drop phrases written mostly in another script than their class name (unless they contain the class name): a Latin name keeps Latin phrases, a Japanese name Japanese ones.")
-    near_duplicate_cos: float = opt(0.97, "Drop a phrase whose frozen embedding is this close (cosine) to a kept one of its class; 1 = off. Texts this close count as one text: an encoder whose probe texts (or, at tune time, training class names) are this close on average gets no embedding filter.")
+    near_duplicate_cos: float = opt(0.97, "Drop a phrase whose frozen embedding is this close (cosine) to a kept one of its class; 1 = off. Texts this close count as one text: an encoder whose probe texts are this close on average gets no embedding filter (tune's class boundary has its own key, sept.same_text_cos).")
     task: str = opt("", "The dataset's task, given to the LLM as context by prompts with {task} (e.g. 'music genre classification'); empty = the task of the dataset config (--dataset), else 'audio classification'. Part of the generation key.")
     samples: int = opt(1, "Answers per class in the first round: 1 = one answer; k > 1 = the first-round answer plus k-1 sampled at sample_temperature in the same batched call (the prompt's prefill is shared), candidates pooled and ranked by votes (answers that proposed them), then the LLM's own log-probability.")
     sample_temperature: float = opt(0.7, "Temperature of the extra answers when samples > 1.")

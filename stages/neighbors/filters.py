@@ -15,17 +15,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cache.unit_vectors import unit_rows
+# Shared with stage two's class boundary, so they live below both stages (numpy only).
+from cache.unit_vectors import separates_texts, template_mean  # noqa: F401 - part of this module's interface
 
 # Whether an encoder tells texts apart is judged on these fixed, unrelated sound names: a property of the
 # encoder and templates alone, never of the class list being generated.
 PROBE_TEXTS = ("dog barking", "rain on a roof", "church bells", "car engine", "people talking", "violin",
                "thunder", "door slamming", "birdsong", "typing on a keyboard")
-
-
-def template_mean(vectors: np.ndarray) -> np.ndarray:
-    """[n, T, D] unit-per-template -> [n, D] unit mean over templates (float64 for the sums)."""
-    return unit_rows(np.asarray(vectors, dtype=np.float64).mean(axis=1))
 
 
 @dataclass
@@ -50,17 +46,3 @@ def select_neighbors(candidates: np.ndarray, limit: int, near_duplicate_cos: flo
             continue
         sel.kept.append(i)
     return sel
-
-
-def separates_texts(vectors: np.ndarray, near_duplicate_cos: float) -> tuple[bool, float]:
-    """Whether an encoder tells these texts apart: (mean off-diagonal cosine < threshold, that mean).
-
-    A random or collapsed text tower maps every text to nearly the same vector; then "near duplicate" and
-    "closer to another class" are noise, and an embedding filter would drop almost everything.
-    """
-    v = np.asarray(vectors, dtype=np.float64)
-    if len(v) < 2:
-        return True, float("nan")
-    g = v @ v.T
-    mean = float((g.sum() - np.trace(g)) / (len(v) * (len(v) - 1)))
-    return mean < near_duplicate_cos, mean

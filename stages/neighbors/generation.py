@@ -241,12 +241,14 @@ def _generate_missing(cfg, ident: GenerationIdentity, missing: list[str], emb: _
 
 
 def generate_neighbors(classes: Sequence[str], cfg, cache_dir: str | os.PathLike | None = None,
-                       backbone: str | None = None, verbose: bool = False, task: str = "") -> dict:
+                       backbone: str | None = None, verbose: bool = False, task: str = "",
+                       name: str | None = None, force_name: bool = False) -> dict:
     """Make sure every class has its neighbors and every needed text its embeddings; return a summary.
 
     cfg: the root Config (sections neighbors, backbone, text). backbone: overrides cfg.backbone.id.
     verbose: the LLM engine's own log lines on stderr instead of CACHE/logs/llm-worker.log.
     task: the dataset's task, context for prompts with {task} (neighbors.task wins when set).
+    name: also name the generation (sept.generation = NAME), in the manifest commit of its phrases.
     """
     t0 = time.perf_counter()
     classes = check_classes(classes, "class list")
@@ -258,6 +260,7 @@ def generate_neighbors(classes: Sequence[str], cfg, cache_dir: str | os.PathLike
     encoder_fp = encoder_fingerprint(cfg.backbone, cache, spec=backbone_id)
     templates = list(cfg.text.templates)
     store = NeighborStore.in_cache(cache)
+    naming = {"name": store.check_name_free(name, ident.key, force_name), "force_name": force_name} if name else {}
     stats = RunStats()
     (cache / "tmp").mkdir(parents=True, exist_ok=True)
     from stages.neighbors import leftovers
@@ -273,7 +276,7 @@ def generate_neighbors(classes: Sequence[str], cfg, cache_dir: str | os.PathLike
         written = []
         if missing:
             items = _generate_missing(cfg, ident, missing, emb, cache, stats, verbose)
-            written = store.put_phrases(items).written
+            written = store.put_phrases(items, **naming).written
         phrases = store.get_phrases(classes, ident.key)
         texts = list(dict.fromkeys(list(classes) + [p for c in classes for p in phrases[c]]))
         todo = store.missing_embeddings(texts, templates, encoder_fp)
@@ -284,6 +287,8 @@ def generate_neighbors(classes: Sequence[str], cfg, cache_dir: str | os.PathLike
             vectors = np.stack([emb.vectors[t] for t in todo])
             store.put_embeddings(todo, templates, encoder_fp, vectors)
         encoder.release()
+        if naming and not written:  # nothing new to commit it with
+            store.name_generation(name, ident.key, force_name)
         _ensure_index(store, texts, templates, encoder_fp)
         status = store.class_status(classes, ident.key)
         index_rows = _index_entry(store, templates, encoder_fp).rows
@@ -305,6 +310,7 @@ def generate_neighbors(classes: Sequence[str], cfg, cache_dir: str | os.PathLike
         "classes_short_counts": {r["class_name"]: r["num_kept"] for r in short_rows},
         "store": str(store.root),
         "generation_key": ident.key,
+        "generation_name": name or "",
         "llm_fingerprint": ident.llm["fingerprint"],
         "prompt_hash": ident.prompt_hash,
         "prompt": ident.template.path,

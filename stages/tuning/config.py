@@ -93,8 +93,13 @@ class SeptConfig:
     inter_negatives: str = opt("all", "Other classes' neighbors in L_inter: 'all' drawn, or 'hardest:h' closest by frozen distance.")
     cocoop_bias: str = opt("none", "CoCoOp: context of L_se's prompts: none (plain context) | batch_mean (plus the "
                                    "batch's mean meta-net bias, so L_se also trains the meta-net).")
-    generation_key: str = opt("", "Neighbor-store generation to read; empty = the one the [neighbors] section describes.")
+    generation: str = opt("auto", "Neighbor-store generation to train with: 'auto' (the one generation that stores "
+                                  "every training class, embedded for this backbone under these templates), a "
+                                  "generation key, or a name (generate-neighbors --name, neighbors import --name). "
+                                  "Read from the store alone: tune never needs the LLM.")
     boundary_filter: bool = opt(True, "Train on a view of the stored neighbors without those closer (frozen, template mean) to another training class name than to their own; the store is never rewritten.")
+    same_text_cos: float = opt(0.97, "The class boundary is off when the training class names' mean frozen cosine "
+                                     "is at or above this: the encoder does not separate them (a random tower).")
 
     def __post_init__(self):
         from cache.errors import UserError
@@ -104,6 +109,10 @@ class SeptConfig:
         if k != "all" and (isinstance(k, str) or k < 1):
             raise UserError(f"config key sept.neighbors_per_step: {k!r} is not 'all' or a whole number >= 1")
         check_choice("sept", "cocoop_bias", self.cocoop_bias, COCOOP_BIAS_CHOICES)
+        check_range("sept", "same_text_cos", self.same_text_cos, -1.0, 1.0)
+        if not isinstance(self.generation, str) or not self.generation.strip():
+            raise UserError(f"config key sept.generation: {self.generation!r} is not 'auto', a generation key or a "
+                            f"name (`sept-pipeline neighbors ls` lists them)")
         v = self.inter_negatives
         if v != "all":
             ok = v.startswith("hardest:") and v.split(":", 1)[1].isdigit() and int(v.split(":", 1)[1]) > 0

@@ -7,8 +7,8 @@ cross-dataset, all in few-shot): a class the run evaluates but never trains on h
 neighbors shape the prompt. The store is never rewritten; the run records what the view kept.
 
 When the encoder cannot tell the training class names apart (a random or collapsed text tower: mean
-cosine between them at or above the near-duplicate threshold), "closer to another class" is noise, and
-the view keeps everything, saying why. numpy only: the training core imports it with torch alone.
+cosine between them at or above `sept.same_text_cos`), "closer to another class" is noise, and the view
+keeps everything, saying why. numpy only: the training core imports it with torch alone.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from stages.neighbors import filters
+from cache.unit_vectors import separates_texts
 
 
 @dataclass
@@ -42,10 +42,10 @@ def class_boundary_view(class_vectors: np.ndarray, neighbor_vectors: Sequence[np
     classes = np.asarray(class_vectors, dtype=np.float64)
     if len(classes) < 2:
         return BoundaryView("off: one training class, no boundary to keep", every, none)
-    separated, mean_cos = filters.separates_texts(classes, same_text_cos)
+    separated, mean_cos = separates_texts(classes, same_text_cos)
     if not separated:
         return BoundaryView(f"off: the encoder does not separate the training class names (mean cosine "
-                            f"{mean_cos:.4f} >= neighbors.near_duplicate_cos {same_text_cos})", every, none)
+                            f"{mean_cos:.4f} >= sept.same_text_cos {same_text_cos})", every, none)
     kept, dropped = [], []
     for i, vectors in enumerate(neighbor_vectors):
         sims = np.asarray(vectors, dtype=np.float64).reshape(-1, classes.shape[1]) @ classes.T   # [n_i, C]

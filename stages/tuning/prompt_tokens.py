@@ -66,6 +66,19 @@ class PromptLayout:
         return cls(n_bos=n_bos, n_ctx=n_ctx, slot_ids=slot_ids, prefix=prefix, prefix_len=len(content),
                    pad_id=pad_id, max_len=int(backbone.max_text_len))
 
+    def _prompt_ids(self, row: list[int]) -> list[int] | None:
+        """The prompt's ids from the tokenized "prefix text." row, or None when it does not fit the tower."""
+        ids = row[: self.n_bos] + list(self.slot_ids) + row[self.n_bos + self.prefix_len :]
+        # The tokenizer may truncate silently at max_len: a full-length row might have lost its end.
+        if len(ids) > self.max_len or len(row) >= self.max_len:
+            return None
+        return ids
+
+    def fits(self, backbone, texts: Sequence[str]) -> list[bool]:
+        """Per text: whether its prompt fits the text tower (what `tokenize` would refuse)."""
+        rows = token_rows(backbone, [f"{self.prefix} {t}." for t in texts])
+        return [self._prompt_ids(row) is not None for row in rows]
+
     def tokenize(self, backbone, texts: Sequence[str], what: str = "class name") -> tuple[torch.Tensor, torch.Tensor]:
         """(input_ids, attention_mask) [B, L] on the CPU for prompts of `texts`, right-padded to the longest.
 
@@ -74,11 +87,9 @@ class PromptLayout:
         rows = token_rows(backbone, [f"{self.prefix} {t}." for t in texts])
         out = []
         for text, row in zip(texts, rows):
-            suffix = row[self.n_bos + self.prefix_len :]
-            ids = row[: self.n_bos] + list(self.slot_ids) + suffix
-            # The tokenizer may truncate silently at max_len: a full-length row might have lost its end.
-            if len(ids) > self.max_len or len(row) >= self.max_len:
-                room = self.max_len - self.n_bos - len(suffix)
+            ids = self._prompt_ids(row)
+            if ids is None:
+                room = self.max_len - self.n_bos - len(row[self.n_bos + self.prefix_len :])
                 raise UserError(
                     f"config key method.n_ctx: {self.n_ctx} context tokens plus the {what} {text!r} do not fit "
                     f"the text tower's {self.max_len} tokens (at most {max(room - 1, 0)} context tokens fit it)"

@@ -92,3 +92,21 @@ def test_keys_that_change_only_execution_are_one_list_read_from_the_field_marks(
     kept = {f"{section}.{key}" for section, values in tree.items() for key in values}
     assert kept == {f"{r.section}.{r.key}" for r in describe()} - keys
     assert keys <= _NOT_A_VARIANT  # a report never labels a variant by them
+
+
+def test_the_old_generation_key_says_what_replaced_it(tmp_path):
+    """Issue 21: tune no longer derives the generation from [neighbors]; sept.generation asks the store."""
+    with pytest.raises(UserError) as err:
+        load_config(None, ["sept.generation_key='3f2a9c01d4e5b6a7'"])
+    assert str(err.value) == ("--set sept.generation_key='3f2a9c01d4e5b6a7': key sept.generation_key moved to "
+                              "sept.generation (\"auto\", a generation key or a name; tune reads the store and no "
+                              "longer derives the key from [neighbors])")
+    f = tmp_path / "old.toml"
+    f.write_text('[sept]\ngeneration_key = ""\n')
+    with pytest.raises(UserError, match=rf"^config file {f}|^{f}: key sept.generation_key moved to sept.generation"):
+        load_config(f)
+    cfg = load_config(None, ["sept.generation=qwen7b-v3", "sept.same_text_cos=0.9"])
+    assert (cfg.sept.generation, cfg.sept.same_text_cos) == ("qwen7b-v3", 0.9)
+    assert (load_config().sept.generation, load_config().sept.same_text_cos) == ("auto", 0.97)
+    with pytest.raises(UserError, match=r"sept.same_text_cos: 1.5 is outside \[-1.0, 1.0\]"):
+        load_config(None, ["sept.same_text_cos=1.5"])

@@ -104,3 +104,42 @@ def test_nothing_below_the_command_line_imports_it():
 def test_no_import_cycles(package):
     cycle = find_cycle(import_graph(package))
     assert cycle is None, f"import cycle in {package}/: {' -> '.join(cycle)}"
+
+
+def imported_names(path: Path) -> set[str]:
+    """Every absolute module name a file imports, at the top or inside a function (relative ones resolved)."""
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    here = parts[:-1] if parts[-1] != "__init__" else parts[:-1]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(here[: len(here) - (node.level - 1)] + ([base] if base else []))
+            out |= {base} | {f"{base}.{alias.name}" for alias in node.names}
+    return out
+
+
+STAGE_TWO = ("stages/tuning", "pipeline/report")
+
+
+@pytest.mark.parametrize("folder", STAGE_TWO)
+def test_stage_two_and_the_report_never_import_stage_one(folder):
+    """Issue 21: tune and report read the store, never stage one's code (which resolves and hashes the LLM), so
+    they run where the LLM is absent. Helpers both stages need live below both (cache/unit_vectors.py)."""
+    offenders = [f"{p.relative_to(ROOT)} imports {name}" for p in sorted((ROOT / folder).rglob("*.py"))
+                 for name in sorted(imported_names(p))
+                 if name == "stages.neighbors" or name.startswith("stages.neighbors.")]
+    assert not offenders, "; ".join(offenders)
+
+
+def test_the_rule_finds_a_deferred_stage_one_import(tmp_path):
+    """The checker itself, on a hand-made file: an import inside a function counts."""
+    f = ROOT / "stages" / "tuning" / "_rule_probe_tmp.py"
+    try:
+        f.write_text("def g():\n    from stages.neighbors.filters import template_mean\n    return template_mean\n")
+        assert "stages.neighbors.filters" in imported_names(f)
+    finally:
+        f.unlink()

@@ -88,13 +88,15 @@ def diag_setup(tmp_path_factory, tiny_backbone, tiny_clap_dir):
     for name, sept, ctx in (("coop-nosept", False, ctx_random), ("coop-sept", True, ctx_text)):
         cfg = load_config(None, [f"backbone.id={json.dumps(str(tiny_clap_dir))}", "backbone.device=\"cpu\"",
                                  f"method.n_ctx={layout.n_ctx}", f"text.templates={json.dumps(TEMPLATES)}",
-                                 f"sept.generation_key=\"{prov.generation_key}\"", f"sept.enabled={str(sept).lower()}"])
+                                 f"sept.generation=\"{prov.generation_key}\"", f"sept.enabled={str(sept).lower()}"])
         run = RunDir(runs / name)
         run.write_config(cfg)
         save_prompt(run.path / "prompt.safetensors", {"ctx": ctx}, "coop", tiny_backbone.fingerprint)
         run.write_metrics({"protocol": "base2new", "dataset": "demo", "method": "coop", "sept": {"enabled": sept},
                            "seed": 1, "shots": 4, "base_acc": 50.0, "new_acc": 40.0, "hm": 2 * 50 * 40 / 90,
-                           "fingerprints": {"backbone": tiny_backbone.fingerprint}})
+                           # what tune records: the generation the SEPT run read (the diagnostic reads this)
+                           "fingerprints": {"backbone": tiny_backbone.fingerprint,
+                                            "store": {"generation_key": prov.generation_key} if sept else {}}})
     return {"runs": runs, "cache": cache, "ctx_text": ctx_text, "init": init}
 
 

@@ -8,7 +8,7 @@
 - stage one: a store lacking some classes gets exactly those from one real `generate-neighbors` (vLLM).
 
 The store is filled through its API with the tiny backbone's frozen text tower (what stage one writes),
-under a test generation key that the sweeps pass to `tune` as sept.generation_key.
+under a test generation key that the sweeps pass to `tune` as sept.generation.
 """
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def demo(tmp_path_factory, tiny_clap_dir, tiny_backbone):
 def sweep_file(demo: dict, path: Path, runs: Path, grid: str, executor: str = "local", max_parallel: int = 1,
                fixed: dict | None = None) -> Path:
     """A sweep file over the demo data; `fixed` adds [set] keys (a value of None drops a default one)."""
-    keys = {"train.epochs": 1, "method.n_ctx": 4, "text.templates": TEMPLATES, "sept.generation_key": demo["key"],
+    keys = {"train.epochs": 1, "method.n_ctx": 4, "text.templates": TEMPLATES, "sept.generation": demo["key"],
             **(fixed or {})}
     set_lines = "\n".join(f'"{k}" = {json.dumps(v)}' for k, v in keys.items() if v is not None)
     path.write_text(f"""
@@ -244,7 +244,7 @@ def test_stage_one_fills_only_missing_classes_with_one_generate_neighbors(demo, 
     runs = tmp_path / "runs"
     spec = sweep_file({**demo, "cache": cache}, tmp_path / "s.toml", runs,
                       'dataset = ["demo"]\nmethod = ["coop"]\nsept = [true]\nseed = [1]\nshots = [2]',
-                      fixed={**gen_set, "sept.generation_key": None})
+                      fixed={**gen_set, "sept.generation": None})
     proc = run_subprocess("sweep", "--config", str(spec), "--json", timeout=900)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)

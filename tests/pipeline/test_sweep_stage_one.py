@@ -47,7 +47,7 @@ sept = [false, true]
 seed = [1, 2]
 [set]
 "text.templates" = {json.dumps(TEMPLATES)}
-"sept.generation_key" = "{prov.generation_key}"
+"sept.generation" = "{prov.generation_key}"
 """)
     spec = parse_sweep(sweep)
     needs = find_missing(spec, expand(spec))
@@ -55,9 +55,9 @@ seed = [1, 2]
     need = needs[0]
     assert sorted(need.missing) == ["cymbal", "tabla"]
     assert need.cells == ["demo-base2new-coop-sept-16shot-seed1", "demo-base2new-coop-sept-16shot-seed2"]
-    # sept.generation_key names a stored generation: the sweep cannot generate into it, and says so.
+    # sept.generation names a stored generation: the sweep cannot generate into it, and says so.
     result = fill_store(spec, needs, tmp_path / "state", echo=lambda m: None)
-    assert result[0]["rc"] is None and "sept.generation_key" in result[0]["message"]
+    assert result[0]["rc"] is None and "sept.generation" in result[0]["message"]
     # Without SEPT cells there is nothing to check.
     no_sept = [c for c in expand(spec) if not c.sept]
     assert find_missing(spec, no_sept) == []

@@ -45,7 +45,7 @@ def test_tune_writes_events_equal_to_its_log_and_metrics_and_report_links_them(t
     gkey = fill_store(cache, tiny_backbone, TEMPLATES)
     args = ["--dataset", spec, "--method", "coop", "--sept", "--protocol", "base2new", "--seed", 0, "--shots", 2,
             "--out", runs / "coop-sept", "--data-root", data, "--backbone", tiny_clap_dir, "--cache-dir", cache,
-            "--set", f"sept.generation_key={gkey!r}", "--set", "train.epochs=2", "--set", "method.n_ctx=4",
+            "--set", f"sept.generation={gkey!r}", "--set", "train.epochs=2", "--set", "method.n_ctx=4",
             "--set", "text.templates=" + json.dumps(TEMPLATES), "--set", "backbone.device=cpu"]
     m = tune(*args)
     run = runs / "coop-sept"

@@ -19,8 +19,8 @@ the towers. The contract, in the order a run uses it:
 - `param_groups()`: the trainable parameters with their learning-rate multiplier.
 - `prompt_state()` / `load_prompt_state(state)`: exactly what a checkpoint holds; loading onto other
   classes keeps what transfers (the prompt) and drops what does not (a head over other classes).
-- SEPT (`supports_sept`): `tokenize_phrases`, `phrase_pad_id` and `embed_phrases` put neighbor phrases
-  through the learned prompt; `class_embeddings()` gives the unit class embeddings it scores with.
+- SEPT (`supports_sept`): `phrases_fit`, `tokenize_phrases`, `phrase_pad_id` and `embed_phrases` put neighbor
+  phrases through the learned prompt; `class_embeddings()` gives the unit class embeddings it scores with.
 - `run_notes()`: what metrics.json and the report must say about how this run scored its classes.
 
 Class-specific tensors built by `set_classnames` (token ids, zero-shot embeddings) are not checkpointed.
@@ -118,6 +118,10 @@ class PromptLearner(nn.Module):
     # ---- SEPT: neighbor phrases through the learned prompt (only where supports_sept) --------
     def tokenize_phrases(self, phrases: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """(ids, mask) [P, L] on the CPU of neighbor phrases in the learner's prompt layout."""
+        raise NotImplementedError(f"{self.name} cannot embed neighbor phrases (supports_sept is False)")
+
+    def phrases_fit(self, phrases: Sequence[str]) -> list[bool]:
+        """Per phrase: whether its prompt fits the text tower (a run leaves out those that do not)."""
         raise NotImplementedError(f"{self.name} cannot embed neighbor phrases (supports_sept is False)")
 
     @property

@@ -48,6 +48,9 @@ class CoOpLearner(PromptLearner):
         """Prompt ids for neighbor phrases: the same layout as class names (same learnable context)."""
         return self.layout.tokenize(self.backbone, phrases, what="neighbor phrase")
 
+    def phrases_fit(self, phrases: Sequence[str]) -> list[bool]:
+        return self.layout.fits(self.backbone, phrases)
+
     @property
     def phrase_pad_id(self) -> int:
         return self.layout.pad_id

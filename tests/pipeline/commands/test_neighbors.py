@@ -247,6 +247,35 @@ def store_copy(seeded, tmp_path):
     return cache
 
 
+def test_generate_names_its_generation_and_a_taken_name_fails_before_the_llm(store_copy, seeded, clap, tmp_path):
+    """--name on a warm rerun (every class stored already): the name is committed on its own, no engine starts.
+    A name that already names another generation fails before anything else, unless --force-name moves it."""
+    f = tmp_path / "warm.txt"
+    f.write_text("\n".join(CLASSES) + "\n")
+    gen = ["generate-neighbors", "--classes-file", str(f), "--backbone", str(clap), "--json"]
+    p = cli(store_copy, *gen, "--name", "smollm2-v3")
+    assert p.returncode == 0, p.stderr
+    s = json.loads(p.stdout)
+    assert (s["llm_requests"], s["generation_name"], s["generation_key"]) == (0, "smollm2-v3", seeded["key"])
+    listing = json.loads(cli(store_copy, "neighbors", "ls", "--json").stdout)
+    assert listing["names"] == {"smollm2-v3": seeded["key"]}
+    assert listing["generation_keys"][0]["names"] == ["smollm2-v3"]
+    assert "(smollm2-v3)" in cli(store_copy, "neighbors", "ls").stdout
+    shown = json.loads(cli(store_copy, "neighbors", "show", "rain", "--key", "smollm2-v3", "--json").stdout)
+    assert [r["phrase"] for r in shown["phrases"]] == PHRASES["rain"]  # --key takes a name too
+
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"dog": ["a yapping terrier"]}))
+    assert cli(store_copy, "neighbors", "import", str(other), "--name", "mine", "--backbone", str(clap)).returncode == 0
+    before = snapshot(store_copy)
+    one_line_error(cli(store_copy, *gen, "--name", "mine"), "--name mine: already names generation",
+                   "pass --force-name to move it")
+    assert snapshot(store_copy) == before
+    one_line_error(cli(store_copy, *gen, "--force-name"), "--force-name: give the --name to move")
+    assert cli(store_copy, *gen, "--name", "mine", "--force-name").returncode == 0
+    assert json.loads(cli(store_copy, "neighbors", "ls", "--json").stdout)["names"]["mine"] == seeded["key"]
+
+
 @pytest.mark.parametrize("content, fragment", [
     ("", "no class names"),
     ("\n\n", "no class names"),

@@ -98,7 +98,7 @@ def test_one_epoch_coop_base2new_on_text_items(world, sept):
     out = world["root"] / "runs" / f"coop{sept}"
     code, stdout, err = run_in_process("tune", "--dataset", world["spec"], "--method", "coop", sept, "--protocol",
                                        "base2new", "--seed", 1, "--shots", 2, "--out", out, *world["common"], *FAST,
-                                       "--set", f"sept.generation_key={world['gkey']!r}", "--json")
+                                       "--set", f"sept.generation={world['gkey']!r}", "--json")
     assert code == 0, err
     m = json.loads(stdout)
     assert m["train_classes"] == ["airplane", "dog"] and m["num_train_clips"] == 4

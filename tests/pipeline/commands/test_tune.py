@@ -36,7 +36,7 @@ def world(tmp_path_factory, tiny_clap_dir, tiny_backbone):
     cache = root / "cache"
     gkey = fill_store(cache, tiny_backbone, TEMPLATES)
     common = ["--data-root", data, "--backbone", tiny_clap_dir, "--cache-dir", cache,
-              "--set", f"sept.generation_key={gkey!r}", *FAST]
+              "--set", f"sept.generation={gkey!r}", *FAST]
     return {"root": root, "spec": spec, "other": other, "common": common, "cache": cache}
 
 
@@ -162,9 +162,12 @@ def test_missing_neighbors_stop_before_training_with_the_fill_command(world, tmp
     args = ["--dataset", world["spec"], "--method", "coop", "--sept", "--protocol", "base2new",
             "--out", tmp_path / "r", *world["common"]]
     args[args.index("--cache-dir") + 1] = empty_cache
-    line = _one_line_exit_2(*tune(*args)[::2])
-    assert "3 of 3 training classes have no neighbors" in line
+    line = _one_line_exit_2(*tune(*args)[::2])  # the key the common arguments name is not in this store
+    assert "neither a name nor a generation key in the store" in line and "names: none; keys: none" in line
+    line = _one_line_exit_2(*tune(*args, "--set", "sept.generation=auto")[::2])
+    assert "sept.generation = 'auto': the neighbor store" in line and "holds no generation" in line
     assert f"sept-pipeline generate-neighbors --dataset {world['spec']}" in line and str(empty_cache) in line
+    assert "sept-pipeline neighbors import FILE --name NAME" in line
     assert not (tmp_path / "r" / "train_log.jsonl").exists()
 
 
@@ -274,20 +277,20 @@ def test_base2new_boundary_sees_only_base_classes_and_is_recorded(world, monkeyp
     forbidden_rows = np.concatenate([frozen.reshape(-1, frozen.shape[-1]), template_mean(frozen)])
     calls: list = []
     _spy(monkeypatch, "stages.tuning.neighbor_source", "load_neighbor_bank", calls)
-    for name in ("select_neighbors", "separates_texts", "separates_classes", "template_mean"):
-        _spy(monkeypatch, "stages.neighbors.filters", name, calls)
+    _spy(monkeypatch, "stages.tuning.neighbor_source", "template_mean", calls)
+    _spy(monkeypatch, "stages.tuning.neighbor_boundary", "separates_texts", calls)
     _spy(monkeypatch, "stages.tuning.neighbor_boundary", "class_boundary_view", calls)
 
     out = world["root"] / "runs" / "coop-sept-boundary"
     # The random tiny CLAP keeps its texts within cosine 0.999: a threshold of 1 lets the boundary decide.
     code, stdout, err = tune("--dataset", world["spec"], "--method", "coop", "--sept", "--protocol",
                              "base2new", "--seed", 0, "--shots", 2, "--out", out, *world["common"],
-                             "--set", "neighbors.near_duplicate_cos=1.0", "--json")
+                             "--set", "sept.same_text_cos=1.0", "--json")
     assert code == 0, err
     m = json.loads(stdout)
 
     names = [name for name, _, _ in calls]
-    assert "class_boundary_view" in names and "load_neighbor_bank" in names  # the selection did run
+    assert {"class_boundary_view", "load_neighbor_bank", "template_mean", "separates_texts"} <= set(names)
     for name, args, kwargs in calls:
         for item in _strings_and_arrays([args, kwargs]):
             if isinstance(item, str):

@@ -175,7 +175,7 @@ def test_tune_runs_dept_with_sept_base_to_new(method, synth_spec, filled_cache, 
     args = ["tune", "--dataset", spec, "--data-root", root, "--method", method, "--sept", "--protocol",
             "base2new", "--backbone", tiny_clap_dir, "--cache-dir", cache, "--shots", 2, "--out", tmp_path / "run",
             "--json", "--set", "train.epochs=2", "--set", "method.n_ctx=4", "--set", "backbone.device=cpu",
-            "--set", f"sept.generation_key={gkey!r}", "--set", "text.templates=" + json.dumps(TEMPLATES)]
+            "--set", f"sept.generation={gkey!r}", "--set", "text.templates=" + json.dumps(TEMPLATES)]
     with pytest.raises(SystemExit) as done:
         main(list(map(str, args)))
     out = capsys.readouterr()

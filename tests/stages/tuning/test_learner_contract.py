@@ -46,7 +46,7 @@ def fit(learner, tmp_path, name, sept=SeptConfig(), bank=None):
 
 def bank_for(learner, backbone, filled_cache):
     cache, gkey = filled_cache
-    cfg = load_config(None, [f"sept.generation_key={gkey!r}", "sept.neighbors_per_step=2"]).replace(
+    cfg = load_config(None, [f"sept.generation={gkey!r}", "sept.neighbors_per_step=2"]).replace(
         "text", templates=TEMPLATES)
     return load_neighbor_bank(cfg, learner, backbone, BASE, cache, dataset="synth")[0]
 

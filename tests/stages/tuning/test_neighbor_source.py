@@ -14,7 +14,7 @@ from tuning_kit import CLASSES, NEIGHBORS, TEMPLATES, fill_store
 
 
 def sept_cfg(gkey, per_step=4):
-    cfg = load_config(None, [f"sept.generation_key={gkey!r}", f"sept.neighbors_per_step={per_step}"])
+    cfg = load_config(None, [f"sept.generation={gkey!r}", f"sept.neighbors_per_step={per_step}"])
     return cfg.replace("text", templates=TEMPLATES)
 
 
@@ -66,8 +66,9 @@ def test_embeddings_of_another_backbone_do_not_count(tiny_backbone, other_backbo
     """A store filled by another backbone (same texts) lacks this backbone's embeddings: a one-line error."""
     assert other_backbone.fingerprint != tiny_backbone.fingerprint
     gkey = fill_store(tmp_path, other_backbone, TEMPLATES, classes=CLASSES[:3])
-    with pytest.raises(UserError, match=r"texts of 3 classes .* have no frozen embedding for backbone clap:.*"
-                                        r"under all 3 templates; fill the gap with `sept-pipeline generate-neighbors"):
+    with pytest.raises(UserError, match=rf"texts of 3 classes .* have no frozen embedding for backbone clap:.*"
+                                        rf"under all 3 templates; fill the gap with `sept-pipeline neighbors encode "
+                                        rf"--generation {gkey} --dataset synth --backbone "):
         load_neighbor_bank(sept_cfg(gkey), learner_for(tiny_backbone, CLASSES[:3]), tiny_backbone, CLASSES[:3],
                            tmp_path, dataset="synth")
 
@@ -83,3 +84,51 @@ def test_a_class_the_llm_left_without_a_phrase_trains_on_the_others(tiny_backbon
     assert bank.counts[1].item() == 0 and bank.counts[0].item() > 0 and bank.counts[2].item() > 0
     assert info["classes_without_neighbors"] == [classes[1]]
     assert info["neighbors_per_class"][classes[1]] == 0
+
+
+def test_auto_finds_the_one_generation_and_the_record_says_how(tiny_backbone, filled_cache):
+    """sept.generation defaults to auto: the store answers which generation, no [neighbors] config is read."""
+    cache, gkey = filled_cache
+    classes = CLASSES[:3]
+    cfg = load_config(None, ["neighbors.llm='/no/such/llm'"]).replace("text", templates=TEMPLATES)
+    assert cfg.sept.generation == "auto"
+    bank, info = load_neighbor_bank(cfg, learner_for(tiny_backbone, classes), tiny_backbone, classes, cache,
+                                    dataset="synth")
+    assert info["generation_key"] == gkey and info["generation_chosen_by"] == "auto"
+    assert info["generation"] == "auto" and info["generation_name"] == ""
+    assert info["generation_source"]["llm_id"] == "test-llm" and info["generation_source"]["engine"] == "none"
+
+
+def test_a_phrase_too_long_for_the_tower_is_left_out_counted_and_named(tiny_backbone, tmp_path, capfd):
+    """The prompt of a long stored phrase exceeds the text tower with this many context vectors: that phrase is
+    left out of the bank, counted in the record and named in one warning line; a class name that does not fit
+    still refuses the run."""
+    from stages.tuning.prompt_tokens import token_rows
+
+    classes = CLASSES[:3]
+    long = "a " + " ".join(["very"] * 40) + " long dog bark"
+    neighbors = {c: list(NEIGHBORS[c]) for c in classes}
+    neighbors["dog bark"].append(long)
+    gkey = fill_store(tmp_path, tiny_backbone, TEMPLATES, neighbors=neighbors, classes=classes)
+    max_len = int(tiny_backbone.max_text_len)
+    texts = classes + [p for c in classes for p in NEIGHBORS[c]]
+    longest = max(len(r) for r in token_rows(tiny_backbone, [f"X {t}." for t in texts]))
+    n_ctx = max_len - longest  # the class names and the usual phrases just fit; the long phrase cannot
+    assert len(token_rows(tiny_backbone, [f"X {long}."])[0]) + n_ctx - 1 > max_len
+    learner = build_learner(tiny_backbone, MethodConfig(name="coop", n_ctx=n_ctx), TEMPLATES, 0)
+    learner.set_classnames(classes)
+    capfd.readouterr()
+    bank, info = load_neighbor_bank(sept_cfg(gkey), learner, tiny_backbone, classes, tmp_path, dataset="synth")
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("warning: 1 stored neighbor phrases do not fit the text tower with "
+                                               f"{n_ctx} context tokens and are left out of this run: {long!r} (dog bark)")
+    assert bank.counts.tolist() == [len(NEIGHBORS[c]) for c in classes]  # every other phrase is in the bank
+    sel = info["selection"]
+    assert sel["phrases_too_long"] == 1 and sel["too_long"] == {"bird chirp": 0, "car horn": 0, "dog bark": 1}
+    assert sel["too_long_phrases"] == {"dog bark": [long]}
+    assert info["neighbors_per_class"]["dog bark"] == len(NEIGHBORS["dog bark"]) + 1  # what the store holds
+    assert info["num_phrases"] == sum(len(NEIGHBORS[c]) for c in classes)
+    class_len = max(len(r) for r in token_rows(tiny_backbone, [f"X {c}." for c in classes]))
+    with pytest.raises(UserError, match=r"method.n_ctx: .* plus the class name .* do not fit"):
+        build_learner(tiny_backbone, MethodConfig(name="coop", n_ctx=max_len - class_len + 2), TEMPLATES,
+                      0).set_classnames(classes)

@@ -30,7 +30,7 @@ def make_data(backbone, n_per_class=4, seed=0):
 
 
 def make_bank(backbone, learner, cache, gkey, per_step: int | str = 2):
-    cfg = load_config(None, [f"sept.generation_key={gkey!r}", f"sept.neighbors_per_step={per_step}"])
+    cfg = load_config(None, [f"sept.generation={gkey!r}", f"sept.neighbors_per_step={per_step}"])
     cfg = cfg.replace("text", templates=TEMPLATES)
     bank, _ = load_neighbor_bank(cfg, learner, backbone, BASE, cache, dataset="synth")
     return bank

@@ -65,7 +65,7 @@ def fill_store(cache_dir: Path, backbone, templates: Sequence[str], neighbors: d
     from cache.store import ClassNeighbors, NeighborStore, Provenance
 
     classes = list(classes if classes is not None else neighbors)
-    # The generation key is a hash of provenance; tests pass the key to `tune` via sept.generation_key.
+    # The generation key is a hash of provenance; tests pass the key to `tune` via sept.generation.
     prov = Provenance(llm_id="test-llm", llm_revision="0", llm_fingerprint=generation_key, engine="none",
                       engine_version="0", prompt_hash="test", prompt_version="1", num_neighbors=8)
     store = NeighborStore.in_cache(cache_dir)

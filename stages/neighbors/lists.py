@@ -1,0 +1,457 @@
+"""Neighbor lists in and out of the store: the `{class: [phrases]}` shape of CuPL and DCLIP, JSON Lines of
+`{class, phrase}`, and Parquet (class, phrase, rank).
+
+Export writes one generation's phrases, best first, with a provenance sidecar (FILE.provenance.json).
+Import reads such a file, runs stage one's cleaning rules on it (cleaning.py's text rules, then the
+near-duplicate filter of filters.py on the backbone's frozen embeddings; what each rule dropped is
+reported), encodes what the store lacks with the backbone's frozen text tower, and stores the phrases as a
+generation of their own (provenance "imported": the file's sha256 and a label for who wrote it). Phrases,
+embeddings and the name are published by one manifest commit: a failed or killed import leaves the store
+as it was. No LLM anywhere: an imported list trains on a machine that never had one.
+
+The file is refused whole, with one line naming the first problem, when it is not UTF-8, not JSON (or JSON
+Lines, or Parquet), not of the shape above, has an empty list, or goes over the limits below.
+"""
+from __future__ import annotations
+
+import io
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from cache.errors import UserError
+from cache.fingerprint import sha256_bytes, sha256_json, short
+
+# Limits of an imported file (documented in docs/store.md; the error names the one that was hit).
+MAX_FILE_BYTES = 64 * 2**20          # a list of 1,000 classes x 100 phrases is about 3 MB
+MAX_CLASSES = 20_000
+MAX_PHRASES_PER_CLASS = 1_000        # CuPL writes 50-100 per class, DCLIP about 5-10
+MAX_PHRASE_CHARS = 1_000             # stage one keeps at most neighbors.max_chars (60) anyway
+MAX_CLASS_CHARS = 200
+FORMATS = ("json", "jsonl", "parquet")
+# Version of the import rule (which cleaning runs, how the key is made): part of an imported generation's key.
+IMPORT_RULE = "import-v1"
+
+
+@dataclass
+class NeighborList:
+    """A parsed file: class -> phrases in file order, and what it was."""
+
+    classes: dict[str, list[str]]
+    format: str
+    sha256: str
+    source: str
+
+
+def _bad(where: str, why: str) -> UserError:
+    return UserError(f"neighbor list {where}: {why}; nothing was stored")
+
+
+def read_list(path: str) -> NeighborList:
+    """The neighbor list in `path` ('-' = standard input), checked whole before anything is stored."""
+    where = "<stdin>" if path == "-" else str(path)
+    if path == "-":
+        raw = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise _bad(where, "not found (expected a .json, .jsonl or .parquet file, or - for standard input)")
+        if p.stat().st_size > MAX_FILE_BYTES:
+            raise _bad(where, f"{p.stat().st_size} bytes; at most {MAX_FILE_BYTES} (MAX_FILE_BYTES)")
+        raw = p.read_bytes()
+    if len(raw) > MAX_FILE_BYTES:
+        raise _bad(where, f"more than {MAX_FILE_BYTES} bytes (MAX_FILE_BYTES)")
+    return parse_list(raw, where)
+
+
+def parse_list(raw: bytes, where: str) -> NeighborList:
+    digest = sha256_bytes(raw)
+    if raw[:4] == b"PAR1":
+        return NeighborList(_checked(_parquet_pairs(raw, where), where), "parquet", digest, where)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise _bad(where, f"not UTF-8 text (byte {e.start}: {raw[e.start:e.start + 1]!r})") from None
+    if not text.strip():
+        raise _bad(where, "empty file")
+    try:
+        obj = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except _DuplicateKey as e:
+        raise _bad(where, f"class {e.args[0]!r} appears twice") from None
+    except json.JSONDecodeError as e:
+        if e.msg == "Extra data" and text.lstrip().startswith("{"):  # several JSON values: JSON Lines
+            return NeighborList(_checked(_jsonl_pairs(text, where), where), "jsonl", digest, where)
+        raise _bad(where, f"not JSON ({e.msg} at line {e.lineno} column {e.colno}); expected {{class: [phrases]}} "
+                          f"or JSON Lines of {{\"class\": ..., \"phrase\": ...}}") from None
+    if isinstance(obj, dict) and set(obj) >= {"class", "phrase"} and isinstance(obj.get("phrase"), str):
+        return NeighborList(_checked(_jsonl_pairs(text, where), where), "jsonl", digest, where)  # one line
+    if not isinstance(obj, dict):
+        raise _bad(where, f"wrong shape: a JSON {type(obj).__name__}, expected an object {{class: [phrases]}} "
+                          f"(CuPL/DCLIP) or JSON Lines of {{\"class\": ..., \"phrase\": ...}}")
+    pairs = []
+    for c, phrases in obj.items():
+        if not isinstance(phrases, list):
+            raise _bad(where, f"wrong shape: class {c!r} maps to a JSON {type(phrases).__name__}, expected a list "
+                              f"of phrases")
+        for i, p in enumerate(phrases):
+            if not isinstance(p, str):
+                raise _bad(where, f"wrong shape: class {c!r}, item {i + 1} is a JSON {type(p).__name__}, expected "
+                                  f"a string")
+        pairs.append((c, phrases))
+    return NeighborList(_checked(pairs, where), "json", digest, where)
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(items):
+    seen = {}
+    for k, v in items:
+        if k in seen:
+            raise _DuplicateKey(k)
+        seen[k] = v
+    return seen
+
+
+def _jsonl_pairs(text: str, where: str) -> list[tuple[str, list[str]]]:
+    grouped: dict[str, list[str]] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise _bad(where, f"line {n}: not JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(row, dict) or not isinstance(row.get("class"), str) or not isinstance(row.get("phrase"), str):
+            raise _bad(where, f"line {n}: wrong shape, expected {{\"class\": \"...\", \"phrase\": \"...\"}}")
+        grouped.setdefault(row["class"], []).append(row["phrase"])
+        if len(grouped[row["class"]]) > MAX_PHRASES_PER_CLASS:
+            raise _bad(where, f"class {row['class']!r} has more than {MAX_PHRASES_PER_CLASS} phrases "
+                              f"(MAX_PHRASES_PER_CLASS)")
+    return list(grouped.items())
+
+
+def _parquet_pairs(raw: bytes, where: str) -> list[tuple[str, list[str]]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(io.BytesIO(raw))
+    except (pa.ArrowException, OSError) as e:
+        raise _bad(where, f"not a readable Parquet file ({e})") from None
+    if not {"class", "phrase"} <= set(table.column_names) or not all(
+            pa.types.is_string(table.schema.field(c).type) or pa.types.is_large_string(table.schema.field(c).type)
+            for c in ("class", "phrase")):
+        raise _bad(where, f"wrong shape: Parquet columns {table.column_names}, expected string columns class and "
+                          f"phrase (and rank)")
+    if "rank" in table.column_names:
+        table = table.sort_by([("class", "ascending"), ("rank", "ascending")])
+    grouped: dict[str, list[str]] = {}
+    for c, p in zip(table["class"].to_pylist(), table["phrase"].to_pylist()):
+        if c is None or p is None:
+            raise _bad(where, "a null class or phrase")
+        grouped.setdefault(c, []).append(p)
+    return list(grouped.items())
+
+
+def _checked(pairs: list[tuple[str, list[str]]], where: str) -> dict[str, list[str]]:
+    """Class names as given (outer whitespace stripped), every limit and emptiness checked."""
+    if not pairs:
+        raise _bad(where, "no classes")
+    if len(pairs) > MAX_CLASSES:
+        raise _bad(where, f"{len(pairs)} classes; at most {MAX_CLASSES} (MAX_CLASSES)")
+    from stages.neighbors.generation import check_classes
+
+    try:
+        names = check_classes([c for c, _ in pairs], f"neighbor list {where}")
+    except UserError as e:
+        raise UserError(f"{e}; nothing was stored") from None
+    out: dict[str, list[str]] = {}
+    for name, (_, phrases) in zip(names, pairs):
+        if len(name) > MAX_CLASS_CHARS:
+            raise _bad(where, f"class {name[:40]!r}... is {len(name)} characters; at most {MAX_CLASS_CHARS} "
+                              f"(MAX_CLASS_CHARS)")
+        if not phrases:
+            raise _bad(where, f"class {name!r} has an empty list (give it at least one phrase, or leave it out)")
+        if len(phrases) > MAX_PHRASES_PER_CLASS:
+            raise _bad(where, f"class {name!r} has {len(phrases)} phrases; at most {MAX_PHRASES_PER_CLASS} per class "
+                              f"(MAX_PHRASES_PER_CLASS)")
+        for i, p in enumerate(phrases):
+            if len(p) > MAX_PHRASE_CHARS:
+                raise _bad(where, f"class {name!r}, phrase {i + 1} is {len(p)} characters; at most "
+                                  f"{MAX_PHRASE_CHARS} (MAX_PHRASE_CHARS)")
+        out[name] = list(phrases)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ cleaning
+@dataclass
+class Cleaned:
+    kept: dict[str, list[str]]
+    dropped: dict[str, int] = field(default_factory=dict)              # rule -> phrases it dropped
+    dropped_phrases: dict[str, list[list[str]]] = field(default_factory=dict)  # class -> [[phrase, rule]]
+    embedding_filter: str = "on"
+
+    def drop(self, c: str, phrase: str, rule: str) -> None:
+        self.dropped[rule] = self.dropped.get(rule, 0) + 1
+        self.dropped_phrases.setdefault(c, []).append([phrase, rule])
+
+
+def clean_text(lists: dict[str, list[str]], neighbors_cfg) -> Cleaned:
+    """Stage one's text rules (cleaning.py: normalise, drop empty, too long, other script, prose, the class name,
+    repeats, truncations and reorderings of it), each class on its own, its order kept."""
+    from stages.neighbors.cleaning import drop_reason, normalize
+
+    out = Cleaned({})
+    for c, phrases in lists.items():
+        key, seen, kept = normalize(c), set(), []
+        for raw in phrases:
+            p = normalize(raw)
+            reason = drop_reason(p, key, seen, neighbors_cfg.max_words, neighbors_cfg.max_chars,
+                                 neighbors_cfg.same_script)
+            if reason:
+                out.drop(c, raw, reason)
+                continue
+            seen.add(p)
+            kept.append(p)
+        out.kept[c] = kept
+    return out
+
+
+def drop_near_duplicates(cleaned: Cleaned, vectors: "Vectors", near_duplicate_cos: float) -> None:
+    """Stage one's near-duplicate filter (filters.py) over each class's kept phrases, in order; off (and said so)
+    when neighbors.near_duplicate_cos >= 1 or when the encoder does not separate stage one's probe texts."""
+    from stages.neighbors.filters import PROBE_TEXTS, select_neighbors, separates_texts
+
+    if near_duplicate_cos >= 1.0:
+        cleaned.embedding_filter = "off (neighbors.near_duplicate_cos >= 1)"
+        return
+    useful, mean_cos = separates_texts(vectors.mean(PROBE_TEXTS), near_duplicate_cos)
+    if not useful:
+        cleaned.embedding_filter = (f"off: the encoder does not separate texts (mean cosine {mean_cos:.4f} between "
+                                    f"fixed probe texts >= neighbors.near_duplicate_cos {near_duplicate_cos})")
+        return
+    for c, phrases in cleaned.kept.items():
+        if not phrases:
+            continue
+        sel = select_neighbors(vectors.mean(phrases), len(phrases), near_duplicate_cos)
+        for i, reason in sel.dropped:
+            cleaned.drop(c, phrases[i], reason)
+        cleaned.kept[c] = [phrases[i] for i in sel.kept]
+
+
+# ------------------------------------------------------------------------------------------------ encoding
+class Vectors:
+    """Frozen per-template embeddings of texts: from the store when there, else from the backbone's text tower
+    (loaded only if something must be encoded). `new` lists the texts encoded here, in order."""
+
+    def __init__(self, store, backbone_id: str, cfg, cache: Path, encoder_fp: str):
+        self.store, self.backbone_id, self.cfg, self.cache, self.fp = store, backbone_id, cfg, cache, encoder_fp
+        self.templates = list(cfg.text.templates)
+        self.vectors: dict[str, np.ndarray] = {}
+        self.new: list[str] = []
+        self._encoder = None
+
+    def ensure(self, texts: Sequence[str]) -> None:
+        todo = [t for t in dict.fromkeys(texts) if t not in self.vectors]
+        if not todo:
+            return
+        missing = set(self.store.missing_embeddings(todo, self.templates, self.fp))
+        stored = [t for t in todo if t not in missing]
+        if stored:
+            self.vectors.update(zip(stored, self.store.get_embeddings(stored, self.templates, self.fp)))
+        new = [t for t in todo if t in missing]
+        if new:
+            if self._encoder is None:
+                from stages.neighbors.encoding import TextEncoder
+
+                self._encoder = TextEncoder(self.backbone_id, self.cfg.backbone, str(self.cache),
+                                            self.cfg.backbone.text_batch_size)
+            self.vectors.update(zip(new, self._encoder.encode(new, self.templates)))
+            self.new += new
+
+    def mean(self, texts: Sequence[str]) -> np.ndarray:
+        from cache.unit_vectors import template_mean
+
+        self.ensure(texts)
+        return template_mean(np.stack([self.vectors[t] for t in texts]))
+
+    def release(self) -> None:
+        if self._encoder is not None:
+            self._encoder.release()
+
+    def new_rows(self, texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
+        """(texts among `texts` encoded here, their vectors [n, T, D]) for the store."""
+        self.ensure(texts)
+        wanted = set(texts)
+        new = [t for t in self.new if t in wanted]
+        dim = next(iter(self.vectors.values())).shape[-1] if self.vectors else 1
+        arr = np.stack([self.vectors[t] for t in new]) if new else np.zeros((0, len(self.templates), dim), np.float32)
+        return new, arr
+
+
+def store_generation(store, items, vectors: Vectors, name: str | None, force_name: bool) -> dict:
+    """Embed every class name and phrase of `items` for the backbone and store it all in one commit."""
+    texts = list(dict.fromkeys([i.class_name for i in items] + [p for i in items for p in i.phrases]))
+    new, arr = vectors.new_rows(texts)
+    vectors.release()
+    phrases, embeddings = store.put_generation(items, new, vectors.templates, vectors.fp, arr, name=name,
+                                               force_name=force_name)
+    return {"classes_stored": len(phrases.written), "classes_already_stored": len(phrases.skipped),
+            "phrases_stored": phrases.rows, "texts_encoded": embeddings.texts_written,
+            "texts_reused": len(texts) - embeddings.texts_written, "index_rows": embeddings.index_rows}
+
+
+def sept_pipeline_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sept-pipeline")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def import_list(path: str, cfg, cache_dir, backbone: str | None, name: str, llm_label: str = "",
+                force_name: bool = False) -> dict:
+    """`neighbors import`: parse, clean, encode and store a neighbor list as a generation named `name`."""
+    from cache.fingerprint import cache_root
+    from cache.store import ClassNeighbors, NeighborStore, Provenance
+    from cache.store.generations import check_name
+    from stages.backbones.fingerprint import encoder_fingerprint
+    from stages.neighbors.keys import CLEANING_RULE
+
+    check_name(name)
+    lists = read_list(path)
+    cache = cache_root(cache_dir)
+    backbone_id = backbone or cfg.backbone.id
+    encoder_fp = encoder_fingerprint(cfg.backbone, cache, spec=backbone_id)
+    store = NeighborStore.in_cache(cache)
+    n = cfg.neighbors
+    rules = {"import": IMPORT_RULE, "cleaning": CLEANING_RULE, "max_words": n.max_words, "max_chars": n.max_chars,
+             "same_script": n.same_script, "near_duplicate_cos": n.near_duplicate_cos}
+    cleaned = clean_text(lists.classes, n)
+    vectors = Vectors(store, backbone_id, cfg, cache, encoder_fp)
+    drop_near_duplicates(cleaned, vectors, n.near_duplicate_cos)
+    most = max(len(v) for v in cleaned.kept.values())
+    if most == 0:
+        raise _bad(lists.source, f"the cleaning rules left no phrase for any of its {len(lists.classes)} classes "
+                                 f"(dropped: {cleaned.dropped})")
+    prov = Provenance(llm_id=llm_label or "unlabelled", llm_revision="", llm_fingerprint=f"sha256:{lists.sha256}",
+                      engine="imported", engine_version=sept_pipeline_version(),
+                      prompt_hash=short(sha256_json(rules)), prompt_version="imported", num_neighbors=most)
+    store.check_name_free(name, prov.generation_key, force_name)  # before the encoder runs
+    sampling = {"source": "imported", "file": Path(lists.source).name, "file_sha256": lists.sha256,
+                "format": lists.format, "label": llm_label, "rules": rules,
+                "embedding_filter": cleaned.embedding_filter}
+    items = [ClassNeighbors(c, cleaned.kept[c], prov, sampling, 0, rounds=0) for c in lists.classes]
+    stored = store_generation(store, items, vectors, name, force_name)
+    return {
+        "store": str(store.root), "generation_key": prov.generation_key, "generation_name": name,
+        "file": lists.source, "file_sha256": lists.sha256, "format": lists.format, "llm_label": llm_label,
+        "classes": len(lists.classes), "phrases_in_file": sum(map(len, lists.classes.values())),
+        "phrases_kept": sum(map(len, cleaned.kept.values())), "dropped": cleaned.dropped,
+        "dropped_phrases": cleaned.dropped_phrases, "embedding_filter": cleaned.embedding_filter,
+        "classes_empty": [c for c, v in cleaned.kept.items() if not v], "num_neighbors": most,
+        "encoder_fingerprint": encoder_fp, "templates": len(vectors.templates), **stored,
+    }
+
+
+# ------------------------------------------------------------------------------------------------ export
+def export_rows(store, key: str) -> tuple[dict[str, list[str]], dict]:
+    """(class -> phrases best first, for every class of generation `key` that has any; the provenance record)."""
+    rows = [r for r in store.generation_keys() if r["generation_key"] == key]
+    if not rows:
+        raise UserError(f"generation {key}: not in the store {store.root} (see `sept-pipeline neighbors ls`)")
+    row = rows[0]
+    phrases = store.get_phrases(row["class_names"], key)
+    sampling = store.phrase_rows(row["class_names"][:1], key)[:1]
+    provenance = {
+        "generation_key": key, "names": sorted(n for n, k in store.names().items() if k == key),
+        **{k: row[k] for k in ("llm_id", "llm_revision", "llm_fingerprint", "engine", "engine_version",
+                               "prompt_version", "prompt_hash", "num_neighbors")},
+        "sampling": json.loads(sampling[0]["sampling"]) if sampling else None,
+        "first_created_at": row["first_created_at"], "last_created_at": row["last_created_at"],
+        "classes": sum(1 for v in phrases.values() if v), "phrases": sum(map(len, phrases.values())),
+        "classes_without_phrases": sorted(c for c, v in phrases.items() if not v),
+        "short_classes": row["short_classes"],
+    }
+    return {c: phrases[c] for c in sorted(phrases) if phrases[c]}, provenance
+
+
+def render(lists: dict[str, list[str]], fmt: str) -> bytes:
+    if fmt == "json":
+        return (json.dumps(lists, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    if fmt == "jsonl":
+        return "".join(json.dumps({"class": c, "phrase": p}, ensure_ascii=False) + "\n"
+                       for c, ps in lists.items() for p in ps).encode("utf-8")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"class": [c for c, ps in lists.items() for _ in ps],
+                      "phrase": [p for ps in lists.values() for p in ps],
+                      "rank": pa.array([k for ps in lists.values() for k in range(len(ps))], pa.int32())})
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    return buf.getvalue()
+
+
+def export_generation(store, key: str, fmt: str, out: Path | None) -> dict:
+    """Write generation `key` as `fmt` to `out` (atomically, with OUT.provenance.json) or return the bytes."""
+    from cache.atomic import atomic_write_bytes, atomic_write_json
+    from cache.store.keys import utc_now_iso
+
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt}: one of {', '.join(FORMATS)}")
+    lists, provenance = export_rows(store, key)
+    data = render(lists, fmt)
+    provenance = {**provenance, "format": fmt, "exported_at": utc_now_iso(), "file_sha256": sha256_bytes(data),
+                  "sept_pipeline": sept_pipeline_version()}
+    if out is not None:
+        out = Path(out)
+        sidecar = out.with_name(out.name + ".provenance.json")
+        atomic_write_bytes(out, data)
+        atomic_write_json(sidecar, provenance)
+        provenance["file"], provenance["provenance_file"] = str(out), str(sidecar)
+    return {"data": data, "provenance": provenance}
+
+
+__all__ = ["FORMATS", "MAX_CLASSES", "MAX_CLASS_CHARS", "MAX_FILE_BYTES", "MAX_PHRASES_PER_CLASS",
+           "MAX_PHRASE_CHARS", "export_generation", "import_list", "read_list"]
+
+
+# ------------------------------------------------------------------------------------------------ encode
+def encode_generation(cfg, cache_dir, backbone: str | None, generation: str, classes: list[str] | None) -> dict:
+    """`neighbors encode`: frozen embeddings of a stored generation's class names and phrases for a backbone
+    (under [text] templates), for the texts the store lacks. No LLM: any generation, from any machine."""
+    from cache.fingerprint import cache_root
+    from cache.store import NeighborStore
+    from stages.backbones.fingerprint import encoder_fingerprint
+
+    cache = cache_root(cache_dir)
+    backbone_id = backbone or cfg.backbone.id
+    encoder_fp = encoder_fingerprint(cfg.backbone, cache, spec=backbone_id)
+    store = NeighborStore.in_cache(cache)
+    templates = list(cfg.text.templates)
+    chosen = store.resolve_generation(generation, [], templates, encoder_fp, where="--generation")
+    stored = next(r for r in store.generation_keys() if r["generation_key"] == chosen.key)["class_names"]
+    wanted = stored if classes is None else classes
+    absent = [c for c in wanted if c not in set(stored)]
+    if absent:
+        raise UserError(f"generation {chosen.key}: {len(absent)} of the {len(wanted)} classes are not stored under "
+                        f"it: {', '.join(repr(c) for c in absent[:5])}{' ...' if len(absent) > 5 else ''}")
+    phrases = store.get_phrases(wanted, chosen.key)
+    texts = list(dict.fromkeys(list(wanted) + [p for c in wanted for p in phrases[c]]))
+    vectors = Vectors(store, backbone_id, cfg, cache, encoder_fp)
+    new, arr = vectors.new_rows(texts)
+    vectors.release()
+    result = store.put_embeddings(new, templates, encoder_fp, arr) if new else None
+    if result is None:  # nothing new: still make sure this template set has its index
+        result = store.put_embeddings(texts, templates, encoder_fp, store.get_embeddings(texts, templates, encoder_fp))
+    return {"store": str(store.root), **chosen.record(), "classes": len(wanted), "texts": len(texts),
+            "texts_encoded": len(new), "encoder_fingerprint": encoder_fp, "templates": len(templates),
+            "index_rows": result.index_rows}
