@@ -32,7 +32,7 @@ from cache.errors import UserError
 from stages.tuning.checkpoint import load_checkpoint, save_checkpoint, save_prompt
 from stages.tuning.neighbor_bank import NeighborBank, NeighborDraw, scatter_draws
 from stages.tuning.run_log import RunLog, read_rows
-from stages.tuning.schedule import lr_at
+from stages.tuning.schedule import group_lr, lr_at
 from stages.tuning.sept_loss import semantic_expansion_loss
 
 CHECKPOINTS = "checkpoints"
@@ -174,8 +174,8 @@ def train(
     for epoch in range(start_epoch, train_cfg.epochs):
         lr = lr_at(epoch, train_cfg.lr, train_cfg.epochs, train_cfg.schedule, train_cfg.warmup_epochs,
                    train_cfg.warmup_lr)
-        for group in optimizer.param_groups:
-            group["lr"] = lr * group.get("lr_mult", 1.0)  # a learner's group may run at a multiple (DePT's head)
+        for group in optimizer.param_groups:  # a learner's group may run at a multiple (DePT's head) ...
+            group["lr"] = group_lr(lr, group.get("lr_mult", 1.0), epoch, train_cfg.warmup_epochs)
         learner.train()
         sums: dict[str, float] = {}
         epoch_start = time.time()

@@ -27,7 +27,7 @@ Class-specific tensors built by `set_classnames` (token ids, zero-shot embedding
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Sequence
 
 import torch
@@ -39,16 +39,21 @@ from torch import nn
 class TrainForward:
     """One training forward pass, stopped before any loss so the trainer can compute every loss in float32
     outside autocast: unit audio embeddings `audio` [B, D]; the unit class embeddings the logits use, `text`
-    [C, D] shared by all clips or [B, C, D] per clip (CoCoOp); and, when phrases were given, the unit class
-    embeddings z [C, D] and unit phrase embeddings p [P, D] of L_se."""
+    [C, D] shared by all clips or [B, C, D] per clip (CoCoOp); when phrases were given, the unit class
+    embeddings z [C, D] and unit phrase embeddings p [P, D] of L_se; and, where the learner has them, the raw
+    (projected, not normalised) tower outputs behind `audio` and `text`: `audio_raw` [B, D] and `text_raw`
+    (the shape of `text`), which a head on the raw features reads (DePT, as Koorye/DePT computes it)."""
 
     audio: torch.Tensor
     text: torch.Tensor
     z: torch.Tensor | None = None
     p: torch.Tensor | None = None
+    audio_raw: torch.Tensor | None = None
+    text_raw: torch.Tensor | None = None
 
     def float(self) -> "TrainForward":
-        return TrainForward(*(None if t is None else t.float() for t in (self.audio, self.text, self.z, self.p)))
+        return TrainForward(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name).float()
+                               for f in fields(self)})
 
 
 def cosine_logits(scale: float, audio: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
