@@ -169,5 +169,5 @@ def resolved_config(spec: SweepSpec, cell: Cell):
     from pipeline.config_loader import load_config
 
     cfg = load_config(spec.config, [override_text(k, v) for k, v in overrides(spec, cell).items()],
-                      recipe=cell.recipe or None)
+                      recipe=cell.recipe or None, method=cell.method)  # tune gets the method as --method
     return cfg.replace("backbone", id=spec.backbone) if spec.backbone else cfg

@@ -20,3 +20,14 @@ def test_show_json_is_the_resolved_config():
     shown = json.loads(r.stdout)
     expected = json.loads(json.dumps(load_config(None, ["sept.lam=0.25"]).to_dict(), default=str))
     assert shown == expected and shown["sept"]["lam"] == 0.25
+
+
+def test_recipes_lists_every_recipe_with_its_source_and_variants():
+    from pipeline.config_loader import recipe_names
+
+    r = subprocess.run([sys.executable, "-m", "pipeline.cli", "config", "recipes", "--json"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rows = {row["name"]: row for row in json.loads(r.stdout)}
+    assert sorted(rows) == recipe_names() and all(row["source"] for row in rows.values())
+    assert rows["dept-original"]["variants"] == ["cocoop-dept", "kgcoop-dept"] and rows["palm"]["variants"] == []
