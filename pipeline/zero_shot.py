@@ -32,7 +32,7 @@ def evaluate_zeroshot(cfg: Config, dataset: str, data_root: Path, out: Path, spl
         raise UserError(f"dataset {dataset} at {ds.root}: the {split} split has no clips (expected at least one)")
     cache = cache_root(cache_dir)
     backbone = load_backbone(cfg.backbone.id, cfg.backbone)
-    feats = clip_features(backbone, clips, cache, progress=progress)
+    feats = clip_features(backbone, clips, cache, progress=progress, channels=cfg.data.channels)
     class_emb = zeroshot_class_embeddings(backbone, ds.classnames, cfg.text.templates)
     preds = zeroshot_predict(feats, class_emb).tolist()
     labels = [c.label for c in clips]

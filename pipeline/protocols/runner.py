@@ -26,7 +26,8 @@ from stages.data.config import ALL_FOLDS
 _NOT_IDENTITY = {("backbone", "device"), ("train", "eval_batch_size"), ("backbone", "text_batch_size"),
                  ("backbone", "audio_batch_size"), ("train", "log_to")}
 LOG_FOLDERS = ("tensorboard", "wandb")  # stages/tuning/run_log.py's sinks
-RUN_FILES = ("train_log.jsonl", "prompt.safetensors", "base_new_split.json", "config.toml", "config.json")
+RUN_FILES = ("train_log.jsonl", "prompt.safetensors", "base_new_split.json", "config.toml", "config.json",
+             "tower_buffers.safetensors")
 
 
 @dataclass
@@ -76,7 +77,6 @@ def _clear(run: RunDir) -> None:
 def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
     import torch
 
-    from stages.audio_features import clip_features
     from stages.backbones.factory import load_backbone
     from stages.data.datasets import dataset_spec, load_dataset
     from stages.data.fewshot import fewshot_cache_file, fewshot_indices
@@ -84,7 +84,8 @@ def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
     from stages.tuning.scoring import evaluate
     from stages.tuning.learners import build_learner
     from stages.tuning.run_log import RunLog
-    from stages.tuning.trainer import TrainData, sept_active, train
+    from stages.tuning.features import eval_features_cached, evaluation_features, training_data
+    from stages.tuning.trainer import sept_active, train
 
     if run.finished() and not req.force:  # another process finished it while we waited for the lock
         return {**run.read_metrics(), "skipped": True}
@@ -124,7 +125,9 @@ def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
             cfg, learner, backbone, plan.train_classes, cache, dataset=req.dataset, progress=req.progress)
         selection = store_info.pop("selection")
 
-    eval_feats = {ev.name: clip_features(backbone, ev.clips, cache, progress=req.progress) for ev in plan.evals}
+    # Test features: cached now, or (random test crops, train-mode towers) computed after training.
+    eval_feats = evaluation_features(backbone, plan.evals, cache, cfg.train, cfg.data, seed, req.progress) \
+        if eval_features_cached(cfg.train) else {}
     fingerprints = {"backbone": backbone.fingerprint, "store": store_info,
                     "features": {name: _tensor_hash(f) for name, f in eval_feats.items()},
                     "train_clips": sha256_json([[str(c.path), c.label] for c in train_clips])}
@@ -139,15 +142,9 @@ def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
     train_summary = {}
     if learner.trainable:
         labels = torch.tensor([c.label for c in train_clips], dtype=torch.long)
-        if cfg.train.random_crop:
-            def encode(idx, gen):
-                return clip_features(backbone, [train_clips[i] for i in idx.tolist()], None, random_crop=True,
-                                     generator=gen, progress=False)
-            data = TrainData(labels=labels, encode=encode)
-        else:
-            feats = clip_features(backbone, train_clips, cache, progress=req.progress)
+        data, feats = training_data(backbone, train_clips, labels, cache, cfg.train, cfg.data, req.progress)
+        if feats is not None:
             fingerprints["features"]["train"] = _tensor_hash(feats)
-            data = TrainData(labels=labels, features=feats)
         identity = {"config": _identity_config(cfg), "protocol": req.protocol, "dataset": ds.name,
                     "train_classes": plan.train_classes, "train_clips": fingerprints["train_clips"],
                     "backbone": backbone.fingerprint, "store": store_info, "neighbor_selection": selection}
@@ -155,6 +152,9 @@ def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
                               identity=identity, backbone_fingerprint=backbone.fingerprint, resume=req.resume,
                               progress=req.progress, run_log=run_log)
 
+    if not eval_feats:  # after training: the towers' BatchNorm statistics as training left them
+        eval_feats = evaluation_features(backbone, plan.evals, cache, cfg.train, cfg.data, seed, req.progress)
+        fingerprints["features"].update({name: _tensor_hash(f) for name, f in eval_feats.items()})
     results = {}
     for ev in plan.evals:
         results[ev.name] = evaluate(learner, ev.classnames, eval_feats[ev.name], [c.label for c in ev.clips],

@@ -12,6 +12,8 @@ from stages.tuning.run_log import check_sinks, default_sinks
 
 AMP_CHOICES = ("auto", "bf16", "fp16", "off")
 COCOOP_BIAS_CHOICES = ("none", "batch_mean")
+EVAL_CROPS = ("fixed", "random")
+TOWER_MODES = ("eval", "train")
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,15 @@ class TrainConfig:
     amp: str = opt("auto", "Autocast of the towers: auto (CUDA: bf16 if supported, else fp16; CPU: off) | bf16 | "
                            "fp16 (CUDA only) | off. Losses are always computed in float32.")
     random_crop: bool = opt(False, "Random-crop augmentation of training clips (bypasses the feature cache).")
+    eval_crop: str = opt("fixed", "Window of a test clip longer than the tower's: fixed (the centre, cached: the same "
+                                  "clip always gives the same embedding) | random (a window drawn from the run's "
+                                  "seed, as PALM's loader crops at test; bypasses the feature cache).")
+    tower_mode: str = opt("eval", "Mode of the frozen towers while training: eval (dropout off, BatchNorm on its "
+                                  "stored statistics; features cached) | train (PALM's run_epoch: model.train() on the "
+                                  "whole model, so dropout, drop-path, SpecAugment and BatchNorm batch statistics are "
+                                  "active and BN running statistics move, which changes the test features; audio is "
+                                  "encoded every step, never cached; evaluation runs the towers in eval mode, as "
+                                  "PALM's run_evaluation does).")
     eval_batch_size: int = opt(64, "Clips per evaluation batch.")
     log_to: list = opt(default_sinks(), "Where each epoch's scalars go (losses, lr; accuracies after evaluation): "
                                         "jsonl (train_log.jsonl, always) | tensorboard (events under "
@@ -76,6 +87,8 @@ class TrainConfig:
         check_range("train", "warmup_epochs", self.warmup_epochs, 0)
         check_choice("train", "schedule", self.schedule, ("constant", "cosine"))
         check_choice("train", "amp", self.amp, AMP_CHOICES)
+        check_choice("train", "eval_crop", self.eval_crop, EVAL_CROPS)
+        check_choice("train", "tower_mode", self.tower_mode, TOWER_MODES)
         check_sinks(self.log_to)
         s = self.logit_scale
         if (s != "checkpoint") if isinstance(s, str) else not s > 0:

@@ -14,6 +14,12 @@ Randomness comes from three generators seeded from the run's seed: shuffling, au
 draws. They are separate so that switching L_se off (or lambda = 0, where the neighbor path is skipped
 entirely) leaves the shuffles and crops, hence the whole run, bit-identical to the baseline. All three
 are saved in each checkpoint, so a resumed run continues exactly where the interrupted one stopped.
+
+Tower mode (`train.tower_mode`): "eval" (the default) keeps the frozen towers in eval mode. "train" is PALM's
+training: the towers run in train mode during every epoch (dropout, drop-path, SpecAugment, BatchNorm on
+batch statistics, its running statistics moving), back in eval mode after training. Their random draws come
+from torch's global generators, seeded from the run's seed at the start; each checkpoint saves those
+generators and the towers' BatchNorm statistics, so a resumed train-mode run is bit-identical too.
 """
 from __future__ import annotations
 
@@ -29,7 +35,7 @@ import torch
 from tqdm.auto import tqdm
 
 from cache.errors import UserError
-from stages.tuning.checkpoint import load_checkpoint, save_checkpoint, save_prompt
+from stages.tuning.checkpoint import TOWER_BUFFERS, load_checkpoint, save_checkpoint, save_prompt, save_tower_buffers
 from stages.tuning.neighbor_bank import NeighborBank, NeighborDraw, scatter_draws
 from stages.tuning.run_log import RunLog, read_rows
 from stages.tuning.schedule import group_lr, lr_at
@@ -53,9 +59,29 @@ class TrainData:
         return self.features[idx] if self.features is not None else self.encode(idx, crop_gen)
 
 
+def derived_seed(seed: int, stream: int) -> int:
+    """Seed of independent stream `stream` of a run's seed (0 shuffle, 1 crops, 2 neighbors, 3 train-mode towers'
+    global generators, 4 evaluation crops)."""
+    return int(seed) * 1_000_003 + 7919 * stream + 1
+
+
 def derived_generator(seed: int, stream: int) -> torch.Generator:
-    """Independent generator `stream` of a run's seed (streams: 0 shuffle, 1 crops, 2 neighbors)."""
-    return torch.Generator().manual_seed(int(seed) * 1_000_003 + 7919 * stream + 1)
+    """Independent generator `stream` of a run's seed (see `derived_seed`)."""
+    return torch.Generator().manual_seed(derived_seed(seed, stream))
+
+
+def global_rng_state() -> dict:
+    """torch's global generators (CPU and every CUDA device): what dropout and drop-path draw from."""
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_global_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def amp_settings(device: torch.device, amp: str) -> tuple[torch.dtype | None, bool]:
@@ -154,6 +180,10 @@ def train(
     steps_per_epoch = math.ceil(n / train_cfg.batch_size)
     run_log = run_log or RunLog(run_dir)
     start_epoch, kept_rows = 0, []
+    towers_train = getattr(train_cfg, "tower_mode", "eval") == "train"
+    backbone = learner.backbone
+    if towers_train:
+        torch.manual_seed(derived_seed(seed, 3))  # dropout, drop-path, SpecAugment: seeded by the run
     if resume:
         ckpt = load_checkpoint(run_dir / CHECKPOINTS, backbone_fingerprint, learner.name)
         if ckpt is None:
@@ -164,6 +194,9 @@ def train(
         scaler.load_state_dict(ckpt.state["scaler"])
         for name, g in gens.items():
             g.set_state(ckpt.state["rng"][name])
+        if towers_train:  # the towers' BatchNorm statistics and the global generators at the checkpoint
+            backbone.load_tower_buffers(ckpt.state["towers"]["buffers"])
+            set_global_rng_state(ckpt.state["towers"]["rng"])
         start_epoch = ckpt.epoch
         kept_rows = [r for r in read_rows(run_dir) if r["epoch"] < start_epoch]
     run_log.start(kept_rows)  # every sink now holds exactly the checkpointed epochs
@@ -171,50 +204,58 @@ def train(
     bar = tqdm(total=train_cfg.epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch,
                desc=f"train {learner.name}{'+sept' if use_sept else ''}", disable=not progress, leave=False)
     started = time.time()
-    for epoch in range(start_epoch, train_cfg.epochs):
-        lr = lr_at(epoch, train_cfg.lr, train_cfg.epochs, train_cfg.schedule, train_cfg.warmup_epochs,
-                   train_cfg.warmup_lr)
-        for group in optimizer.param_groups:  # a learner's group may run at a multiple (DePT's head) ...
-            group["lr"] = group_lr(lr, group.get("lr_mult", 1.0), epoch, train_cfg.warmup_epochs)
-        learner.train()
-        sums: dict[str, float] = {}
-        epoch_start = time.time()
-        order = torch.randperm(n, generator=gens["shuffle"])
-        for step in range(steps_per_epoch):
-            idx = order[step * train_cfg.batch_size : (step + 1) * train_cfg.batch_size]
-            audio = data.batch(idx, gens["crop"]).to(device, non_blocking=True)
-            labels = data.labels[idx].to(device, non_blocking=True)
-            draw = bank.sample(gens["neighbors"]).to(device) if use_sept else None
-            value, parts = training_step(learner, audio, labels, draw, sept_cfg, optimizer, scaler, amp_dtype)
-            if not math.isfinite(value):
-                raise FloatingPointError(f"loss became {value} at epoch {epoch + 1}, step {step + 1}; "
-                                         f"lower train.lr or use train.amp=bf16/off")
-            for k, v in {"loss": value, **parts}.items():
-                sums[k] = sums.get(k, 0.0) + v
-            bar.set_postfix(epoch=f"{epoch + 1}/{train_cfg.epochs}", loss=f"{value:.4f}")
-            bar.update(1)
+    try:
+        for epoch in range(start_epoch, train_cfg.epochs):
+            lr = lr_at(epoch, train_cfg.lr, train_cfg.epochs, train_cfg.schedule, train_cfg.warmup_epochs,
+                       train_cfg.warmup_lr)
+            for group in optimizer.param_groups:  # a learner's group may run at a multiple (DePT's head) ...
+                group["lr"] = group_lr(lr, group.get("lr_mult", 1.0), epoch, train_cfg.warmup_epochs)
+            learner.train()
+            backbone.set_towers_training(towers_train)
+            sums: dict[str, float] = {}
+            epoch_start = time.time()
+            order = torch.randperm(n, generator=gens["shuffle"])
+            for step in range(steps_per_epoch):
+                idx = order[step * train_cfg.batch_size : (step + 1) * train_cfg.batch_size]
+                audio = data.batch(idx, gens["crop"]).to(device, non_blocking=True)
+                labels = data.labels[idx].to(device, non_blocking=True)
+                draw = bank.sample(gens["neighbors"]).to(device) if use_sept else None
+                value, parts = training_step(learner, audio, labels, draw, sept_cfg, optimizer, scaler, amp_dtype)
+                if not math.isfinite(value):
+                    raise FloatingPointError(f"loss became {value} at epoch {epoch + 1}, step {step + 1}; "
+                                             f"lower train.lr or use train.amp=bf16/off")
+                for k, v in {"loss": value, **parts}.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                bar.set_postfix(epoch=f"{epoch + 1}/{train_cfg.epochs}", loss=f"{value:.4f}")
+                bar.update(1)
 
-        run_log.epoch({"epoch": epoch, "lr": lr, "steps": steps_per_epoch,
-                       "seconds": round(time.time() - epoch_start, 4),
-                       **{k: v / steps_per_epoch for k, v in sums.items()}})
-        state = {
-            "epoch": epoch + 1,
-            "lr": lr,
-            "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict(),
-            "rng": {name: g.get_state() for name, g in gens.items()},
-            "identity": identity,
-        }
-        save_checkpoint(run_dir / CHECKPOINTS, epoch + 1, learner.prompt_state(), state, learner.name,
-                        backbone_fingerprint)
+            run_log.epoch({"epoch": epoch, "lr": lr, "steps": steps_per_epoch,
+                           "seconds": round(time.time() - epoch_start, 4),
+                           **{k: v / steps_per_epoch for k, v in sums.items()}})
+            state = {
+                "epoch": epoch + 1,
+                "lr": lr,
+                "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict(),
+                "rng": {name: g.get_state() for name, g in gens.items()},
+                "identity": identity,
+            }
+            if towers_train:
+                state["towers"] = {"buffers": backbone.tower_buffers(), "rng": global_rng_state()}
+            save_checkpoint(run_dir / CHECKPOINTS, epoch + 1, learner.prompt_state(), state, learner.name,
+                            backbone_fingerprint)
+    finally:  # evaluation, and whatever runs next in this process, sees eval-mode towers
+        backbone.set_towers_training(False)
     bar.close()
     save_prompt(run_dir / "prompt.safetensors", learner.prompt_state(), learner.name, backbone_fingerprint)
+    if towers_train:  # the test features depend on them: kept beside the prompt, as PALM saves bn0's
+        save_tower_buffers(run_dir / TOWER_BUFFERS, backbone.tower_buffers(), backbone_fingerprint)
     learner.eval()
     last = run_log.rows[-1] if run_log.rows else {}
     return {"epochs": train_cfg.epochs, "resumed_from_epoch": start_epoch, "steps_per_epoch": steps_per_epoch,
             "final_loss": last.get("loss"), "train_seconds": round(time.time() - started, 3),
             "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else "off", "sept_active": use_sept,
-            "logit_scale": learner.logit_scale()}
+            "logit_scale": learner.logit_scale(), "tower_mode": "train" if towers_train else "eval"}
 
 
 def _check_identity(saved: dict, current: dict, run_dir: Path) -> None:

@@ -29,6 +29,8 @@ DASSL = File("KaiyangZhou/Dassl.pytorch", "27eb2f4a09cafaafdd3b14030a3a96eb3a0c0
 
 PALM_MAIN, PALM_SH, PALM_COOP = File(*PALM, "main.py"), File(*PALM, "scripts/tut.sh"), File(*PALM, "palm/coop.py")
 PALM_ARGS = File(*PALM, "utils/utils.py")
+PALM_TRAINER, PALM_WRAPPER = File(*PALM, "utils/trainer.py"), File(*PALM, "pengi/wrapper.py")
+PALM_ZEROSHOT = File(*PALM, "palm/zeroshot.py")
 COOP_IMAGENET = File(*COOP, "configs/trainers/CoOp/vit_b16_ep50.yaml")
 COOP_TRAIN = File(*COOP, "train.py")
 COCOOP_CFG = File(*COOP, "configs/trainers/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml")
@@ -73,6 +75,27 @@ FACTS: dict[tuple[str, str], list[Fact]] = {
         Fact("method.n_ctx", 16, PALM_ARGS, "--n_ctx default=16"),
         Fact("method.ctx_init", "", PALM_COOP, "torch.nn.init.normal_(ctx_vectors, std=0.02)"),
         Fact("train.logit_scale", 100.0, PALM_COOP, "logit_scale = 100.0"),
+    ],
+    ("palm-original", "palm"): [
+        Fact("train.lr", 0.05, PALM_SH, "--lr 0.05"), Fact("train.epochs", 50, PALM_SH, "--n_epochs 50"),
+        Fact("train.batch_size", 16, PALM_SH, "--batch_size 16"),
+        Fact("train.momentum", 0.9, PALM_MAIN, "torch.optim.SGD(..., lr=args.lr, momentum=0.9)"),
+        Fact("train.weight_decay", 0.0, PALM_MAIN, "no weight_decay argument"),
+        Fact("train.schedule", "constant", PALM_MAIN, "no scheduler"),
+        Fact("train.amp", "off", PALM_MAIN, "no autocast, no .half(): float32"),
+        Fact("train.logit_scale", 100.0, PALM_COOP, "logit_scale = 100.0"),
+        Fact("train.tower_mode", "train", PALM_TRAINER, "def run_epoch(...): model.train()"),
+        Fact("train.random_crop", True, PALM_WRAPPER, "start_index = random.randrange(...) in load_audio_into_tensor"),
+        Fact("train.eval_crop", "random", PALM_WRAPPER, "the same loader (random.randrange) for the test split"),
+        Fact("data.channels", "concat", PALM_WRAPPER, "audio_time_series = audio_time_series.reshape(-1)"),
+        Fact("method.n_ctx", 16, PALM_ARGS, "--n_ctx default=16"),
+        Fact("method.ctx_init", "", PALM_COOP, "torch.nn.init.normal_(ctx_vectors, std=0.02)"),
+    ],
+    ("palm-original", "zeroshot"): [
+        Fact("text.templates", ["The is a recording of  {}."], PALM_ZEROSHOT,
+             'f"{prompt_prefix} {class_name}." with --prompt_prefix default "The is a recording of "'),
+        Fact("train.eval_crop", "random", PALM_WRAPPER, "random.randrange at test"),
+        Fact("data.channels", "concat", PALM_WRAPPER, "reshape(-1)"),
     ],
     ("coop", "coop"): [
         *dassl_optim(COOP_IMAGENET, 0.002, 50, 32),

@@ -31,3 +31,23 @@ def test_recipes_lists_every_recipe_with_its_source_and_variants():
     rows = {row["name"]: row for row in json.loads(r.stdout)}
     assert sorted(rows) == recipe_names() and all(row["source"] for row in rows.values())
     assert rows["dept-original"]["variants"] == ["cocoop-dept", "kgcoop-dept"] and rows["palm"]["variants"] == []
+
+
+# Keys added for the originals' training conditions (issue 19), each with the values its help must name.
+NEW_KEYS = {"train.tower_mode": ("eval", "train"), "train.eval_crop": ("fixed", "random"),
+            "data.channels": ("mean", "concat")}
+
+
+def test_config_keys_lists_every_key_with_a_help_text_naming_its_choices():
+    r = subprocess.run([sys.executable, "-m", "pipeline.cli", "config", "keys"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    blocks = {}
+    for line in r.stdout.splitlines():
+        if line and not line.startswith(" "):
+            key = line.split(" = ", 1)[0]
+            blocks[key] = ""
+        else:
+            blocks[key] += line.strip() + " "
+    assert all(text.strip() for text in blocks.values()), [k for k, t in blocks.items() if not t.strip()]
+    for key, choices in NEW_KEYS.items():
+        assert key in blocks and all(c in blocks[key] for c in choices), key

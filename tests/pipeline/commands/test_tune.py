@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from pipeline.cli import main
 from pipeline.config_loader import recipe_names
@@ -113,6 +114,27 @@ def test_recipe_flag_is_applied_and_recorded(world, capsys, tiny_backbone):
                                  "--out", world["root"] / "runs" / "bad-recipe", "--recipe", "sgd-fast",
                                  *world["common"])[::2])
     assert f"recipe 'sgd-fast': unknown (known: {', '.join(recipe_names())};" in line
+
+
+def test_palm_original_trains_with_train_mode_towers_and_scores_after_training(world, capsys, tiny_backbone):
+    """The recipe's conditions reach the run: towers in train mode (their BatchNorm statistics saved beside the
+    prompt), random test windows, channels end to end; the test features are computed after training."""
+    from safetensors.torch import load_file
+
+    out = world["root"] / "runs" / "palm-original"
+    code, stdout, err = cli(capsys, "--dataset", world["spec"], "--method", "palm", "--protocol", "fewshot",
+                            "--shots", 1, "--out", out, "--recipe", "palm-original", *world["common"], "--json",
+                            "--set", "train.epochs=1")
+    assert code == 0, err
+    m = json.loads(stdout)
+    saved = json.loads((out / "config.json").read_text())
+    assert m["train"]["tower_mode"] == "train" and m["train"]["amp"] == "off" and m["recipe"]["name"] == "palm-original"
+    assert "train" not in m["fingerprints"]["features"]  # encoded at every step, never cached
+    buffers = load_file(str(out / "tower_buffers.safetensors"))
+    frozen = tiny_backbone.tower_buffers()
+    assert set(buffers) == set(frozen) and not torch.equal(buffers[next(k for k in frozen if "running_mean" in k)],
+                                                           frozen[next(k for k in frozen if "running_mean" in k)])
+    assert saved["data"]["channels"] == "concat" and saved["train"]["eval_crop"] == "random"
 
 
 def test_cross_protocol_evaluates_each_target_with_its_own_classes(world, capsys):
