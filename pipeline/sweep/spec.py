@@ -20,8 +20,9 @@
     shots   = [16]               default [16]
     fold    = ["all"]            PALM's folds: "all" = every official fold of each dataset (one cell each;
                                  a dataset without folds gets its one split), or fold names; default [""]
-    recipe  = ["palm", "coop"]   named training recipes (configs/recipes/); default: none given (the
-                                 config file's [recipe] name, else palm)
+    recipe  = ["palm", "coop-b2n"]
+                                 named training recipes (configs/recipes/; `config recipes` lists them);
+                                 default: none given (the config file's [recipe] name, else palm)
     "sept.lam" = [0.5, 1.0]      any config key, quoted, as an axis (passed to tune as --set)
 
     [set]                        fixed config keys of every run (--set), e.g. "train.epochs" = 5

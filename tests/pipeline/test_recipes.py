@@ -32,6 +32,9 @@ PALM_ARGS = File(*PALM, "utils/utils.py")
 PALM_TRAINER, PALM_WRAPPER = File(*PALM, "utils/trainer.py"), File(*PALM, "pengi/wrapper.py")
 PALM_ZEROSHOT = File(*PALM, "palm/zeroshot.py")
 COOP_IMAGENET = File(*COOP, "configs/trainers/CoOp/vit_b16_ep50.yaml")
+COOP_FEWSHOT, COOP_MD = File(*COOP, "configs/trainers/CoOp/vit_b16.yaml"), File(*COOP, "COOP.md")
+COOP_B2N = File(*COOP, "configs/trainers/CoOp/vit_b16_ctxv1.yaml")
+COCOOP_SCRIPT = File(*COOP, "scripts/cocoop/base2new_train.sh")
 COOP_TRAIN = File(*COOP, "train.py")
 COCOOP_CFG = File(*COOP, "configs/trainers/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml")
 KG_SCRIPT = File(*KGCOOP, "KgCoOp/scripts/base2new_train.sh")
@@ -97,15 +100,30 @@ FACTS: dict[tuple[str, str], list[Fact]] = {
         Fact("train.eval_crop", "random", PALM_WRAPPER, "random.randrange at test"),
         Fact("data.channels", "concat", PALM_WRAPPER, "reshape(-1)"),
     ],
-    ("coop", "coop"): [
+    ("coop-imagenet", "coop"): [
         *dassl_optim(COOP_IMAGENET, 0.002, 50, 32),
         Fact("method.n_ctx", 16, COOP_TRAIN, "cfg.TRAINER.COOP.N_CTX = 16"),
         Fact("method.ctx_init", "", COOP_TRAIN, 'cfg.TRAINER.COOP.CTX_INIT = ""'),
+        Fact("train.amp", "fp16", COOP_TRAIN, 'cfg.TRAINER.COOP.PREC = "fp16"'),
+    ],
+    ("coop-fewshot", "coop"): [
+        *dassl_optim(COOP_FEWSHOT, 0.002, 200, 32),
+        Fact("method.n_ctx", 16, COOP_MD, "16 shots: bash scripts/coop/main.sh caltech101 rn50 end 16 16 False"),
+        Fact("method.ctx_init", "", COOP_TRAIN, 'cfg.TRAINER.COOP.CTX_INIT = ""'),
+        Fact("data.shots", 16, COOP_MD, "main.sh ... 16 16 False (SHOTS=16)"),
+        Fact("train.amp", "fp16", COOP_TRAIN, 'cfg.TRAINER.COOP.PREC = "fp16"'),
+    ],
+    ("coop-b2n", "coop"): [
+        *dassl_optim(COOP_B2N, 0.002, 200, 32),
+        Fact("method.n_ctx", 4, COOP_B2N, 'COOP.CTX_INIT: "a photo of a" (4 words: n_ctx = 4)'),
+        Fact("method.ctx_init", "a sound of a", COOP_B2N, 'COOP.CTX_INIT: "a photo of a"'),
+        Fact("train.amp", "fp16", COOP_TRAIN, 'cfg.TRAINER.COOP.PREC = "fp16"'),
     ],
     ("cocoop-original", "cocoop"): [
         *dassl_optim(COCOOP_CFG, 0.002, 10, 1),
         Fact("method.n_ctx", 4, COCOOP_CFG, "COCOOP.N_CTX: 4"),
         Fact("method.ctx_init", "a sound of a", COCOOP_CFG, 'COCOOP.CTX_INIT: "a photo of a"'),
+        Fact("train.amp", "fp16", COCOOP_CFG, 'COCOOP.PREC: "fp16"'),
     ],
     ("kgcoop-original", "kgcoop"): [
         *dassl_optim(KG_CFG, 0.002, 100, 128),
@@ -113,6 +131,7 @@ FACTS: dict[tuple[str, str], list[Fact]] = {
         Fact("method.ctx_init", "a sound of a", KG_TRAINER, "CTX_INIT True: ctx_init = 'a photo of a'"),
         Fact("method.kg_weight", 8.0, KG_README, "bash base2new_train.sh stanford_cars 8.0 (WEIGHT=$2)"),
         Fact("method.kg_templates", ["a sound of a {}."], KG_TRAINER, "CUSTOM_TEMPLATES: one template per dataset"),
+        Fact("train.amp", "fp16", KG_TRAIN, 'cfg.TRAINER.COOP.PREC = "fp16"'),
     ],
     ("dept-original", "dept"): [
         *dassl_optim(DEPT_COOP, 0.0035, 10, 4),
@@ -149,6 +168,7 @@ def resolved(cfg: Config, key: str):
 
 def test_every_shipped_recipe_has_its_facts_here():
     assert recipe_names() == sorted({r for r, _ in FACTS})
+    assert "coop" not in recipe_names()  # CoOp's three schedules are named for what each reproduces
 
 
 @pytest.mark.parametrize("recipe, method", sorted(FACTS))
@@ -219,8 +239,8 @@ def test_the_dataclass_defaults_are_palm_and_the_only_defaults():
 def test_recipe_sits_under_the_config_file_and_set(tmp_path):
     f = tmp_path / "exp.toml"
     f.write_text('[train]\nlr = 0.01\nepochs = 7\n')
-    cfg = load_config(f, ["train.epochs=3"], recipe="coop")
-    assert cfg.recipe.name == "coop" and cfg.train.schedule == "cosine" and cfg.train.batch_size == 32
+    cfg = load_config(f, ["train.epochs=3"], recipe="coop-imagenet")
+    assert cfg.recipe.name == "coop-imagenet" and cfg.train.schedule == "cosine" and cfg.train.batch_size == 32
     assert cfg.train.lr == 0.01 and cfg.train.epochs == 3  # --config over the recipe, --set over both
 
     # Which recipe: --recipe, else --set recipe.name, else the config file's [recipe] name, else palm.
@@ -228,8 +248,8 @@ def test_recipe_sits_under_the_config_file_and_set(tmp_path):
     g.write_text('[recipe]\nname = "cocoop-original"\n[train]\nepochs = 2\n')
     assert load_config(g).recipe.name == "cocoop-original" and load_config(g).train.batch_size == 1
     assert load_config(g).train.epochs == 2
-    assert load_config(g, ['recipe.name="coop"']).train.batch_size == 32
-    assert load_config(g, ['recipe.name="coop"'], recipe="palm").recipe.name == "palm"
+    assert load_config(g, ['recipe.name="coop-fewshot"']).train.batch_size == 32
+    assert load_config(g, ['recipe.name="coop-fewshot"'], recipe="palm").recipe.name == "palm"
 
 
 def test_resolved_config_reloads_to_the_same_config(tmp_path):

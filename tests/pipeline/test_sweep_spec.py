@@ -110,15 +110,15 @@ def test_recipe_axis_names_cells_passes_the_flag_and_enters_the_identity(tmp_pat
     assert "--recipe" not in grid.tune_args(plain, cell) and "recipe" not in grid.identity(plain, cell)
     assert grid.resolved_config(plain, cell).recipe.name == "palm"
 
-    spec = parse_sweep(write(tmp_path, GRID + '\nrecipe = ["palm", "coop"]', name="r.toml"))
+    spec = parse_sweep(write(tmp_path, GRID + '\nrecipe = ["palm", "coop-b2n"]', name="r.toml"))
     cells = grid.expand(spec)
     assert len(cells) == 16 and len({c.name for c in cells}) == 16
-    coop = next(c for c in cells if c.recipe == "coop")
+    coop = next(c for c in cells if c.recipe == "coop-b2n")
     tag = "sept" if coop.sept else "nosept"
-    assert coop.name == f"demo-base2new-{coop.method}-{tag}-4shot-seed{coop.seed}-recipe=coop"
+    assert coop.name == f"demo-base2new-{coop.method}-{tag}-4shot-seed{coop.seed}-recipe=coop-b2n"
     args = grid.tune_args(spec, coop)
-    assert args[args.index("--recipe") + 1] == "coop"
-    assert grid.identity(spec, coop)["recipe"] == "coop"
+    assert args[args.index("--recipe") + 1] == "coop-b2n"
+    assert grid.identity(spec, coop)["recipe"] == "coop-b2n"
     assert grid.resolved_config(spec, coop).train.schedule == "cosine"
     twin = next(c for c in cells if c.recipe == "palm" and (c.method, c.sept, c.seed) == (coop.method, coop.sept,
                                                                                           coop.seed))
@@ -175,7 +175,7 @@ def test_a_runs_folder_made_with_other_settings_is_refused(tmp_path: Path):
      r"'data.seed': is set by the grid's seed axis; use \[grid\] seed"),
     ('dataset = ["demo"]\nmethod = ["coop"]\nrecipe = ["palm", "adamw"]', "", "",
      r"\[grid\] recipe: 'adamw' is not one of " + ", ".join(recipe_names())),
-    ('dataset = ["demo"]\nmethod = ["coop"]', "", '[set]\n"recipe.name" = "coop"',
+    ('dataset = ["demo"]\nmethod = ["coop"]', "", '[set]\n"recipe.name" = "coop-b2n"',
      r"'recipe.name': is set by the grid's recipe axis; use \[grid\] recipe"),
 ])
 def test_bad_sweep_files_are_one_line_errors_naming_file_and_key(tmp_path, grid_text, sweep_extra, rest, message):
