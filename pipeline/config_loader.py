@@ -277,6 +277,17 @@ def load_config(
         raise UserError(f"config: {e}") from None
 
 
+def with_dataset_template(cfg: Config, spec) -> Config:
+    """`text.dataset_template = true`: the dataset config's one `template` becomes the run's `text.templates`
+    (a UserError naming the dataset config when it has none); otherwise `cfg` unchanged."""
+    if not cfg.text.dataset_template:
+        return cfg
+    if not spec.template:
+        raise UserError(f"config key text.dataset_template: dataset config {spec.path} has no template = \"...{{}}...\" "
+                        f"key; add one, or set text.dataset_template=false")
+    return cfg.replace("text", templates=[spec.template])
+
+
 def describe(cfg_cls=Config) -> list[tuple[str, str, Any, str]]:
     """(section, key, default, help) for every key: used by `sept-pipeline config keys`."""
     rows = []

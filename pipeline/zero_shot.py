@@ -18,7 +18,8 @@ def evaluate_zeroshot(cfg: Config, dataset: str, data_root: Path, out: Path, spl
 
     from stages.audio_features import clip_features
     from stages.backbones.factory import load_backbone
-    from stages.data.datasets import load_dataset
+    from pipeline.config_loader import with_dataset_template
+    from stages.data.datasets import dataset_spec, load_dataset
     from stages.evaluation.metrics import classification_metrics
     from stages.zeroshot import zeroshot_class_embeddings, zeroshot_predict
 
@@ -27,6 +28,7 @@ def evaluate_zeroshot(cfg: Config, dataset: str, data_root: Path, out: Path, spl
     run = RunDir(out)
     started = time.time()
     ds = load_dataset(dataset, data_root, fold=cfg.data.fold)
+    cfg = with_dataset_template(cfg, dataset_spec(dataset))
     clips = ds.test if split == "test" else ds.train
     if not clips:
         raise UserError(f"dataset {dataset} at {ds.root}: the {split} split has no clips (expected at least one)")

@@ -16,7 +16,7 @@ from typing import Sequence
 from cache.errors import UserError
 from cache.fingerprint import cache_root, sha256_json
 from cache.lock import file_lock
-from pipeline.config_loader import Config
+from pipeline.config_loader import Config, with_dataset_template
 from pipeline.protocols.plans import Plan, check_protocol, make_plan
 from pipeline.runs import METRICS, RunDir
 from stages.tuning.methods import check_run
@@ -102,6 +102,7 @@ def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
     if ds.fold != cfg.data.fold:  # '' on a folded dataset means its first fold: record the fold actually run
         cfg = cfg.replace("data", fold=ds.fold)
     spec = dataset_spec(req.dataset)
+    cfg = with_dataset_template(cfg, spec)  # text.dataset_template: the dataset's one template
     plan = make_plan(req.protocol, ds, req.data_root, cfg.data.base_fraction, req.targets, source_spec=spec,
                      eval_split=cfg.data.eval_split, val_fraction=cfg.data.val_fraction)
     picked = fewshot_indices(plan.train_clips, shots, seed, fewshot_cache_file(cache, ds.name, shots, seed))

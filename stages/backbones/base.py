@@ -58,6 +58,7 @@ class AudioTextBackbone(nn.Module, abc.ABC):
         self.train(False)
 
     towers_training: bool = False  # True only between set_towers_training(True) and (False)
+    batchnorm_training: bool = True  # with train-mode towers: BatchNorm too (False: it stays in eval mode)
 
     def train(self, mode: bool = True) -> "AudioTextBackbone":
         # Record the requested mode (a parent may read it) but keep every tower in eval mode, unless train-mode
@@ -65,13 +66,19 @@ class AudioTextBackbone(nn.Module, abc.ABC):
         self.training = mode
         for child in self.children():
             child.train(self.towers_training)
+        if self.towers_training and not self.batchnorm_training:
+            for module in self.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
         return self
 
-    def set_towers_training(self, on: bool) -> None:
+    def set_towers_training(self, on: bool, batchnorm: bool = True) -> None:
         """Towers in train mode (dropout, drop-path, BatchNorm on batch statistics and updating its running
-        statistics) or back in eval mode; parameters stay frozen either way. Only `train.tower_mode = "train"`
-        asks for it (PALM trained so); evaluation always runs after set_towers_training(False)."""
+        statistics; with `batchnorm` False, BatchNorm stays in eval mode) or back in eval mode; parameters stay
+        frozen either way. Only `train.tower_mode` "train" / "train_bn_eval" asks for it (PALM and SubT trained
+        so); evaluation always runs after set_towers_training(False)."""
         self.towers_training = bool(on)
+        self.batchnorm_training = bool(batchnorm)
         self.train(self.training)
 
     def tower_buffers(self) -> dict[str, torch.Tensor]:

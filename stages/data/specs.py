@@ -61,6 +61,7 @@ class DatasetSpec:
     aliases: tuple[tuple[str, str], ...] = ()
     overlaps: tuple[str, ...] = ()  # datasets sharing recordings or classes with this one (see datasets_overlap)
     overlap_reason: str = ""
+    template: str = ""  # one hand-crafted template for this dataset (text.dataset_template); "" = none
     path: Path = field(default=Path(), compare=False)
 
     @property
@@ -89,7 +90,7 @@ class DatasetSpec:
 
 
 _KEYS = {"name", "display_name", "classes", "layout", "folds", "folder", "task", "source", "subset",
-         "test_fraction", "aliases", "overlaps", "overlap_reason", "prepare"}
+         "test_fraction", "aliases", "overlaps", "overlap_reason", "prepare", "template"}
 FOLD_NAME = re.compile(r"fold[1-9][0-9]*")
 
 
@@ -165,6 +166,9 @@ def parse_spec(path: Path) -> DatasetSpec:
     for key in ("display_name", "folder", "task", "source"):
         if key in raw and not isinstance(raw[key], str):
             raise _fail(path, f"key {key} must be a string")
+    template = raw.get("template", "")
+    if "template" in raw and (not isinstance(template, str) or template.count("{}") != 1):
+        raise _fail(path, f"key template {template!r} must be a string with exactly one '{{}}' (the class name)")
     return DatasetSpec(
         name=name,
         display_name=raw["display_name"],
@@ -179,6 +183,7 @@ def parse_spec(path: Path) -> DatasetSpec:
         aliases=tuple(sorted(aliases_raw.items())),
         overlaps=tuple(o.lower() for o in overlaps),
         overlap_reason=reason.strip(),
+        template=template,
         path=path,
     )
 

@@ -13,7 +13,8 @@ from stages.tuning.run_log import check_sinks, default_sinks
 AMP_CHOICES = ("auto", "bf16", "fp16", "off")
 COCOOP_BIAS_CHOICES = ("none", "batch_mean")
 EVAL_CROPS = ("fixed", "random")
-TOWER_MODES = ("eval", "train")
+TOWER_MODES = ("eval", "train", "train_bn_eval")
+SELECT_RULES = ("last", "lowest_train_loss")
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,11 @@ class TrainConfig:
                                   "whole model, so dropout, drop-path, SpecAugment and BatchNorm batch statistics are "
                                   "active and BN running statistics move, which changes the test features; audio is "
                                   "encoded every step, never cached; evaluation runs the towers in eval mode, as "
-                                  "PALM's run_evaluation does).")
+                                  "PALM's run_evaluation does) | train_bn_eval (the same with BatchNorm kept in eval "
+                                  "mode, as jhyukjang/SubT's run_epoch: model.train() then bn0.eval()).")
+    select: str = opt("last", "Which epoch's prompt is evaluated: last | lowest_train_loss (the epoch with the lowest "
+                              "mean training loss, as jhyukjang/SubT's run_training keeps; the run's summary records "
+                              "the chosen epoch as train.selected_epoch).")
     eval_batch_size: int = opt(64, "Clips per evaluation batch.")
     log_to: list = opt(default_sinks(), "Where each epoch's scalars go (losses, lr; accuracies after evaluation): "
                                         "jsonl (train_log.jsonl, always) | tensorboard (events under "
@@ -89,6 +94,7 @@ class TrainConfig:
         check_choice("train", "amp", self.amp, AMP_CHOICES)
         check_choice("train", "eval_crop", self.eval_crop, EVAL_CROPS)
         check_choice("train", "tower_mode", self.tower_mode, TOWER_MODES)
+        check_choice("train", "select", self.select, SELECT_RULES)
         check_sinks(self.log_to)
         s = self.logit_scale
         if (s != "checkpoint") if isinstance(s, str) else not s > 0:

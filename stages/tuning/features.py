@@ -6,7 +6,8 @@ Three settings break that, each an original's behaviour asked for by a recipe:
 - `train.random_crop`: a new window of each training clip at every step (PALM's loader);
 - `train.tower_mode = "train"`: train-mode towers (PALM's model.train()), so the same clip gives another
   embedding at every step (dropout, drop-path, SpecAugment, BatchNorm on the batch), and the BatchNorm
-  running statistics move, so the test features must be computed after training;
+  running statistics move, so the test features must be computed after training ("train_bn_eval", SubT's:
+  the same with BatchNorm in eval mode, which leaves the test features as cached);
 - `train.eval_crop = "random"`: a window of each test clip drawn from the run's seed (PALM crops at test).
 Those features are encoded when needed and never cached; the batch of a step goes through the tower at once.
 """
@@ -24,12 +25,13 @@ EVAL_CROP_STREAM = 4  # derived_generator stream of the evaluation crops
 
 def per_step_audio(train_cfg) -> bool:
     """Whether training clips are encoded at every step instead of read from the cache."""
-    return bool(train_cfg.random_crop) or train_cfg.tower_mode == "train"
+    return bool(train_cfg.random_crop) or train_cfg.tower_mode != "eval"
 
 
 def eval_features_cached(train_cfg) -> bool:
-    """Whether test features are the cached frozen ones, computable before training."""
-    return train_cfg.eval_crop == "fixed" and train_cfg.tower_mode == "eval"
+    """Whether test features are the cached frozen ones, computable before training (train-mode towers whose
+    BatchNorm stays in eval mode, "train_bn_eval", leave the eval-mode towers as they were)."""
+    return train_cfg.eval_crop == "fixed" and train_cfg.tower_mode in ("eval", "train_bn_eval")
 
 
 def training_data(backbone, clips: Sequence, labels: torch.Tensor, cache, train_cfg, data_cfg,

@@ -20,6 +20,12 @@ training: the towers run in train mode during every epoch (dropout, drop-path, S
 batch statistics, its running statistics moving), back in eval mode after training. Their random draws come
 from torch's global generators, seeded from the run's seed at the start; each checkpoint saves those
 generators and the towers' BatchNorm statistics, so a resumed train-mode run is bit-identical too.
+"train_bn_eval" is the same with BatchNorm kept in eval mode (jhyukjang/SubT's run_epoch).
+
+Selection (`train.select`): "last" evaluates the prompt as the last epoch left it; "lowest_train_loss" keeps
+the prompt (and, with train-mode towers, their BatchNorm statistics) of the epoch whose mean training loss
+(the row's `loss`: the whole objective, SEPT's term included) was lowest, the first of equals, as SubT's
+run_training evaluates at each new lowest; the state travels in every checkpoint, so resuming keeps it.
 """
 from __future__ import annotations
 
@@ -180,7 +186,10 @@ def train(
     steps_per_epoch = math.ceil(n / train_cfg.batch_size)
     run_log = run_log or RunLog(run_dir)
     start_epoch, kept_rows = 0, []
-    towers_train = getattr(train_cfg, "tower_mode", "eval") == "train"
+    tower_mode = getattr(train_cfg, "tower_mode", "eval")
+    towers_train, batchnorm_train = tower_mode != "eval", tower_mode == "train"
+    lowest = getattr(train_cfg, "select", "last") == "lowest_train_loss"
+    best: dict | None = None  # select lowest_train_loss: {"epoch", "loss", "prompt", "buffers"} of the best epoch
     backbone = learner.backbone
     if towers_train:
         torch.manual_seed(derived_seed(seed, 3))  # dropout, drop-path, SpecAugment: seeded by the run
@@ -197,6 +206,7 @@ def train(
         if towers_train:  # the towers' BatchNorm statistics and the global generators at the checkpoint
             backbone.load_tower_buffers(ckpt.state["towers"]["buffers"])
             set_global_rng_state(ckpt.state["towers"]["rng"])
+        best = ckpt.state.get("best")
         start_epoch = ckpt.epoch
         kept_rows = [r for r in read_rows(run_dir) if r["epoch"] < start_epoch]
     run_log.start(kept_rows)  # every sink now holds exactly the checkpointed epochs
@@ -211,7 +221,7 @@ def train(
             for group in optimizer.param_groups:  # a learner's group may run at a multiple (DePT's head) ...
                 group["lr"] = group_lr(lr, group.get("lr_mult", 1.0), epoch, train_cfg.warmup_epochs)
             learner.train()
-            backbone.set_towers_training(towers_train)
+            backbone.set_towers_training(towers_train, batchnorm=batchnorm_train)
             sums: dict[str, float] = {}
             epoch_start = time.time()
             order = torch.randperm(n, generator=gens["shuffle"])
@@ -232,6 +242,11 @@ def train(
             run_log.epoch({"epoch": epoch, "lr": lr, "steps": steps_per_epoch,
                            "seconds": round(time.time() - epoch_start, 4),
                            **{k: v / steps_per_epoch for k, v in sums.items()}})
+            mean_loss = sums["loss"] / steps_per_epoch
+            if lowest and (best is None or mean_loss < best["loss"]):  # strictly lower: the first of equals
+                best = {"epoch": epoch, "loss": mean_loss, "prompt": {k: v.detach().cpu().clone()
+                                                                      for k, v in learner.prompt_state().items()},
+                        "buffers": backbone.tower_buffers() if towers_train else {}}
             state = {
                 "epoch": epoch + 1,
                 "lr": lr,
@@ -242,11 +257,19 @@ def train(
             }
             if towers_train:
                 state["towers"] = {"buffers": backbone.tower_buffers(), "rng": global_rng_state()}
+            if best is not None:
+                state["best"] = best
             save_checkpoint(run_dir / CHECKPOINTS, epoch + 1, learner.prompt_state(), state, learner.name,
                             backbone_fingerprint)
     finally:  # evaluation, and whatever runs next in this process, sees eval-mode towers
         backbone.set_towers_training(False)
     bar.close()
+    selected = {}
+    if lowest and best is not None:  # evaluate (and keep) the state of the epoch with the lowest training loss
+        learner.load_prompt_state(best["prompt"])
+        if towers_train:
+            backbone.load_tower_buffers(best["buffers"])
+        selected = {"selected_epoch": int(best["epoch"]), "selected_loss": float(best["loss"])}
     save_prompt(run_dir / "prompt.safetensors", learner.prompt_state(), learner.name, backbone_fingerprint)
     if towers_train:  # the test features depend on them: kept beside the prompt, as PALM saves bn0's
         save_tower_buffers(run_dir / TOWER_BUFFERS, backbone.tower_buffers(), backbone_fingerprint)
@@ -255,7 +278,9 @@ def train(
     return {"epochs": train_cfg.epochs, "resumed_from_epoch": start_epoch, "steps_per_epoch": steps_per_epoch,
             "final_loss": last.get("loss"), "train_seconds": round(time.time() - started, 3),
             "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else "off", "sept_active": use_sept,
-            "logit_scale": learner.logit_scale(), "tower_mode": "train" if towers_train else "eval"}
+            "logit_scale": learner.logit_scale(), "tower_mode": tower_mode,
+            "select": "lowest_train_loss" if lowest else "last",
+            **(selected or {"selected_epoch": train_cfg.epochs - 1})}
 
 
 def _check_identity(saved: dict, current: dict, run_dir: Path) -> None:

@@ -75,3 +75,17 @@ def test_the_moved_boundary_key_says_where_it_went():
                               "training classes only)")
     assert load_config(None, ["sept.boundary_filter=false"]).sept.boundary_filter is False
     assert load_config().sept.boundary_filter is True
+
+
+def test_dataset_template_replaces_the_templates_with_the_datasets_one():
+    from cache.errors import UserError
+    from pipeline.config_loader import load_config, with_dataset_template
+    from stages.data.specs import dataset_spec
+
+    plain = load_config()
+    assert with_dataset_template(plain, dataset_spec("esc50")) is plain  # off: nothing changes
+    on = load_config(overrides=["text.dataset_template=true"])
+    assert with_dataset_template(on, dataset_spec("gt-music-genre")).text.templates == ["This is {} music."]
+    with pytest.raises(UserError) as err:
+        with_dataset_template(on, dataset_spec("demo"))
+    assert "demo.toml has no template" in str(err.value) and "text.dataset_template=false" in str(err.value)

@@ -25,6 +25,7 @@ PALM = "asif-hanif/palm", "6b069d2613156aa9aa731d724d8dfc163fe710a9"
 COOP = "KaiyangZhou/CoOp", "ff61507c790454bce7c5052c3ac39e60772f1f89"
 KGCOOP = "htyao89/KgCoOp", "c43ccc32c8739f64b165cfa205fcc6c0f5bb5b17"
 DEPT = "Koorye/DePT", "d4ff41684bac42da30ebb6898496772dec3157f2"
+SUBT = "jhyukjang/SubT", "08d3d21c004d41678b1760dc1b3bfc67bce517a0"
 DASSL = File("KaiyangZhou/Dassl.pytorch", "27eb2f4a09cafaafdd3b14030a3a96eb3a0c086b", "dassl/config/defaults.py")
 
 PALM_MAIN, PALM_SH, PALM_COOP = File(*PALM, "main.py"), File(*PALM, "scripts/tut.sh"), File(*PALM, "palm/coop.py")
@@ -45,6 +46,10 @@ DEPT_COOP = File(*DEPT, "configs/trainers/ExtrasLinearProbeCoOp/vit_b16_ep10_bs4
 DEPT_KG = File(*DEPT, "configs/trainers/ExtrasLinearProbeKgCoOp/vit_b16_ep10_ctxv1_bs4_lr35.yaml")
 DEPT_COCOOP = File(*DEPT, "configs/trainers/ExtrasLinearProbeCoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml")
 DEPT_TRAIN = File(*DEPT, "train.py")
+SUBT_RUN_ALL, SUBT_ESC = File(*SUBT, "scripts/run_all_datasets_subt.sh"), File(*SUBT, "scripts/esc50.sh")
+SUBT_MAIN, SUBT_TRAINER = File(*SUBT, "main.py"), File(*SUBT, "utils/trainer.py")
+SUBT_DATASET, SUBT_TEMPLATE = File(*SUBT, "utils/dataset.py"), File(*SUBT, "trainers/template.py")
+SUBT_METHOD, SUBT_WRAPPER = File(*SUBT, "trainers/subt.py"), File(*SUBT, "pengi/wrapper.py")
 
 
 class Fact(NamedTuple):
@@ -99,6 +104,22 @@ FACTS: dict[tuple[str, str], list[Fact]] = {
              'f"{prompt_prefix} {class_name}." with --prompt_prefix default "The is a recording of "'),
         Fact("train.eval_crop", "random", PALM_WRAPPER, "random.randrange at test"),
         Fact("data.channels", "concat", PALM_WRAPPER, "reshape(-1)"),
+    ],
+    ("sept-lab", "coop"): [
+        Fact("train.lr", 0.0125, SUBT_RUN_ALL, "lr=0.0125"), Fact("data.shots", 16, SUBT_RUN_ALL, "num_shots=16"),
+        Fact("train.epochs", 50, SUBT_ESC, "--n_epochs 50"), Fact("train.batch_size", 16, SUBT_ESC, "--batch_size 16"),
+        Fact("train.momentum", 0.9, SUBT_MAIN, "torch.optim.SGD(..., lr=args.lr, momentum=0.9)"),
+        Fact("train.weight_decay", 0.0, SUBT_MAIN, "no weight_decay argument"),
+        Fact("train.schedule", "constant", SUBT_MAIN, "no scheduler"),
+        Fact("train.amp", "off", SUBT_MAIN, "no autocast: float32"),
+        Fact("data.base_fraction", 0.5, SUBT_DATASET, "self.classnames[:(len(self.classnames)+1)//2] (sorted)"),
+        Fact("train.select", "lowest_train_loss", SUBT_TRAINER, "if train_loss < best_train_loss: evaluate, save"),
+        Fact("train.tower_mode", "train_bn_eval", SUBT_TRAINER, "model.train(); model.audio_encoder...bn0.eval()"),
+        Fact("text.dataset_template", True, SUBT_TEMPLATE, "DATASET_TEMPLATE = {...} one per dataset"),
+        Fact("train.logit_scale", 100.0, SUBT_METHOD, "logit_scale = 100.0"),
+        Fact("data.channels", "concat", SUBT_WRAPPER, "audio_time_series.reshape(-1)"),
+        Fact("train.random_crop", True, SUBT_WRAPPER, "random.randrange(...)"),
+        Fact("train.eval_crop", "random", SUBT_WRAPPER, "random.randrange(...) for the test split too"),
     ],
     ("coop-imagenet", "coop"): [
         *dassl_optim(COOP_IMAGENET, 0.002, 50, 32),

@@ -137,6 +137,28 @@ def test_palm_original_trains_with_train_mode_towers_and_scores_after_training(w
     assert saved["data"]["channels"] == "concat" and saved["train"]["eval_crop"] == "random"
 
 
+def test_sept_lab_runs_base2new_with_the_datasets_template_and_the_lowest_loss_epoch(world, capsys, tmp_path):
+    """Recipe sept-lab end to end: the dataset's own template, SubT's selection rule recorded, SEPT on."""
+    spec = tmp_path / "synth.toml"
+    spec.write_text(world["spec"].read_text() + 'template = "a sound of a {}."\n')  # the store holds it
+    out = world["root"] / "runs" / "sept-lab"
+    code, stdout, err = cli(capsys, "--dataset", spec, "--method", "coop", "--sept", "--protocol", "base2new",
+                            "--shots", 2, "--seed", 0, "--out", out, "--recipe", "sept-lab", *world["common"],
+                            "--json", "--set", "train.epochs=3", "--set", "sept.boundary_filter=false")
+    assert code == 0, err
+    m = json.loads(stdout)
+    rows = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
+    lowest = min(range(len(rows)), key=lambda i: (rows[i]["loss"], i))
+    assert m["train"]["select"] == "lowest_train_loss" and m["train"]["selected_epoch"] == lowest
+    assert m["train"]["tower_mode"] == "train_bn_eval" and m["sept"]["active"]
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["text"]["templates"] == ["a sound of a {}."] and saved["text"]["dataset_template"]
+    line = _one_line_exit_2(*cli(capsys, "--dataset", world["spec"], "--method", "coop", "--protocol", "base2new",
+                                 "--out", world["root"] / "runs" / "no-template", "--recipe", "sept-lab",
+                                 *world["common"])[::2])
+    assert "text.dataset_template" in line and "has no template" in line
+
+
 def test_cross_protocol_evaluates_each_target_with_its_own_classes(world, capsys):
     out = world["root"] / "runs" / "cross"
     code, stdout, err = cli(capsys, "--dataset", world["spec"], "--method", "coop", "--sept", "--protocol", "cross",

@@ -204,3 +204,23 @@ def test_concat_lays_the_channels_of_a_stereo_file_end_to_end(tmp_path, tiny_bac
     assert not torch.equal(mean_f, cat_f)
     torch.testing.assert_close(cat_f, tiny_backbone.encode_audio([concat]), atol=0, rtol=0)  # 2 s = the window
     assert torch.equal(clip_features(tiny_backbone, clip, tmp_path / "cache", progress=False), mean_f)
+
+
+def test_train_bn_eval_keeps_batchnorm_still_while_dropout_acts(tiny_clap_dir):
+    """jhyukjang/SubT's run_epoch: model.train(), then bn0.eval(): the towers' dropout acts, BatchNorm does not move."""
+    backbone = own_backbone(tiny_clap_dir)
+    model = learner(backbone)
+    x = torch.randn(4, backbone.embed_dim, generator=torch.Generator().manual_seed(0))
+    before = backbone.tower_buffers()
+    eval_audio = backbone.encode_audio(waves(4))
+    backbone.set_towers_training(True, batchnorm=False)
+    try:
+        bns = [m for m in backbone.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        assert bns and not any(m.training for m in bns) and backbone.clap.text_model.training
+        assert not torch.equal(*[model.forward_train(x).text.detach() for _ in range(2)])
+        backbone.encode_audio(waves(4))
+    finally:
+        backbone.set_towers_training(False)
+    after = backbone.tower_buffers()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert torch.equal(backbone.encode_audio(waves(4)), eval_audio)  # so the cached test features still hold
