@@ -104,7 +104,8 @@ def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
     spec = dataset_spec(req.dataset)
     cfg = with_dataset_template(cfg, spec)  # text.dataset_template: the dataset's one template
     plan = make_plan(req.protocol, ds, req.data_root, cfg.data.base_fraction, req.targets, source_spec=spec,
-                     eval_split=cfg.data.eval_split, val_fraction=cfg.data.val_fraction)
+                     eval_split=cfg.data.eval_split, val_fraction=cfg.data.val_fraction,
+                     split_rule=cfg.data.split_rule)
     picked = fewshot_indices(plan.train_clips, shots, seed, fewshot_cache_file(cache, ds.name, shots, seed))
     train_clips = [plan.train_clips[i] for i in picked]
 

@@ -30,6 +30,13 @@ class MethodConfig:
     dept_weight: float = opt(0.7, "DePT: weight w of the base head in (1 - w) CE(similarity) + w CE(head) and in "
                                   "the fused base-class logits.")
     dept_lr_mult: float = opt(6.5, "DePT: learning rate of the head and feature transforms, times the prompt's.")
+    zebra_weight: float = opt(0.5, "ZEBRA: weight w of the zero-shot logits in (1 - w) prompt logits + w zero-shot "
+                                   "logits (asif-hanif/zebra: 0.5).")
+    zebra_entropy: float = opt(0.05, "ZEBRA: weight of the self-entropy subtracted from the cross-entropy "
+                                     "(CE - weight * H: entropy maximised; asif-hanif/zebra: 0.05).")
+    zebra_templates: list = opt(["The is a recording of  {}."],
+                                "ZEBRA: templates of its zero-shot logits (its one prompt, PALM's text, verbatim); "
+                                "empty = every [text] template, averaged.")
     palm_unseen: str = opt("refuse", "PALM on classes it never trained on (base2new's new half, cross targets): "
                                      "refuse | zeroshot (score them with lambda = 0, labelled so).")
 
@@ -43,9 +50,12 @@ class MethodConfig:
         check_range("method", "dept_weight", self.dept_weight, 0.0, 1.0)
         check_range("method", "dept_lr_mult", self.dept_lr_mult, 0.0)
         check_choice("method", "palm_unseen", self.palm_unseen, ("refuse", "zeroshot"))
-        for t in self.kg_templates:
-            if not isinstance(t, str) or t.count("{}") != 1:
-                raise UserError(f"config key method.kg_templates: {t!r} must contain exactly one '{{}}' placeholder")
+        check_range("method", "zebra_weight", self.zebra_weight, 0.0, 1.0)
+        check_range("method", "zebra_entropy", self.zebra_entropy, 0.0)
+        for key in ("kg_templates", "zebra_templates"):
+            for t in getattr(self, key):
+                if not isinstance(t, str) or t.count("{}") != 1:
+                    raise UserError(f"config key method.{key}: {t!r} must contain exactly one '{{}}' placeholder")
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,9 @@ def test_recipes_lists_every_recipe_with_its_source_and_variants():
 # Keys added for the originals' training conditions (issue 19), each with the values its help must name.
 NEW_KEYS = {"train.tower_mode": ("eval", "train", "train_bn_eval"), "train.eval_crop": ("fixed", "random"),
             "data.channels": ("mean", "concat"), "train.select": ("last", "lowest_train_loss"),
-            "text.dataset_template": ("template",)}
+            "text.dataset_template": ("template",), "data.split_rule": ("sorted", "shuffle:<seed>"),
+            "method.zebra_weight": ("zero-shot",), "method.zebra_entropy": ("entropy",),
+            "method.zebra_templates": ("zero-shot",)}
 
 
 def test_config_keys_lists_every_key_with_a_help_text_naming_its_choices():
