@@ -26,6 +26,7 @@ COOP = "KaiyangZhou/CoOp", "ff61507c790454bce7c5052c3ac39e60772f1f89"
 KGCOOP = "htyao89/KgCoOp", "c43ccc32c8739f64b165cfa205fcc6c0f5bb5b17"
 DEPT = "Koorye/DePT", "d4ff41684bac42da30ebb6898496772dec3157f2"
 SUBT = "jhyukjang/SubT", "08d3d21c004d41678b1760dc1b3bfc67bce517a0"
+ZEBRA = "asif-hanif/zebra", "d428bc6a06e4b097fb4e4ddc7aa509e94c74746e"
 DASSL = File("KaiyangZhou/Dassl.pytorch", "27eb2f4a09cafaafdd3b14030a3a96eb3a0c086b", "dassl/config/defaults.py")
 
 PALM_MAIN, PALM_SH, PALM_COOP = File(*PALM, "main.py"), File(*PALM, "scripts/tut.sh"), File(*PALM, "palm/coop.py")
@@ -50,6 +51,10 @@ SUBT_RUN_ALL, SUBT_ESC = File(*SUBT, "scripts/run_all_datasets_subt.sh"), File(*
 SUBT_MAIN, SUBT_TRAINER = File(*SUBT, "main.py"), File(*SUBT, "utils/trainer.py")
 SUBT_DATASET, SUBT_TEMPLATE = File(*SUBT, "utils/dataset.py"), File(*SUBT, "trainers/template.py")
 SUBT_METHOD, SUBT_WRAPPER = File(*SUBT, "trainers/subt.py"), File(*SUBT, "pengi/wrapper.py")
+ZEBRA_SH, ZEBRA_MAIN = File(*ZEBRA, "scripts/training/tut.sh"), File(*ZEBRA, "main.py")
+ZEBRA_TRAINER, ZEBRA_COOP = File(*ZEBRA, "utils/trainer.py"), File(*ZEBRA, "methods/coop.py")
+ZEBRA_SPLIT = File(*ZEBRA, "scripts/base-novel-classes/get_base_novel_classes.py")
+ZEBRA_UTILS = File(*ZEBRA, "utils/utils.py")
 
 
 class Fact(NamedTuple):
@@ -120,6 +125,26 @@ FACTS: dict[tuple[str, str], list[Fact]] = {
         Fact("data.channels", "concat", SUBT_WRAPPER, "audio_time_series.reshape(-1)"),
         Fact("train.random_crop", True, SUBT_WRAPPER, "random.randrange(...)"),
         Fact("train.eval_crop", "random", SUBT_WRAPPER, "random.randrange(...) for the test split too"),
+    ],
+    ("zebra-original", "zebra"): [
+        Fact("train.lr", 0.05, ZEBRA_SH, "--lr 0.05"), Fact("train.epochs", 50, ZEBRA_SH, "--n_epochs 50"),
+        Fact("train.batch_size", 16, ZEBRA_SH, "--batch_size 16"), Fact("data.shots", 16, ZEBRA_SH, "--num_shots 16"),
+        Fact("train.momentum", 0.9, ZEBRA_MAIN, "torch.optim.SGD(..., lr=args.lr, momentum=0.9)"),
+        Fact("train.weight_decay", 0.0, ZEBRA_MAIN, "no weight_decay argument"),
+        Fact("train.schedule", "constant", ZEBRA_MAIN, "no scheduler"),
+        Fact("train.amp", "off", ZEBRA_MAIN, "no autocast: float32"),
+        Fact("train.tower_mode", "train", ZEBRA_TRAINER, "run_epoch: model.train()"),
+        Fact("data.split_rule", "shuffle:42", ZEBRA_SPLIT, "seed_everything(42); random.sample(...); C // 2"),
+        Fact("method.n_ctx", 16, ZEBRA_COOP, "n_ctx = args.n_ctx # 16"),
+        Fact("train.logit_scale", 100.0, ZEBRA_COOP, "logit_scale = 100.0"),
+        Fact("method.zebra_weight", 0.5, ZEBRA_COOP, "logits = 0.5*logits + 0.5*self.zeroshot_logits(...)"),
+        Fact("method.zebra_templates", ["The is a recording of  {}."], ZEBRA_COOP,
+             'f"{self.args.prompt_prefix} {class_name}." with prompt_prefix "The is a recording of "'),
+        Fact("method.zebra_entropy", 0.05, ZEBRA_UTILS, "total_loss = ce_loss - 0.05 * ent_loss"),
+    ],
+    ("zebra-original", "zeroshot"): [
+        Fact("text.templates", ["The is a recording of  {}."], ZEBRA_COOP, "the zero-shot prompt of get_zeroshot_text_features"),
+        Fact("data.split_rule", "shuffle:42", ZEBRA_SPLIT, "seed_everything(42)"),
     ],
     ("coop-imagenet", "coop"): [
         *dassl_optim(COOP_IMAGENET, 0.002, 50, 32),
