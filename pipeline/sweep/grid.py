@@ -102,7 +102,8 @@ def run_dir(spec: SweepSpec, cell: Cell) -> Path:
 
 
 def overrides(spec: SweepSpec, cell: Cell) -> dict[str, Any]:
-    return {**spec.fixed, **dict(cell.extra)}
+    """The cell's --set keys: [set], then its dataset's [per_dataset] table, then its config-key axes."""
+    return {**spec.fixed, **spec.per_dataset.get(cell.dataset, {}), **dict(cell.extra)}
 
 
 def identity(spec: SweepSpec, cell: Cell) -> dict:

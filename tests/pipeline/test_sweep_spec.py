@@ -218,8 +218,45 @@ def test_shipped_sweep_files_parse(tmp_path: Path):
         assert grid.expand(spec)
     palm = parse_sweep(root / "base2new-palm11.toml")
     # every fold of the folded datasets: BO 5 + ESC50 5 + ESC50-Actions 5 + TUT2017 4 + US8K 10 + 6 unfolded,
-    # x CoOp, CoCoOp, KgCoOp and DePT on each x SEPT off/on x seeds
-    assert len(grid.expand(palm)) == (5 + 5 + 5 + 4 + 10 + 6) * 6 * 2 * 3
+    # x CoOp, CoCoOp, KgCoOp, DePT on each, ZEBRA on CoOp and CoCoOp x SEPT off/on x seeds
+    assert len(grid.expand(palm)) == (5 + 5 + 5 + 4 + 10 + 6) * 8 * 2 * 3
+    clap = parse_sweep(root / "base2new-palm11-clap.toml")
+    assert palm.backbone == "pengi:base" and clap.backbone == "laion/clap-htsat-unfused"
+    assert palm.axes == clap.axes and palm.fixed == clap.fixed and palm.runs_dir != clap.runs_dir
+    # each carries its validation step: the same datasets, validation view only, on the same backbone
+    for final, name in ((palm, "base2new-palm11-val.toml"), (clap, "base2new-palm11-clap-val.toml")):
+        val = parse_sweep(root / name)
+        assert val.backbone == final.backbone and val.axes["dataset"] == final.axes["dataset"]
+        assert val.fixed["data.eval_split"] == "val" and "sept.lam" in val.config_axes
+        assert name in Path(final.source).read_text()
+
+
+def test_per_dataset_tables_go_over_set_for_their_dataset_only(tmp_path: Path):
+    grid_text = 'dataset = ["demo", "wordnet-sounds"]\nmethod = ["coop"]\nsept = [true]'
+    rest = '[set]\n"sept.lam" = 1.0\n"train.epochs" = 2\n[per_dataset.demo]\n"sept.lam" = 0.5\n'
+    spec = parse_sweep(write(tmp_path, grid_text, rest=rest, name="p.toml"))
+    cells = {c.dataset: c for c in grid.expand(spec)}
+    assert grid.overrides(spec, cells["demo"]) == {"sept.lam": 0.5, "train.epochs": 2}
+    assert grid.overrides(spec, cells["wordnet-sounds"]) == {"sept.lam": 1.0, "train.epochs": 2}
+    assert grid.resolved_config(spec, cells["demo"]).sept.lam == 0.5
+    assert "sept.lam=0.5" in grid.tune_args(spec, cells["demo"])
+    assert grid.identity(spec, cells["demo"])["set"]["sept.lam"] == 0.5  # a new choice reruns that dataset only
+    plain = parse_sweep(write(tmp_path, grid_text, rest=rest.split("[per_dataset")[0], name="q.toml"))
+    other = {c.dataset: c for c in grid.expand(plain)}
+    assert grid.identity(plain, other["wordnet-sounds"]) == grid.identity(spec, cells["wordnet-sounds"])
+    assert grid.identity(plain, other["demo"]) != grid.identity(spec, cells["demo"])
+
+
+@pytest.mark.parametrize("rest, message", [
+    ('[per_dataset.esc50]\n"sept.lam" = 0.5', r"\[per_dataset.esc50\]: 'esc50' is not a dataset of the grid"),
+    ('[per_dataset.demo]\n"data.seed" = 3', r"is a \[grid\] axis"),
+    ('[per_dataset.demo]\n"sept.lam" = -1.0', r"sept.lam: -1.0 is outside"),
+])
+def test_bad_per_dataset_tables_are_one_line_errors(tmp_path, rest, message):
+    path = write(tmp_path, 'dataset = ["demo"]\nmethod = ["coop"]', rest=rest, name="bad-pd.toml")
+    with pytest.raises(UserError, match=message) as err:
+        parse_sweep(path)
+    assert str(err.value).startswith(f"sweep file {path}: ") and "\n" not in str(err.value)
 
 
 def test_a_damaged_metrics_file_in_the_runs_folder_is_named(tmp_path: Path):
