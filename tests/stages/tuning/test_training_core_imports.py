@@ -25,3 +25,20 @@ def test_gpu_check_runs_without_vllm_faiss_polars_or_pyarrow(tmp_path):
     row = report["results"]["fp32"]
     assert report["texts_per_sept_step"] == 3 * (1 + 4)
     assert row["coop_step_ms"] > 0 and row["coop_sept_step_ms"] > 0 and 0 < row["text_tower_share"]
+    assert all(row[k] > 0 for k in ("dept_step_ms", "palm_step_ms", "palm_eval_towers_encoding_step_ms",
+                                    "palm_train_towers_encoding_step_ms"))
+    from pipeline.config_loader import recipe_names
+
+    assert sorted(report["recipes"]) == recipe_names()  # every recipe's step, for its own method
+    assert report["recipes"]["palm-original"]["tower_mode"] == "train" and report["recipes"]["palm-original"][
+        "method"] == "palm"
+
+
+def test_every_recipe_names_the_method_the_gpu_check_times_it_with():
+    from benchmarks.gpu_check import RECIPE_METHODS
+    from pipeline.config_loader import RECIPES_DIR, recipe_names
+
+    assert sorted(RECIPE_METHODS) == recipe_names()
+    for name, method in RECIPE_METHODS.items():  # the recipe's own first line names the method it is meant for
+        first = (RECIPES_DIR / f"{name}.toml").read_text().splitlines()[0]
+        assert f"--method {method}" in first or name == "palm", (name, first)
