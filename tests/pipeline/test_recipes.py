@@ -76,6 +76,13 @@ def dassl_optim(file: File, lr: float, epochs: int, batch: int) -> list[Fact]:
             Fact("train.logit_scale", "checkpoint", file, "logits scaled by clip_model.logit_scale.exp()")]
 
 
+def dept_facts(amp_file: File, amp_says: str) -> list[Fact]:
+    """What Koorye/DePT's train.py sets for every variant: the head's weight and lr multiple, the precision."""
+    return [Fact("method.dept_weight", 0.7, DEPT_TRAIN, "cfg.TRAINER.LINEAR_PROBE.WEIGHT = 0.7"),
+            Fact("method.dept_lr_mult", 6.5, DEPT_TRAIN, "cfg.OPTIM.LR_EXP = 6.5 (STAGED_LR, NEW_LAYERS linear_probe, film)"),
+            Fact("train.amp", "fp16", amp_file, amp_says)]
+
+
 # (recipe, method it is meant for) -> facts. "a sound of a" stands for the originals' "a photo of a".
 FACTS: dict[tuple[str, str], list[Fact]] = {
     ("palm", "palm"): [
@@ -183,26 +190,20 @@ FACTS: dict[tuple[str, str], list[Fact]] = {
         *dassl_optim(DEPT_COOP, 0.0035, 10, 4),
         Fact("method.n_ctx", 16, DEPT_TRAIN, "cfg.TRAINER.COOP.N_CTX = 16"),
         Fact("method.ctx_init", "", DEPT_TRAIN, 'cfg.TRAINER.COOP.CTX_INIT = ""'),
-        Fact("method.dept_weight", 0.7, DEPT_TRAIN, "cfg.TRAINER.LINEAR_PROBE.WEIGHT = 0.7"),
-        Fact("method.dept_lr_mult", 6.5, DEPT_TRAIN, "cfg.OPTIM.LR_EXP = 6.5 (STAGED_LR, NEW_LAYERS linear_probe, film)"),
-        Fact("train.amp", "fp16", DEPT_TRAIN, 'cfg.TRAINER.COOP.PREC = "fp16"'),
+        *dept_facts(DEPT_TRAIN, 'cfg.TRAINER.COOP.PREC = "fp16"'),
     ],
     ("dept-original", "kgcoop-dept"): [
         *dassl_optim(DEPT_KG, 0.0035, 10, 4),
         Fact("method.n_ctx", 4, DEPT_KG, "COOP.N_CTX: 4"),
         Fact("method.ctx_init", "a sound of a", DEPT_KG, 'COOP.CTX_INIT: "a photo of a"'),
         Fact("method.kg_weight", 2.0, DEPT_KG, "COOP.W: 2.0"),
-        Fact("method.dept_weight", 0.7, DEPT_TRAIN, "cfg.TRAINER.LINEAR_PROBE.WEIGHT = 0.7"),
-        Fact("method.dept_lr_mult", 6.5, DEPT_TRAIN, "cfg.OPTIM.LR_EXP = 6.5"),
-        Fact("train.amp", "fp16", DEPT_TRAIN, 'cfg.TRAINER.COOP.PREC = "fp16"'),
+        *dept_facts(DEPT_TRAIN, 'cfg.TRAINER.COOP.PREC = "fp16"'),
     ],
     ("dept-original", "cocoop-dept"): [
         *dassl_optim(DEPT_COCOOP, 0.002, 10, 1),
         Fact("method.n_ctx", 4, DEPT_COCOOP, "COCOOP.N_CTX: 4"),
         Fact("method.ctx_init", "a sound of a", DEPT_COCOOP, 'COCOOP.CTX_INIT: "a photo of a"'),
-        Fact("method.dept_weight", 0.7, DEPT_TRAIN, "cfg.TRAINER.LINEAR_PROBE.WEIGHT = 0.7"),
-        Fact("method.dept_lr_mult", 6.5, DEPT_TRAIN, "cfg.OPTIM.LR_EXP = 6.5"),
-        Fact("train.amp", "fp16", DEPT_COCOOP, 'COCOOP.PREC: "fp16"'),
+        *dept_facts(DEPT_COCOOP, 'COCOOP.PREC: "fp16"'),
     ],
 }
 

@@ -103,13 +103,17 @@ class PromptLearner(nn.Module):
         """The baseline's own loss (cross-entropy over the training classes, plus `extra_loss`) and named parts
         for the log. Computed in the dtype of `out`: the trainer hands it float32 embeddings outside autocast."""
         ce = F.cross_entropy(self.logits(out), labels)
-        extra, parts = self.extra_loss(out)
-        return (ce if extra is None else ce + extra), {"ce": ce.detach(), **parts}
+        return self.plus_extra_loss(out, ce, {"ce": ce.detach()})
 
     def extra_loss(self, out: TrainForward) -> tuple[torch.Tensor | None, dict]:
         """The method's own weighted term added to its cross-entropy (KgCoOp's knowledge term), with named parts
         for the log; None where there is none. Kept apart so a head on top (DePT) can reweight the CE alone."""
         return None, {}
+
+    def plus_extra_loss(self, out: TrainForward, loss: torch.Tensor, parts: dict) -> tuple[torch.Tensor, dict]:
+        """(`loss` + `extra_loss`, `parts` with its named parts): how every method_loss ends."""
+        extra, more = self.extra_loss(out)
+        return (loss if extra is None else loss + extra), {**parts, **more}
 
     @torch.no_grad()
     def predict_logits(self, audio: torch.Tensor) -> torch.Tensor:

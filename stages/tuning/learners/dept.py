@@ -121,12 +121,7 @@ class DecoupledHead:
         feats = torch.cat([self.text_transform(label_text(text, labels)), self.audio_transform(out.audio_raw)])
         head = F.cross_entropy(self.head_logits(feats), torch.cat([labels, labels]))
         loss = (1.0 - self.weight) * ce + self.weight * head
-        parts = {"ce": ce.detach(), "head": head.detach()}
-        extra, more = self.extra_loss(out)
-        if extra is not None:
-            loss = loss + extra
-            parts.update(more)
-        return loss, parts
+        return self.plus_extra_loss(out, loss, {"ce": ce.detach(), "head": head.detach()})
 
     @torch.no_grad()
     def predict_logits(self, audio: torch.Tensor) -> torch.Tensor:

@@ -73,12 +73,7 @@ class ZeroShotFusion:
         ce = F.cross_entropy(fused, labels)
         entropy = self_entropy(fused)
         loss = ce - self.zebra_entropy * entropy
-        parts = {"ce": ce.detach(), "entropy": entropy.detach()}
-        extra, more = self.extra_loss(out)
-        if extra is not None:
-            loss = loss + extra
-            parts.update(more)
-        return loss, parts
+        return self.plus_extra_loss(out, loss, {"ce": ce.detach(), "entropy": entropy.detach()})
 
     @torch.no_grad()
     def predict_logits(self, audio: torch.Tensor) -> torch.Tensor:
