@@ -213,7 +213,7 @@ def recipe_rows(backbone, classes, args) -> dict:
     for name in recipe_names():
         method = RECIPE_METHODS.get(name, "coop")
         cfg = load_config(recipe=name, method=method)
-        batch = cfg.train.batch_size
+        batch = args.recipe_batch or cfg.train.batch_size
         learner = build_learner(backbone, cfg.method, cfg.text.templates[:1], 1, cfg.train.logit_scale).to(device)
         learner.set_train_classes(classes)
         amp_dtype, _ = amp_settings(device, cfg.train.amp)
@@ -307,6 +307,8 @@ def parse_args(argv=None):
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--no-recipes", dest="recipes", action="store_false",
                     help="skip the one-step timing of every recipe")
+    ap.add_argument("--recipe-batch", type=int, default=0,
+                    help="clips per recipe step (0 = each recipe's own batch size; a small number for smoke tests)")
     ap.add_argument("--out", type=Path, default=None, help="also write the report as JSON here")
     return ap.parse_args(argv)
 

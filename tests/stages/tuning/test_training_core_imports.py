@@ -17,7 +17,7 @@ def test_gpu_check_runs_without_vllm_faiss_polars_or_pyarrow(tmp_path):
         "import stages.tuning.trainer, stages.tuning.learners, stages.tuning.scoring\n"
         "from benchmarks import gpu_check\n"
         f"gpu_check.main(['--device', 'cpu', '--size', 'tiny', '--classes', '3', '--batch', '4', '--steps', '1',"
-        f" '--warmup', '0', '--out', {str(tmp_path / 'report.json')!r}])\n"
+        f" '--warmup', '0', '--recipe-batch', '2', '--out', {str(tmp_path / 'report.json')!r}])\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -32,6 +32,7 @@ def test_gpu_check_runs_without_vllm_faiss_polars_or_pyarrow(tmp_path):
     assert sorted(report["recipes"]) == recipe_names()  # every recipe's step, for its own method
     assert report["recipes"]["palm-original"]["tower_mode"] == "train" and report["recipes"]["palm-original"][
         "method"] == "palm"
+    assert {r["batch"] for r in report["recipes"].values()} == {2}  # --recipe-batch: the smoke test's size
 
 
 def test_every_recipe_names_the_method_the_gpu_check_times_it_with():
