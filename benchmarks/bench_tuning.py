@@ -1,13 +1,17 @@
-"""Stage-two benchmark on the random full-size CLAP architecture, four comparisons side by side in one run:
+"""Stage-two benchmark on the random full-size CLAP architecture, five comparisons side by side in one run:
 
 1. an epoch with cached audio features vs one re-encoding (random-crop) audio every step  (target >= 10x)
 2. a CoOp+SEPT step vs a CoOp step at sept.neighbors_per_step = 4 (PER_STEP)           (target <= 1.5x)
 3. peak memory of SEPT training with N = 8 vs N = 64 stored neighbors per class, same
    neighbors per step, neighbors streamed from a real neighbor store                      (target <= 1.2x)
 4. a DePT step and a PALM step beside a CoOp step (PALM never runs the text tower in training: far below)
+5. an epoch with frozen eval-mode towers (cached features) vs one with train-mode towers (train.tower_mode =
+   "train", PALM's own training: every step decodes, crops and encodes its clips in train mode), for PALM
+   and CoOp, with the code `tune` runs (stages/tuning/features.py training_data, the trainer's `train`)
 
     python -m benchmarks.bench_tuning                 # CPU here: a few minutes on 2 cores
     python -m benchmarks.bench_tuning --device cuda   # the same on a GPU
+    python -m benchmarks.bench_tuning --only 5        # one comparison (1-5, comma-separated)
 
 Everything goes through the code `tune` runs: clip_features (the feature cache), the trainer's `train`
 and `training_step`, the store -> NeighborBank path. Memory: each N runs in its own process; on CPU the
@@ -46,21 +50,11 @@ def _learner(backbone, classes, n_ctx=16, method="coop"):
 
 # ---------------------------------------------------------------- 1. cached features vs re-encoding
 def bench_feature_cache(backbone, work: Path, classes: list[str], clips_per_epoch: int, batch: int) -> dict:
-    import soundfile as sf
-
     from stages.audio_features import clip_features
-    from stages.data.clips import Clip
     from stages.tuning.config import SeptConfig, TrainConfig
     from stages.tuning.trainer import TrainData, train
 
-    rng = np.random.default_rng(0)
-    clips = []
-    (work / "audio").mkdir(parents=True, exist_ok=True)
-    for i in range(clips_per_epoch):  # 12 s clips at the model's rate: a crop of 10 s is taken
-        path = work / "audio" / f"clip{i}.wav"
-        sf.write(path, (0.1 * rng.standard_normal(int(backbone.sample_rate * 12))).astype(np.float32),
-                 backbone.sample_rate)
-        clips.append(Clip(path=path, label=i % len(classes), classname=classes[i % len(classes)]))
+    clips = _write_clips(backbone, work, classes, clips_per_epoch)  # 12 s clips: a crop of 10 s is taken
     labels = torch.tensor([c.label for c in clips])
     cfg = TrainConfig(epochs=1, batch_size=batch, warmup_epochs=0)
 
@@ -144,6 +138,60 @@ def bench_methods(backbone, classes: list[str], batch: int, steps: int) -> dict:
     return out
 
 
+# ---------------------------------------------------------------- 5. eval-mode vs train-mode towers, per epoch
+def bench_tower_modes(backbone, work: Path, classes: list[str], clips_per_epoch: int, batch: int) -> dict:
+    """Seconds of one training epoch of PALM and of CoOp, eval-mode towers (features from the cache, filled
+    beforehand) beside train-mode towers (encoded at every step), in interleaved order; the backbone's
+    BatchNorm statistics are put back after each train-mode epoch."""
+    from stages.data.config import DataConfig
+    from stages.tuning.config import SeptConfig, TrainConfig
+    from stages.tuning.features import training_data
+    from stages.tuning.trainer import train
+
+    clips = _write_clips(backbone, work, classes, clips_per_epoch)
+    labels = torch.tensor([c.label for c in clips])
+    frozen = backbone.tower_buffers()
+    configs = {"eval": TrainConfig(epochs=1, batch_size=batch, tower_mode="eval"),
+               "train": TrainConfig(epochs=1, batch_size=batch, tower_mode="train", random_crop=True)}
+    t = time.perf_counter()
+    training_data(backbone, clips, labels, work / "cache", configs["eval"], DataConfig(), progress=False)
+    fill_s = time.perf_counter() - t
+    out = {"clips_per_epoch": clips_per_epoch, "batch": batch, "cache_fill_s": round(fill_s, 2)}
+    for method in ("palm", "coop"):
+        for mode in ("eval", "train", "eval", "train"):  # the first pair warms up; the second is reported
+            cfg = configs[mode]
+            data, _ = training_data(backbone, clips, labels, work / "cache", cfg, DataConfig(), progress=False)
+            learner = _learner(backbone, classes, method=method)
+            sync(backbone.device)
+            t0 = time.perf_counter()
+            train(learner, data, cfg, SeptConfig(), None, seed=1, run_dir=work / f"{method}-{mode}", identity={},
+                  backbone_fingerprint=backbone.fingerprint, progress=False)
+            sync(backbone.device)
+            out[f"{method}_{mode}_epoch_s"] = round(time.perf_counter() - t0, 2)
+            backbone.load_tower_buffers(frozen)
+        out[f"{method}_ratio"] = round(out[f"{method}_train_epoch_s"] / out[f"{method}_eval_epoch_s"], 1)
+    out["train_s_per_clip"] = round(out["palm_train_epoch_s"] / clips_per_epoch, 3)
+    return out
+
+
+def _write_clips(backbone, work: Path, classes: list[str], n: int, seconds: float = 12.0) -> list:
+    """`n` random clips of `seconds` at the model's rate (longer than its window), labelled round-robin."""
+    import soundfile as sf
+
+    from stages.data.clips import Clip
+
+    rng = np.random.default_rng(0)
+    (work / "audio").mkdir(parents=True, exist_ok=True)
+    clips = []
+    for i in range(n):
+        path = work / "audio" / f"clip{i}.wav"
+        if not path.exists():
+            sf.write(path, (0.1 * rng.standard_normal(int(backbone.sample_rate * seconds))).astype(np.float32),
+                     backbone.sample_rate)
+        clips.append(Clip(path=path, label=i % len(classes), classname=classes[i % len(classes)]))
+    return clips
+
+
 # ---------------------------------------------------------------- 3. memory, N = 8 vs N = 64
 def memory_child(n: int, device: str, size: str, classes: int, batch: int, steps: int) -> dict:
     """In a fresh process: store with N neighbors per class -> bank -> SEPT steps; report peak memory."""
@@ -220,6 +268,7 @@ def main(argv=None) -> None:
                     help=f"sept.neighbors_per_step of comparison 2: a number or 'all' (default {PER_STEP})")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     ap.add_argument("--out", type=Path, default=None, help="also write the report as JSON here")
+    ap.add_argument("--only", default="1,2,3,4,5", help="comparisons to run, comma-separated (default all)")
     ap.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.threads:
@@ -230,37 +279,63 @@ def main(argv=None) -> None:
         return
 
     torch.manual_seed(0)
+    only = {int(x) for x in args.only.split(",")}
     t0 = time.perf_counter()
     backbone = build_random_backbone(args.size, 0, args.device)
     classes = CLASS_NAMES[: args.classes]
-    with tempfile.TemporaryDirectory() as tmp:
-        cache = bench_feature_cache(backbone, Path(tmp), classes, args.epoch_clips, args.epoch_batch)
-    per_step = args.per_step if args.per_step == "all" else int(args.per_step)
-    step = bench_sept_vs_coop(backbone, classes, args.batch, args.steps, per_step)
-    methods = bench_methods(backbone, classes, args.batch, args.steps)
-    del backbone
-    memory = bench_memory(args)
     report = {"device": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu",
-              "torch_threads": torch.get_num_threads(), "size": args.size, "feature_cache": cache,
-              "sept_step": step, "methods": methods, "memory": memory,
-              "seconds": round(time.perf_counter() - t0, 1)}
-    mem_unit = "CUDA peak" if memory["measure"] == "cuda_peak_mib" else "peak RSS"
+              "torch_threads": torch.get_num_threads(), "size": args.size}
+    with tempfile.TemporaryDirectory() as tmp:
+        if 1 in only:
+            report["feature_cache"] = bench_feature_cache(backbone, Path(tmp), classes, args.epoch_clips,
+                                                          args.epoch_batch)
+        if 5 in only:
+            report["tower_modes"] = bench_tower_modes(backbone, Path(tmp), classes, args.epoch_clips,
+                                                      args.epoch_batch)
+    per_step = args.per_step if args.per_step == "all" else int(args.per_step)
+    if 2 in only:
+        report["sept_step"] = bench_sept_vs_coop(backbone, classes, args.batch, args.steps, per_step)
+    if 4 in only:
+        report["methods"] = bench_methods(backbone, classes, args.batch, args.steps)
+    del backbone
+    if 3 in only:
+        report["memory"] = bench_memory(args)
+    report["seconds"] = round(time.perf_counter() - t0, 1)
     print(f"random CLAP {args.size} on {report['device']} ({report['torch_threads']} threads)")
     print(f"{'comparison':<44}{'baseline':>14}{'measured':>14}{'ratio':>9}  target")
-    print(f"{'1. epoch: cached features vs re-encoding':<44}{cache['epoch_cached_s']:>13.2f}s"
-          f"{cache['epoch_reencode_s']:>13.2f}s{cache['speedup']:>8.1f}x  >= 10x")
-    print(f"{'2. step: CoOp vs CoOp+SEPT':<44}{step['coop_step_s']:>13.3f}s{step['sept_step_s']:>13.3f}s"
-          f"{step['ratio']:>8.2f}x  <= 1.5x")
-    print(f"{'3. ' + mem_unit + ': N=8 vs N=64 neighbors/class':<44}{memory['n8'][memory['measure']]:>10.0f} MiB"
-          f"{memory['n64'][memory['measure']]:>10.0f} MiB{memory['ratio']:>8.3f}x  <= 1.2x")
-    print(f"{'4. step: CoOp vs DePT':<44}{methods['coop_step_s']:>13.3f}s{methods['dept_step_s']:>13.3f}s"
-          f"{methods['dept_ratio']:>8.2f}x  ~ 1x (a linear head on top)")
-    print(f"{'   step: CoOp vs PALM':<44}{methods['coop_step_s']:>13.3f}s{methods['palm_step_s']:>13.4f}s"
-          f"{methods['palm_ratio']:>8.4f}x  far below 1x (no text tower)")
-    print(f"   (cache fill of {cache['clips_per_epoch']} clips once: {cache['cache_fill_s']} s; "
-          f"{step['texts_coop_step']} vs {step['texts_sept_step']} prompts per step through the text tower; "
-          f"memory growth during training {memory['n8']['training_growth_mib']} vs "
-          f"{memory['n64']['training_growth_mib']} MiB)")
+    if "feature_cache" in report:
+        cache = report["feature_cache"]
+        print(f"{'1. epoch: cached features vs re-encoding':<44}{cache['epoch_cached_s']:>13.2f}s"
+              f"{cache['epoch_reencode_s']:>13.2f}s{cache['speedup']:>8.1f}x  >= 10x")
+    if "sept_step" in report:
+        step = report["sept_step"]
+        print(f"{'2. step: CoOp vs CoOp+SEPT':<44}{step['coop_step_s']:>13.3f}s{step['sept_step_s']:>13.3f}s"
+              f"{step['ratio']:>8.2f}x  <= 1.5x")
+    if "memory" in report:
+        memory = report["memory"]
+        mem_unit = "CUDA peak" if memory["measure"] == "cuda_peak_mib" else "peak RSS"
+        print(f"{'3. ' + mem_unit + ': N=8 vs N=64 neighbors/class':<44}{memory['n8'][memory['measure']]:>10.0f} MiB"
+              f"{memory['n64'][memory['measure']]:>10.0f} MiB{memory['ratio']:>8.3f}x  <= 1.2x")
+    if "methods" in report:
+        methods = report["methods"]
+        print(f"{'4. step: CoOp vs DePT':<44}{methods['coop_step_s']:>13.3f}s{methods['dept_step_s']:>13.3f}s"
+              f"{methods['dept_ratio']:>8.2f}x  ~ 1x (a linear head on top)")
+        print(f"{'   step: CoOp vs PALM':<44}{methods['coop_step_s']:>13.3f}s{methods['palm_step_s']:>13.4f}s"
+              f"{methods['palm_ratio']:>8.4f}x  far below 1x (no text tower)")
+    if "tower_modes" in report:
+        tm = report["tower_modes"]
+        for m in ("palm", "coop"):
+            label = f"5. epoch, {m.upper()}: eval vs train towers" if m == "palm" else f"   epoch, {m.upper()}: eval vs train towers"
+            print(f"{label:<44}{tm[m + '_eval_epoch_s']:>13.2f}s{tm[m + '_train_epoch_s']:>13.2f}s"
+                  f"{tm[m + '_ratio']:>8.1f}x  (the price of PALM's conditions)")
+        print(f"   ({tm['clips_per_epoch']} clips per epoch in batches of {tm['batch']}: train mode "
+              f"{tm['train_s_per_clip']} s per clip; filling the cache once took {tm['cache_fill_s']} s)")
+    if "feature_cache" in report and "sept_step" in report and "memory" in report:
+        cache, step, memory = report["feature_cache"], report["sept_step"], report["memory"]
+        print(f"   (cache fill of {cache['clips_per_epoch']} clips once: {cache['cache_fill_s']} s; "
+              f"{step['texts_coop_step']} vs {step['texts_sept_step']} prompts per step through the text tower; "
+              f"memory growth during training {memory['n8']['training_growth_mib']} vs "
+              f"{memory['n64']['training_growth_mib']} MiB)")
     if args.out:
         args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report))

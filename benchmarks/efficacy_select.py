@@ -9,6 +9,9 @@ validation view (`data.eval_split = "val"`): test results never take part in a c
     python -m benchmarks.efficacy_select efficacy-out/runs/wordnet-val [--json]
     python -m benchmarks.efficacy_select efficacy-out/runs/wordnet-val --check configs/sweeps/efficacy-wordnet.toml
         (exit 1 unless the sweep file's [set] holds the winners: the final sweep runs what validation chose)
+    python -m benchmarks.efficacy_select runs/b2n-palm11-val --toml
+        (the winners as [per_dataset.NAME] tables, one per dataset, for a final sweep over many datasets;
+        --check then reads a dataset's table before [set])
 """
 from __future__ import annotations
 
@@ -79,19 +82,49 @@ def winners(rows: list[dict]) -> list[dict]:
 
 
 def check_sweep_file(path: Path, result: list[dict]) -> list[str]:
-    """Where the sweep file's [set] disagrees with a winner: one line each (empty = it holds them all)."""
+    """Where the sweep file disagrees with a winner: one line each (empty = it holds them all). A winner of
+    dataset D is looked up in [per_dataset.D] first, then in [set]."""
     import tomllib
 
-    fixed = tomllib.loads(path.read_text(encoding="utf-8")).get("set", {})
+    raw = tomllib.loads(path.read_text(encoding="utf-8"))
     problems = []
     for g in result:
+        table = raw.get("per_dataset", {}).get(g["dataset"], {})
+        fixed = {**raw.get("set", {}), **table}
+        where = f"[per_dataset.{g['dataset']}]" if table else "[set]"
         for key, value in g["winner"].items():
             if key not in fixed:
-                problems.append(f"{path}: [set] lacks \"{key}\" = {value} (the winner of {g['method']} "
-                                f"sept={g['sept']})")
+                problems.append(f"{path}: {where} lacks \"{key}\" = {value} (the winner of {g['dataset']} "
+                                f"{g['method']} sept={g['sept']})")
             elif _number(str(fixed[key])) != _number(value):
-                problems.append(f"{path}: [set] \"{key}\" = {fixed[key]!r}, but validation chose {value}")
+                problems.append(f"{path}: {where} \"{key}\" = {fixed[key]!r}, but validation chose {value} "
+                                f"for {g['dataset']}")
     return problems
+
+
+def per_dataset_toml(result: list[dict]) -> str:
+    """[per_dataset."D"] tables holding each dataset's winner (one winner per dataset: several groups of a
+    dataset must agree, else it is an error)."""
+    by_dataset: dict[str, dict] = {}
+    for g in result:
+        seen = by_dataset.setdefault(g["dataset"], g["winner"])
+        if seen != g["winner"]:
+            raise SystemExit(f"dataset {g['dataset']}: its groups chose different settings ({seen} vs "
+                             f"{g['winner']}); one table per dataset cannot hold both")
+    lines = []
+    for dataset, winner in sorted(by_dataset.items()):
+        lines.append(f'[per_dataset."{dataset}"]')
+        lines += [f'"{k}" = {_toml_value(v)}' for k, v in winner.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(text: str) -> str:
+    try:
+        float(text)
+        return text
+    except ValueError:
+        return json.dumps(text)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -99,7 +132,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("runs_dir", type=Path, help="folder of the validation sweep's runs")
     ap.add_argument("--json", action="store_true", help="print the winners as JSON")
     ap.add_argument("--check", type=Path, metavar="SWEEP_TOML",
-                    help="exit 1 unless this sweep file's [set] holds the winners")
+                    help="exit 1 unless this sweep file's [per_dataset.D] tables or [set] hold the winners")
+    ap.add_argument("--toml", action="store_true", help="print the winners as [per_dataset.D] tables")
     args = ap.parse_args(argv)
     n = check_validation_only(args.runs_dir)
     result = winners(report_table(args.runs_dir))
@@ -111,6 +145,9 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(1)
     if args.json:
         print(json.dumps({"runs": n, "groups": result}, indent=2))
+        return
+    if args.toml:
+        print(per_dataset_toml(result), end="")
         return
     print(f"{n} validation runs under {args.runs_dir}; rule: highest mean validation HM (ties: smaller "
           f"{', then '.join(TIE_KEYS)})")

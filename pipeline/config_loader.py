@@ -3,7 +3,9 @@
 One root `Config` holds one frozen dataclass per TOML section. The defaults live in one place: the
 dataclasses (each key with its help; `sept-pipeline config keys` lists them, `config show` prints them
 resolved). Loading order: those defaults, then the named recipe (`configs/recipes/NAME.toml`, shipped
-with the package), then the user's `--config FILE`, then each `--set`. The recipe goes under the user's
+with the package; its `[for_method.<method>.<section>]` tables, where the original trained a variant
+otherwise, go over its plain sections for that method only), then the user's `--config FILE`, then each
+`--set`. The recipe goes under the user's
 layers so that a config file or a --set can still change one of its values; which recipe is used is
 decided first (`tune --recipe`, else `--set recipe.name=...`, else the config file's `[recipe] name`,
 else the default).
@@ -38,7 +40,7 @@ def recipe_names() -> list[str]:
 @dataclass(frozen=True)
 class RecipeConfig:
     name: str = opt(DEFAULT_RECIPE, "Named training recipe (configs/recipes/NAME.toml, layered under --config and "
-                                    "--set): palm | coop | cocoop-original | kgcoop-original.")
+                                    "--set); `sept-pipeline config recipes` lists them with the sources they cite.")
 
     def __post_init__(self):
         from cache.errors import UserError
@@ -180,16 +182,53 @@ def recipe_record(name: str) -> dict:
     return {"name": name, "source": read_toml(path).get("source", ""), "file_sha256": short(sha256_file(path))}
 
 
-def _recipe_layer(name: str) -> dict:
-    """A recipe file's config sections (its top-level `source` is provenance, not config)."""
+# What a recipe may set: how the original trained (optimizer, schedule, prompt, towers, data handling, text),
+# never which method, data split of a run (seed, shots, fold), SEPT or backbone: those are the experiment's.
+RECIPE_SECTIONS = ("train", "method", "data", "text")
+_RECIPE_FORBIDDEN = {("method", "name"), ("data", "seed"), ("data", "shots"), ("data", "fold"),
+                     ("data", "eval_split")}
+FOR_METHOD = "for_method"
+
+
+def _recipe_sections(path: Path, sections: dict, where: str) -> dict:
+    for section, values in sections.items():
+        if section not in RECIPE_SECTIONS:
+            raise UserError(f"recipe file {path}: {where}[{section}]: a recipe sets only "
+                            f"{', '.join(RECIPE_SECTIONS)} (the experiment chooses the rest)")
+        for key in values if isinstance(values, dict) else ():
+            if (section, key) in _RECIPE_FORBIDDEN:
+                raise UserError(f"recipe file {path}: {where}{section}.{key}: a recipe never sets it (the run does)")
+    return _merge({}, sections, str(path))
+
+
+def _recipe_layer(name: str, method: str | None = None) -> dict:
+    """A recipe file's config sections for `method` (its top-level `source` is provenance, not config; its
+    `[for_method.M]` tables apply to method M only, over the plain sections)."""
+    from stages.tuning.methods import method_names
+
     path = recipe_file(name)
     raw = read_toml(path)
     if not isinstance(raw.get("source"), str) or not raw["source"].strip():
         raise UserError(f"recipe file {path}: missing top-level key source = \"...\" (where the recipe comes from)")
-    sections = {k: v for k, v in raw.items() if k != "source"}
-    if "recipe" in sections:
+    if "recipe" in raw:
         raise UserError(f"recipe file {path}: a recipe cannot name another recipe ([recipe] section)")
-    return _merge({}, sections, str(path))
+    per_method = raw.get(FOR_METHOD, {})
+    unknown = sorted(set(per_method) - set(method_names())) if isinstance(per_method, dict) else []
+    if not isinstance(per_method, dict) or unknown:
+        what = ", ".join(unknown) if unknown else repr(per_method)
+        raise UserError(f"recipe file {path}: [{FOR_METHOD}] {what}: not a method name (known: "
+                        f"{', '.join(method_names())})")
+    layer = _recipe_sections(path, {k: v for k, v in raw.items() if k not in ("source", FOR_METHOD)}, "")
+    for m, sections in per_method.items():
+        checked = _recipe_sections(path, sections, f"{FOR_METHOD}.{m}.")
+        if m == method:
+            layer = _merge(layer, checked, str(path))
+    return layer
+
+
+def recipe_methods(name: str) -> list[str]:
+    """The methods a recipe trains differently from its plain sections (its [for_method.M] tables)."""
+    return sorted(read_toml(recipe_file(name)).get(FOR_METHOD, {}))
 
 
 def _chosen_recipe(recipe: str | None, file_layer: dict, set_layers: list[dict]) -> str:
@@ -204,25 +243,51 @@ def _chosen_recipe(recipe: str | None, file_layer: dict, set_layers: list[dict])
     return DEFAULT_RECIPE
 
 
+def _chosen_method(method: str | None, file_layer: dict, set_layers: list[dict]) -> str:
+    """The run's method, which picks a recipe's [for_method] table: `method` (tune --method), else the last
+    --set method.name, else the config file's, else the default."""
+    if method:
+        return method
+    for layer in (*reversed(set_layers), file_layer):
+        if "name" in layer.get("method", {}):
+            return layer["method"]["name"]
+    return MethodConfig().name
+
+
 def load_config(
     config_file: str | Path | None = None,
     overrides: Iterable[str] = (),
     recipe: str | None = None,
+    method: str | None = None,
 ) -> Config:
-    """dataclass defaults -> recipe -> `config_file` -> each override (see the module's doc)."""
+    """dataclass defaults -> recipe -> `config_file` -> each override (see the module's doc). `method` (tune's
+    --method) names the run's method over every layer; it also picks the recipe's [for_method] table."""
     file_layer: dict = {}
     if config_file is not None:
         file_layer = _merge({}, read_toml(config_file), str(config_file))
     set_layers = [_merge({}, parse_override(text), f"--set {text}") for text in overrides]
     name = _chosen_recipe(recipe, file_layer, set_layers)
     layers: dict = {}
-    for layer in (_recipe_layer(name), file_layer, *set_layers):
+    flag = [{"method": {"name": method}}] if method else []
+    for layer in (_recipe_layer(name, _chosen_method(method, file_layer, set_layers)), file_layer, *set_layers,
+                  *flag):
         layers = _merge(layers, layer, "")
     layers["recipe"] = {"name": name}
     try:
         return build(layers)
     except TypeError as e:  # a missing required field: none today, kept precise anyway
         raise UserError(f"config: {e}") from None
+
+
+def with_dataset_template(cfg: Config, spec) -> Config:
+    """`text.dataset_template = true`: the dataset config's one `template` becomes the run's `text.templates`
+    (a UserError naming the dataset config when it has none); otherwise `cfg` unchanged."""
+    if not cfg.text.dataset_template:
+        return cfg
+    if not spec.template:
+        raise UserError(f"config key text.dataset_template: dataset config {spec.path} has no template = \"...{{}}...\" "
+                        f"key; add one, or set text.dataset_template=false")
+    return cfg.replace("text", templates=[spec.template])
 
 
 class KeyInfo(typing.NamedTuple):

@@ -18,7 +18,8 @@ def evaluate_zeroshot(cfg: Config, dataset: str, data_root: Path, out: Path, spl
 
     from stages.audio_features import clip_features
     from stages.backbones.factory import load_backbone
-    from stages.data.datasets import load_dataset
+    from pipeline.config_loader import with_dataset_template
+    from stages.data.datasets import dataset_spec, load_dataset
     from stages.evaluation.metrics import classification_metrics
     from stages.zeroshot import zeroshot_class_embeddings, zeroshot_predict
 
@@ -27,12 +28,13 @@ def evaluate_zeroshot(cfg: Config, dataset: str, data_root: Path, out: Path, spl
     run = RunDir(out)
     started = time.time()
     ds = load_dataset(dataset, data_root, fold=cfg.data.fold)
+    cfg = with_dataset_template(cfg, dataset_spec(dataset))
     clips = ds.test if split == "test" else ds.train
     if not clips:
         raise UserError(f"dataset {dataset} at {ds.root}: the {split} split has no clips (expected at least one)")
     cache = cache_root(cache_dir)
     backbone = load_backbone(cfg.backbone.id, cfg.backbone)
-    feats = clip_features(backbone, clips, cache, progress=progress)
+    feats = clip_features(backbone, clips, cache, progress=progress, channels=cfg.data.channels)
     class_emb = zeroshot_class_embeddings(backbone, ds.classnames, cfg.text.templates)
     preds = zeroshot_predict(feats, class_emb).tolist()
     labels = [c.label for c in clips]

@@ -56,15 +56,15 @@ def check_item_files(backbone, paths: Sequence[Path]) -> None:
                             f"'packaged:minilm-dual'")
 
 
-def _encode(backbone, paths: Sequence[Path], train_crop: bool, generator) -> np.ndarray:
+def _encode(backbone, paths: Sequence[Path], train_crop: bool, generator, channels: str = "mean") -> np.ndarray:
     if item_modality(backbone) == "text":
         texts = [read_item_text(p) for p in paths]
         with torch.no_grad():
             out = backbone.encode_item_texts(texts)
         return out.float().cpu().numpy()
-    waves = [load_audio(p, backbone.sample_rate) for p in paths]
-    with torch.no_grad():
-        out = backbone.encode_audio(waves, train_crop=train_crop, generator=generator)
+    waves = [load_audio(p, backbone.sample_rate, channels=channels) for p in paths]
+    with torch.no_grad():  # the batch goes through the tower at once (train-mode BatchNorm: its statistics)
+        out = backbone.encode_audio(waves, train_crop=train_crop, generator=generator, batch_size=len(paths))
     return out.float().cpu().numpy()
 
 
@@ -76,26 +76,32 @@ def clip_features(
     generator: np.random.Generator | None = None,
     batch_size: int | None = None,
     progress: bool = True,
+    channels: str = "mean",
 ) -> torch.Tensor:
-    """[N, D] float32 audio embeddings (projected, not normalised) for `clips` (objects with `.path`)."""
+    """[N, D] float32 audio embeddings (projected, not normalised) for `clips` (objects with `.path`).
+
+    `channels` is data.channels (stages/data/audio.py load_audio); "concat" is part of the cache key.
+    `batch_size` clips go through the tower at once (default `audio_batch_size`)."""
     batch_size = batch_size or int(getattr(backbone, "audio_batch_size", 16))
     paths = [Path(c.path) for c in clips]
     check_item_files(backbone, paths)
     if random_crop or cache_dir is None:
         rows = []
         for i in tqdm(range(0, len(paths), batch_size), desc="encode audio", disable=not progress, leave=False):
-            rows.append(_encode(backbone, paths[i : i + batch_size], random_crop, generator))
+            rows.append(_encode(backbone, paths[i : i + batch_size], random_crop, generator, channels))
         return torch.from_numpy(np.concatenate(rows)) if rows else torch.empty(0, backbone.embed_dim)
 
     cache = FeatureCache(Path(cache_dir) / "features")
     prep = preprocessing_key(backbone)
+    if channels != "mean" and item_modality(backbone) == "audio":  # mean: the keys written before the option
+        prep = {**prep, "channels": channels}
     keys = [FeatureCache.key(sha256_file(p), backbone.fingerprint, prep) for p in paths]
     vectors: list = cache.get_many(keys)
     todo = [i for i, v in enumerate(vectors) if v is None]
     for start in tqdm(range(0, len(todo), batch_size), desc="encode audio (uncached)", disable=not progress or not todo,
                       leave=False):
         idx = todo[start : start + batch_size]
-        feats = _encode(backbone, [paths[i] for i in idx], False, None)
+        feats = _encode(backbone, [paths[i] for i in idx], False, None, channels)
         for i, f in zip(idx, feats):
             cache.put(keys[i], f)
             vectors[i] = f

@@ -41,3 +41,19 @@ def test_a_run_scored_on_the_test_split_is_refused(tmp_path):
         check_validation_only(tmp_path)
     (tmp_path / "b" / "metrics.json").write_text(json.dumps({"eval_split": "val"}))
     assert check_validation_only(tmp_path) == 2
+
+
+def test_per_dataset_winners_become_tables_that_the_check_reads_first(tmp_path):
+    from benchmarks.efficacy_select import per_dataset_toml
+
+    rows = [dict(row("sept.lam=0.5", 70.0), dataset="esc50"), dict(row("sept.lam=2.0", 71.0), dataset="esc50"),
+            dict(row("sept.lam=1.0", 60.0), dataset="sesa"), dict(row("sept.lam=0.5", 59.0), dataset="sesa")]
+    chosen = winners(rows)
+    tables = per_dataset_toml(chosen)
+    assert tables == '[per_dataset."esc50"]\n"sept.lam" = 2.0\n\n[per_dataset."sesa"]\n"sept.lam" = 1.0\n'
+    sweep = tmp_path / "final.toml"
+    sweep.write_text('[set]\n"sept.lam" = 1.0\n\n' + tables)
+    assert check_sweep_file(sweep, chosen) == []
+    sweep.write_text('[set]\n"sept.lam" = 1.0\n')  # sesa's winner is the [set] value, esc50's is not
+    problems = check_sweep_file(sweep, chosen)
+    assert len(problems) == 1 and "validation chose 2.0 for esc50" in problems[0]

@@ -87,9 +87,9 @@ def test_config_show_prints_the_defaults_and_a_recipe_from_the_wheel(installed):
     r = sept(installed, "config", "show", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == load_config().to_dict()
-    r = sept(installed, "config", "show", "--json", "--recipe", "coop")
+    r = sept(installed, "config", "show", "--json", "--recipe", "coop-fewshot")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout) == load_config(recipe="coop").to_dict()
+    assert json.loads(r.stdout) == load_config(recipe="coop-fewshot").to_dict()
 
 
 def test_datasets_ls_lists_every_shipped_dataset(installed):

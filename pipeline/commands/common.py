@@ -22,14 +22,15 @@ def config_options(fn: Callable | None = None, *, recipe: bool = False) -> Calla
                   help="Override one config key (repeatable), e.g. --set train.epochs=5.")
     @functools.wraps(fn)
     def wrapper(*args, config_file=None, overrides=(), recipe_name=None, **kwargs):
-        cfg = load_config(config_file, overrides, recipe=recipe_name)
+        # A command's own --method (tune) names the method, which picks the recipe's [for_method] table.
+        cfg = load_config(config_file, overrides, recipe=recipe_name, method=kwargs.get("method"))
         return fn(*args, cfg=cfg, **kwargs)
 
     if recipe:
         wrapper = click.option(
             "--recipe", "recipe_name", default=None, metavar="NAME",
-            help="Training recipe of an original paper, configs/recipes/NAME.toml: palm (the default), coop, "
-                 "cocoop-original, kgcoop-original. Layered under --config and --set.")(wrapper)
+            help="Training recipe of an original paper, configs/recipes/NAME.toml (default palm; `sept-pipeline "
+                 "config recipes` lists them with their sources). Layered under --config and --set.")(wrapper)
     return wrapper
 
 

@@ -1,4 +1,4 @@
-"""`sept-pipeline config show|keys`: print the resolved config or every key with its help."""
+"""`sept-pipeline config show|keys|recipes`: the resolved config, every key with its help, the named recipes."""
 from __future__ import annotations
 
 import click
@@ -15,6 +15,7 @@ def register(cli) -> None:
         Examples:
           sept-pipeline config show --set train.epochs=5
           sept-pipeline config keys
+          sept-pipeline config recipes
         """
 
     @config_group.command("show")
@@ -34,6 +35,31 @@ def register(cli) -> None:
             emit_json(cfg.to_dict())
         else:
             click.echo(to_toml(cfg), nl=False)
+
+    @config_group.command("recipes")
+    @json_option
+    def recipes(as_json: bool) -> None:
+        """List the named training recipes (configs/recipes/NAME.toml) with the source each cites.
+
+        A recipe sets how an original trained (optimizer, schedule, epochs, batch, context, precision, tower
+        mode, data handling); `tune --recipe NAME` or a sweep's recipe axis picks one. "variants" are the
+        methods for which the recipe sets other values ([for_method.M] tables: the original trained them
+        otherwise).
+
+        \b
+        Examples:
+          sept-pipeline config recipes
+          sept-pipeline config show --recipe dept-original --set method.name=kgcoop-dept
+        """
+        from pipeline.config_loader import recipe_methods, recipe_names, recipe_record
+
+        rows = [{**recipe_record(n), "variants": recipe_methods(n)} for n in recipe_names()]
+        if as_json:
+            emit_json(rows)
+            return
+        for r in rows:
+            variants = f"  [variants: {', '.join(r['variants'])}]" if r["variants"] else ""
+            click.echo(f"{r['name']}{variants}\n    {r['source']}")
 
     @config_group.command("keys")
     def keys() -> None:

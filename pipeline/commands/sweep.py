@@ -45,6 +45,7 @@ def register(cli) -> None:
         Examples:
           sept-pipeline sweep --config configs/sweeps/demo.toml
           sept-pipeline sweep --config configs/sweeps/demo.toml --executor ray --max-parallel 2
+          sept-pipeline sweep --config configs/sweeps/base2new-palm11-val.toml      # validation, per dataset
           sept-pipeline sweep --config configs/sweeps/base2new-palm11.toml --executor ray --address auto
           sept-pipeline sweep --config configs/sweeps/demo.toml --set train.epochs=1 --dry-run --json
           sept-pipeline report runs/demo-sweep     # then the tables

@@ -1,6 +1,7 @@
 """What each protocol trains on and what it evaluates (docs/method.md, Protocols), as plain data.
 
-- base2new: sorted class names, base = first ceil(C * base_fraction); few-shot train on base; evaluate
+- base2new: sorted class names, base = first ceil(C * base_fraction) (or data.split_rule "shuffle:<seed>",
+  ZEBRA's: stages/data/splits.py); few-shot train on base; evaluate
   base classes on base test clips and new classes on new test clips. With eval_split "val" the same
   protocol runs inside the base classes' training items (pipeline/protocols/validation.py): the split
   on which hyperparameters are chosen; it never reads a new class or a test item.
@@ -55,10 +56,11 @@ def check_protocol(protocol: str) -> None:
 
 def make_plan(protocol: str, ds, data_root: Path, base_fraction: float,
               targets: Sequence[str] | None = None, source_spec=None, eval_split: str = "test",
-              val_fraction: float = 0.3) -> Plan:
+              val_fraction: float = 0.3, split_rule: str = "sorted") -> Plan:
     """`source_spec`: the DatasetSpec of `ds` (needed for its declared overlaps when the dataset was given
     as a .toml path outside the config folders; by default looked up by name). `eval_split` "val": the
-    validation view of base2new (hyperparameter selection), see pipeline/protocols/validation.py."""
+    validation view of base2new (hyperparameter selection), see pipeline/protocols/validation.py. `split_rule`:
+    data.split_rule (stages/data/splits.py base_new_split)."""
     from stages.data.splits import base_new_split, restrict_clips
 
     check_protocol(protocol)
@@ -66,9 +68,9 @@ def make_plan(protocol: str, ds, data_root: Path, base_fraction: float,
         if protocol != "base2new":
             raise UserError(f"data.eval_split 'val': defined for --protocol base2new only (got {protocol!r}); "
                             f"choose {protocol} settings on a base2new validation run, or use eval_split 'test'")
-        plan = _validation_plan(ds, base_fraction, val_fraction)
+        plan = _validation_plan(ds, base_fraction, val_fraction, split_rule)
     elif protocol == "base2new":
-        base, new = base_new_split(ds.classnames, base_fraction)
+        base, new = base_new_split(ds.classnames, base_fraction, split_rule)
         if not new:
             raise UserError(f"data.base_fraction {base_fraction}: leaves no new classes in {ds.name} "
                             f"({len(ds.classnames)} classes); base2new needs both (use a value below 1)")
@@ -77,7 +79,7 @@ def make_plan(protocol: str, ds, data_root: Path, base_fraction: float,
         plan = Plan(protocol, ds.name, base, restrict_clips(ds.train, ds.classnames, base),
                     [EvalSet("base", ds.name, base, restrict_clips(ds.test, ds.classnames, base)),
                      EvalSet("new", ds.name, new, restrict_clips(ds.test, ds.classnames, new))],
-                    split={"base": base, "new": new, "base_fraction": base_fraction})
+                    split={"base": base, "new": new, "base_fraction": base_fraction, "split_rule": split_rule})
     elif protocol == "fewshot":
         plan = Plan(protocol, ds.name, list(ds.classnames), list(ds.train),
                     [EvalSet("all", ds.name, list(ds.classnames), list(ds.test))])
@@ -94,13 +96,13 @@ def make_plan(protocol: str, ds, data_root: Path, base_fraction: float,
     return plan
 
 
-def _validation_plan(ds, base_fraction: float, val_fraction: float) -> Plan:
+def _validation_plan(ds, base_fraction: float, val_fraction: float, split_rule: str = "sorted") -> Plan:
     """base2new inside the base classes' training items: no new class, no test item is read."""
     from pipeline.protocols.validation import HOLDOUT_RULE, split_validation_items
     from stages.data.splits import base_new_split, restrict_clips
 
-    base, _new = base_new_split(ds.classnames, base_fraction)
-    val_base, val_new = base_new_split(base, base_fraction)
+    base, _new = base_new_split(ds.classnames, base_fraction, split_rule)
+    val_base, val_new = base_new_split(base, base_fraction, split_rule)
     if not val_base or not val_new:
         raise UserError(f"data.eval_split 'val': the {len(base)} base classes of {ds.name} cannot be split again "
                         f"into validation-base and validation-new classes with base_fraction {base_fraction}")
@@ -108,7 +110,8 @@ def _validation_plan(ds, base_fraction: float, val_fraction: float) -> Plan:
     return Plan("base2new", ds.name, val_base, kept,
                 [EvalSet("base", ds.name, val_base, held),
                  EvalSet("new", ds.name, val_new, restrict_clips(ds.train, ds.classnames, val_new))],
-                split={"base": val_base, "new": val_new, "base_fraction": base_fraction, "eval_split": "val",
+                split={"base": val_base, "new": val_new, "base_fraction": base_fraction, "split_rule": split_rule,
+                       "eval_split": "val",
                        "val_fraction": val_fraction, "rule": HOLDOUT_RULE})
 
 

@@ -16,7 +16,7 @@ from typing import Sequence
 from cache.errors import UserError
 from cache.fingerprint import cache_root, sha256_json
 from cache.lock import file_lock
-from pipeline.config_loader import Config, non_identity_keys
+from pipeline.config_loader import Config, non_identity_keys, with_dataset_template
 from pipeline.protocols.plans import Plan, check_protocol, make_plan
 from pipeline.runs import METRICS, RunDir
 from stages.tuning.methods import check_run
@@ -26,7 +26,8 @@ from stages.data.config import ALL_FOLDS
 # differ in them.
 _NOT_IDENTITY = {tuple(key.split(".", 1)) for key in non_identity_keys()}
 LOG_FOLDERS = ("tensorboard", "wandb")  # stages/tuning/run_log.py's sinks
-RUN_FILES = ("train_log.jsonl", "prompt.safetensors", "base_new_split.json", "config.toml", "config.json")
+RUN_FILES = ("train_log.jsonl", "prompt.safetensors", "base_new_split.json", "config.toml", "config.json",
+             "tower_buffers.safetensors")
 
 
 @dataclass
@@ -76,7 +77,6 @@ def _clear(run: RunDir) -> None:
 def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
     import torch
 
-    from stages.audio_features import clip_features
     from stages.backbones.factory import load_backbone
     from stages.data.datasets import dataset_spec, load_dataset
     from stages.data.fewshot import fewshot_cache_file, fewshot_indices
@@ -84,7 +84,8 @@ def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
     from stages.tuning.scoring import evaluate
     from stages.tuning.learners import build_learner
     from stages.tuning.run_log import RunLog
-    from stages.tuning.trainer import TrainData, sept_active, train
+    from stages.tuning.features import eval_features_cached, evaluation_features, training_data
+    from stages.tuning.trainer import sept_active, train
 
     if run.finished() and not req.force:  # another process finished it while we waited for the lock
         return {**run.read_metrics(), "skipped": True}
@@ -101,8 +102,10 @@ def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
     if ds.fold != cfg.data.fold:  # '' on a folded dataset means its first fold: record the fold actually run
         cfg = cfg.replace("data", fold=ds.fold)
     spec = dataset_spec(req.dataset)
+    cfg = with_dataset_template(cfg, spec)  # text.dataset_template: the dataset's one template
     plan = make_plan(req.protocol, ds, req.data_root, cfg.data.base_fraction, req.targets, source_spec=spec,
-                     eval_split=cfg.data.eval_split, val_fraction=cfg.data.val_fraction)
+                     eval_split=cfg.data.eval_split, val_fraction=cfg.data.val_fraction,
+                     split_rule=cfg.data.split_rule)
     picked = fewshot_indices(plan.train_clips, shots, seed, fewshot_cache_file(cache, ds.name, shots, seed))
     train_clips = [plan.train_clips[i] for i in picked]
 
@@ -124,7 +127,9 @@ def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
             cfg, learner, backbone, plan.train_classes, cache, dataset=req.dataset, progress=req.progress)
         selection = store_info.pop("selection")
 
-    eval_feats = {ev.name: clip_features(backbone, ev.clips, cache, progress=req.progress) for ev in plan.evals}
+    # Test features: cached now, or (random test crops, train-mode towers) computed after training.
+    eval_feats = evaluation_features(backbone, plan.evals, cache, cfg.train, cfg.data, seed, req.progress) \
+        if eval_features_cached(cfg.train) else {}
     fingerprints = {"backbone": backbone.fingerprint, "store": store_info,
                     "features": {name: _tensor_hash(f) for name, f in eval_feats.items()},
                     "train_clips": sha256_json([[str(c.path), c.label] for c in train_clips])}
@@ -139,15 +144,9 @@ def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
     train_summary = {}
     if learner.trainable:
         labels = torch.tensor([c.label for c in train_clips], dtype=torch.long)
-        if cfg.train.random_crop:
-            def encode(idx, gen):
-                return clip_features(backbone, [train_clips[i] for i in idx.tolist()], None, random_crop=True,
-                                     generator=gen, progress=False)
-            data = TrainData(labels=labels, encode=encode)
-        else:
-            feats = clip_features(backbone, train_clips, cache, progress=req.progress)
+        data, feats = training_data(backbone, train_clips, labels, cache, cfg.train, cfg.data, req.progress)
+        if feats is not None:
             fingerprints["features"]["train"] = _tensor_hash(feats)
-            data = TrainData(labels=labels, features=feats)
         identity = {"config": _identity_config(cfg), "protocol": req.protocol, "dataset": ds.name,
                     "train_classes": plan.train_classes, "train_clips": fingerprints["train_clips"],
                     "backbone": backbone.fingerprint, "store": store_info, "neighbor_selection": selection}
@@ -155,6 +154,9 @@ def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
                               identity=identity, backbone_fingerprint=backbone.fingerprint, resume=req.resume,
                               progress=req.progress, run_log=run_log)
 
+    if not eval_feats:  # after training: the towers' BatchNorm statistics as training left them
+        eval_feats = evaluation_features(backbone, plan.evals, cache, cfg.train, cfg.data, seed, req.progress)
+        fingerprints["features"].update({name: _tensor_hash(f) for name, f in eval_feats.items()})
     results = {}
     for ev in plan.evals:
         results[ev.name] = evaluate(learner, ev.classnames, eval_feats[ev.name], [c.label for c in ev.clips],

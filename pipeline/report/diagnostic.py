@@ -162,8 +162,8 @@ def diagnose(pair: Pair, cache_dir, backbones: dict) -> Diagnosis:
     templates = list(cfg.text.templates)
 
     all_classes = dataset_classnames(pair.dataset)
-    base, new = base_new_split(all_classes, cfg.data.base_fraction) if pair.protocol == "base2new" else (
-        sorted(all_classes), [])
+    base, new = (base_new_split(all_classes, cfg.data.base_fraction, cfg.data.split_rule)
+                 if pair.protocol == "base2new" else (sorted(all_classes), []))
     ordered = base + new
     lacking = set(classes_lacking(store, ordered, gkey, templates, backbone.fingerprint))
     phrases = store.get_phrases([c for c in ordered if c not in lacking], gkey)

@@ -103,7 +103,8 @@ def run_dir(spec: SweepSpec, cell: Cell) -> Path:
 
 
 def overrides(spec: SweepSpec, cell: Cell) -> dict[str, Any]:
-    return {**spec.fixed, **dict(cell.extra)}
+    """The cell's --set keys: [set], then its dataset's [per_dataset] table, then its config-key axes."""
+    return {**spec.fixed, **spec.per_dataset.get(cell.dataset, {}), **dict(cell.extra)}
 
 
 def identity(spec: SweepSpec, cell: Cell) -> dict:
@@ -139,7 +140,7 @@ def cell_inputs(spec: SweepSpec, cell: Cell) -> tuple[Config, TuneRequest]:
     """The resolved config and request of the cell's run: the sweep's config file, its [set] and config-key axes
     (as --set), the cell's recipe, then its flags, exactly as `sept-pipeline tune` resolves them."""
     cfg = load_config(spec.config, [override_text(k, v) for k, v in overrides(spec, cell).items()],
-                      recipe=cell.recipe or None)
+                      recipe=cell.recipe or None, method=cell.method)  # the method picks a recipe's [for_method]
     return tune_inputs(cfg, tune_flags(spec, cell))
 
 

@@ -20,11 +20,14 @@
     shots   = [16]               default [16]
     fold    = ["all"]            PALM's folds: "all" = every official fold of each dataset (one cell each;
                                  a dataset without folds gets its one split), or fold names; default [""]
-    recipe  = ["palm", "coop"]   named training recipes (configs/recipes/); default: none given (the
-                                 config file's [recipe] name, else palm)
+    recipe  = ["palm", "coop-b2n"]
+                                 named training recipes (configs/recipes/; `config recipes` lists them);
+                                 default: none given (the config file's [recipe] name, else palm)
     "sept.lam" = [0.5, 1.0]      any config key, quoted, as an axis (passed to tune as --set)
 
     [set]                        fixed config keys of every run (--set), e.g. "train.epochs" = 5
+    [per_dataset.NAME]           fixed config keys of the runs of dataset NAME only, over [set] (the settings
+                                 a validation sweep chose for that dataset: benchmarks/efficacy_select.py)
     [ray]  address = ""          "" = start a local Ray instance; "auto" or "ray://head:10001" = a cluster
            num_cpus_per_run = 1, num_gpus_per_run = 1 (GPUs are asked for only where the cluster has them)
 
@@ -48,7 +51,7 @@ EXECUTORS = ("local", "ray")
 _SWEEP_KEYS = {"runs_dir", "data_root", "backbone", "cache_dir", "config", "protocol", "targets", "executor",
                "max_parallel", "devices"}
 _RAY_KEYS = {"address", "num_cpus_per_run", "num_gpus_per_run"}
-_SECTIONS = ("sweep", "grid", "set", "ray")
+_SECTIONS = ("sweep", "grid", "set", "per_dataset", "ray")
 # Config keys that `tune` sets from a cell's own axes (--seed, --shots, --method, --sept/--no-sept).
 _AXIS_KEYS = {"data.seed": "seed", "data.shots": "shots", "method.name": "method", "sept.enabled": "sept",
               "data.fold": "fold", "recipe.name": "recipe"}
@@ -77,6 +80,7 @@ class SweepSpec:
     config_axes: dict[str, list] = field(default_factory=dict)  # "section.key" -> values
     fixed: dict[str, Any] = field(default_factory=dict)         # "section.key" -> value
     ray: RaySettings = field(default_factory=RaySettings)
+    per_dataset: dict[str, dict[str, Any]] = field(default_factory=dict)  # dataset -> "section.key" -> value
 
 
 def _flatten(table: dict, prefix: str = "") -> dict[str, Any]:
@@ -302,6 +306,9 @@ def parse_sweep(path: str | Path, overrides: dict | None = None, extra_set: dict
     if overlap:
         raise _fail(source, f"[set] {sorted(overlap)[0]}", "is also a [grid] axis; keep it in one place")
     _check_config_keys(source, config, fixed, config_axes, axes["recipe"])
+    per_dataset = _per_dataset(source, raw.get("per_dataset", {}), axes["dataset"], config_axes)
+    for name, keys in per_dataset.items():
+        _check_config_keys(source, config, {**fixed, **keys}, config_axes, axes["recipe"])
 
     ray = RaySettings(
         address=_typed(source, "[ray] address", ray_raw.get("address", ""), str, "an address"),
@@ -313,5 +320,26 @@ def parse_sweep(path: str | Path, overrides: dict | None = None, extra_set: dict
     return SweepSpec(
         source=source, runs_dir=_path(sweep["runs_dir"]), data_root=_path(sweep["data_root"]), backbone=backbone,
         cache_dir=cache_dir, config=config, targets=tuple(targets), executor=executor, max_parallel=max_parallel,
-        devices=devices, axes=axes, config_axes=config_axes, fixed=fixed, ray=ray,
+        devices=devices, axes=axes, config_axes=config_axes, fixed=fixed, ray=ray, per_dataset=per_dataset,
     )
+
+
+def _per_dataset(source: str, tables: Any, datasets: list, config_axes: dict) -> dict[str, dict[str, Any]]:
+    """[per_dataset.NAME] tables: NAME a dataset of the grid, keys config keys that no axis sets."""
+    if not isinstance(tables, dict):
+        raise _fail(source, "[per_dataset]", "must hold one table per dataset: [per_dataset.NAME]")
+    out = {}
+    for name, table in tables.items():
+        where = f"[per_dataset.{name}]"
+        if name not in datasets:
+            raise _fail(source, where, f"{name!r} is not a dataset of the grid ({', '.join(datasets)})")
+        if not isinstance(table, dict):
+            raise _fail(source, where, "must be a table of config keys")
+        keys = _flatten(table)
+        for key in keys:
+            if "." not in key:
+                raise _fail(source, f"{where} {key}", "expected a config key section.key (e.g. \"sept.lam\" = 1.0)")
+            if key in _AXIS_KEYS or key in config_axes:
+                raise _fail(source, f"{where} {key!r}", "is a [grid] axis; a dataset's table holds fixed keys only")
+        out[name] = keys
+    return out

@@ -6,7 +6,10 @@ joint space of dimension `embed_dim`; it never normalises: callers decide where 
 
 Frozen means two things, both enforced here: no parameter requires grad, and the towers stay in eval
 mode whatever `.train()` is called on (dropout off, BatchNorm statistics untouched), because a tuner
-module that holds the backbone as a child calls `.train()` on all its children every epoch.
+module that holds the backbone as a child calls `.train()` on all its children every epoch. The one
+exception is asked for by name: `set_towers_training(True)` (`train.tower_mode = "train"`, PALM's
+`model.train()` on the whole model) puts the towers in train mode, parameters still frozen, until
+`set_towers_training(False)`; their BatchNorm statistics then move (`tower_buffers` saves them).
 """
 from __future__ import annotations
 
@@ -54,12 +57,49 @@ class AudioTextBackbone(nn.Module, abc.ABC):
             p.requires_grad_(False)
         self.train(False)
 
+    towers_training: bool = False  # True only between set_towers_training(True) and (False)
+    batchnorm_training: bool = True  # with train-mode towers: BatchNorm too (False: it stays in eval mode)
+
     def train(self, mode: bool = True) -> "AudioTextBackbone":
-        # Record the requested mode (a parent may read it) but keep every tower in eval mode.
+        # Record the requested mode (a parent may read it) but keep every tower in eval mode, unless train-mode
+        # towers were asked for by name (set_towers_training).
         self.training = mode
         for child in self.children():
-            child.train(False)
+            child.train(self.towers_training)
+        if self.towers_training and not self.batchnorm_training:
+            for module in self.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
         return self
+
+    def set_towers_training(self, on: bool, batchnorm: bool = True) -> None:
+        """Towers in train mode (dropout, drop-path, BatchNorm on batch statistics and updating its running
+        statistics; with `batchnorm` False, BatchNorm stays in eval mode) or back in eval mode; parameters stay
+        frozen either way. Only `train.tower_mode` "train" / "train_bn_eval" asks for it (PALM and SubT trained
+        so); evaluation always runs after set_towers_training(False)."""
+        self.towers_training = bool(on)
+        self.batchnorm_training = bool(batchnorm)
+        self.train(self.training)
+
+    def tower_buffers(self) -> dict[str, torch.Tensor]:
+        """Copies of the towers' BatchNorm running statistics by name: what train-mode towers change."""
+        out = {}
+        for name, module in self.named_modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                for key, buf in module.named_buffers(recurse=False):
+                    out[f"{name}.{key}"] = buf.detach().clone().cpu()
+        return out
+
+    def load_tower_buffers(self, state: dict[str, torch.Tensor]) -> None:
+        """Put back BatchNorm statistics saved by `tower_buffers` (a resumed train-mode run)."""
+        own = dict(self.named_buffers())
+        missing = sorted(set(self.tower_buffers()) - set(state))
+        if missing or not set(state) <= set(own):
+            raise ValueError(f"tower buffers mismatch: missing {missing[:3]}, unexpected "
+                             f"{sorted(set(state) - set(own))[:3]}")
+        with torch.no_grad():
+            for name, value in state.items():
+                own[name].copy_(value.to(own[name].device, own[name].dtype))
 
     @property
     def device(self) -> torch.device:
@@ -119,12 +159,14 @@ class AudioTextBackbone(nn.Module, abc.ABC):
     # ---- audio ------------------------------------------------------------------------------
     @abc.abstractmethod
     def encode_audio(
-        self, waveforms: list[np.ndarray], train_crop: bool = False, generator=None
+        self, waveforms: list[np.ndarray], train_crop: bool = False, generator=None, *, batch_size: int | None = None
     ) -> torch.Tensor:
         """[B, D] float32 audio embeddings, projected, not normalised; no grad; batched.
 
         `waveforms` are 1-D float arrays already at `sample_rate`; length handling follows
         stages/backbones/clip_length.py (centre crop unless `train_crop`, repeat-pad when short).
+        `batch_size` clips go through the tower at once (default `audio_batch_size`): with train-mode towers,
+        the batch whose statistics BatchNorm uses.
         """
 
     def encode_item_texts(self, texts: list[str]) -> torch.Tensor:

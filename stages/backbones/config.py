@@ -52,6 +52,10 @@ class BackboneConfig:
 @dataclass(frozen=True)
 class TextConfig:
     templates: list = opt(DEFAULT_TEMPLATES, "Hand-crafted templates h_1..h_T; '{}' is the class or phrase.")
+    dataset_template: bool = opt(False, "Use the dataset config's one hand-crafted `template` (jhyukjang/SubT's "
+                                        "trainers/template.py for the audio benchmark) as the only template, in "
+                                        "place of `templates`: zero-shot, KgCoOp's reference, SEPT's margins. "
+                                        "A dataset without one is an error.")
 
     def __post_init__(self):
         from cache.errors import UserError

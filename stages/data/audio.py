@@ -43,6 +43,12 @@ def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndar
 
 def read_audio(path: str | os.PathLike, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
     """(float32 mono samples, native sample rate); at most `max_seconds` from the start when given."""
+    data, rate = read_frames(path, max_seconds)
+    return to_mono(data), rate
+
+
+def read_frames(path: str | os.PathLike, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """(float32 [frames, channels], native sample rate); at most `max_seconds` from the start when given."""
     import soundfile as sf
 
     path = Path(path)
@@ -57,16 +63,26 @@ def read_audio(path: str | os.PathLike, max_seconds: float | None = None) -> tup
         raise UserError(f"audio file {path}: cannot be decoded ({e}); expected {EXPECTED}") from None
     if data.shape[0] == 0:
         raise UserError(f"audio file {path}: contains no samples (expected {EXPECTED})")
-    return to_mono(data), rate
+    return data, rate
 
 
-def load_audio(path: str | os.PathLike, sample_rate: int, max_seconds: float | None = None) -> np.ndarray:
-    """float32 mono samples of `path` at `sample_rate` Hz.
+def load_audio(path: str | os.PathLike, sample_rate: int, max_seconds: float | None = None,
+               channels: str = "mean") -> np.ndarray:
+    """float32 1-D samples of `path` at `sample_rate` Hz.
 
+    `channels` (data.channels): "mean" averages the channels to mono, then resamples; "concat" resamples each
+    channel and lays them end to end, channel 0 first (Pengi's loader: torchaudio's [channels, frames]
+    resampled, then reshape(-1)), so a 10 s stereo file becomes 20 s of signal; a mono file is unchanged.
     Missing, undecodable or empty files raise UserError naming the path. Values are libsndfile's
     normalised floats (int16 full scale -> [-1, 1)); no gain or DC change is applied.
     """
     if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
         raise UserError(f"sample rate {sample_rate!r}: expected a positive integer number of Hz")
-    samples, rate = read_audio(path, max_seconds=max_seconds)
-    return resample(samples, rate, int(sample_rate))
+    if channels == "mean":
+        samples, rate = read_audio(path, max_seconds=max_seconds)
+        return resample(samples, rate, int(sample_rate))
+    if channels != "concat":
+        raise UserError(f"config key data.channels: {channels!r} is not one of mean, concat")
+    data, rate = read_frames(path, max_seconds=max_seconds)
+    return np.concatenate([resample(np.ascontiguousarray(data[:, c]), rate, int(sample_rate))
+                           for c in range(data.shape[1])])

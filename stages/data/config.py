@@ -8,6 +8,7 @@ from stages.data.specs import FOLD_NAME
 from stages.fields import check_choice, check_range, opt
 
 ALL_FOLDS = "all"  # every official fold of the dataset, one run each
+CHANNELS = ("mean", "concat")
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,13 @@ class DataConfig:
                                   "hyperparameters are chosen; never reads a new class or a test item).")
     val_fraction: float = opt(0.3, "eval_split 'val': share of each validation-base class's training items held "
                                    "out as its validation test items (at least 1, at most all but one).")
+    split_rule: str = opt("sorted", "How base2new splits the classes: sorted (PALM, CoOp, SubT: base = the first "
+                                     "ceil(C * base_fraction) sorted names) | shuffle:<seed> (ZEBRA: the sorted names "
+                                     "shuffled by a generator of that seed, base = the first floor(C * "
+                                     "base_fraction); ZEBRA's scripts use shuffle:42).")
+    channels: str = opt("mean", "Multi-channel audio: mean (the channels averaged to mono) | concat (channel after "
+                                "channel in one signal, each resampled first, as Pengi's loader does with "
+                                "reshape(-1); the clip's window is cut from that signal).")
 
     def __post_init__(self):
         check_range("data", "shots", self.shots, 0)
@@ -30,6 +38,10 @@ class DataConfig:
         check_range("data", "base_fraction", self.base_fraction, 0.0, 1.0)
         check_choice("data", "eval_split", self.eval_split, ("test", "val"))
         check_range("data", "val_fraction", self.val_fraction, 0.0, 1.0)
+        check_choice("data", "channels", self.channels, CHANNELS)
+        from stages.data.splits import parse_split_rule
+
+        parse_split_rule(self.split_rule)
         if self.fold not in ("", ALL_FOLDS) and not FOLD_NAME.fullmatch(self.fold):
             raise UserError(f"config key data.fold: {self.fold!r} is not one of '', 'all' or a fold name "
                             f"such as 'fold3'")

@@ -65,6 +65,7 @@ class DatasetSpec:
     overlaps: tuple[str, ...] = ()  # datasets sharing recordings or classes with this one (see datasets_overlap)
     overlap_reason: str = ""
     suite: str = ""  # the benchmark suite the dataset belongs to ("palm11", "text-proxy"; "" for none)
+    template: str = ""  # one hand-crafted template for this dataset (text.dataset_template); "" = none
     path: Path = field(default=Path(), compare=False)
 
     @property
@@ -93,7 +94,7 @@ class DatasetSpec:
 
 
 _KEYS = {"name", "display_name", "classes", "layout", "folds", "folder", "task", "source", "subset",
-         "test_fraction", "aliases", "overlaps", "overlap_reason", "prepare", "suite"}
+         "test_fraction", "aliases", "overlaps", "overlap_reason", "prepare", "suite", "template"}
 FOLD_NAME = re.compile(r"fold[1-9][0-9]*")
 
 
@@ -169,6 +170,9 @@ def parse_spec(path: Path) -> DatasetSpec:
     for key in ("display_name", "folder", "task", "source", "suite"):
         if key in raw and not isinstance(raw[key], str):
             raise _fail(path, f"key {key} must be a string")
+    template = raw.get("template", "")
+    if "template" in raw and (not isinstance(template, str) or template.count("{}") != 1):
+        raise _fail(path, f"key template {template!r} must be a string with exactly one '{{}}' (the class name)")
     return DatasetSpec(
         name=name,
         display_name=raw["display_name"],
@@ -184,6 +188,7 @@ def parse_spec(path: Path) -> DatasetSpec:
         overlaps=tuple(o.lower() for o in overlaps),
         overlap_reason=reason.strip(),
         suite=raw.get("suite", ""),
+        template=template,
         path=path,
     )
 

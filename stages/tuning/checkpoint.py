@@ -4,6 +4,8 @@
     <run>/checkpoints/epoch-0003/trainer_state.pt     optimizer, scaler, epoch, lr, RNG states, identity
     <run>/checkpoints/latest.json                     which epoch folder is the newest complete one
     <run>/prompt.safetensors                          the final context, for transfer to other classes
+    <run>/tower_buffers.safetensors                   train.tower_mode = "train" only: the towers' BatchNorm
+                                                      statistics after training (the test features use them)
 
 Each epoch folder is built under a temp name and renamed into place, then latest.json is replaced
 atomically, then older folders are removed: a kill at any moment leaves a complete latest checkpoint.
@@ -32,6 +34,18 @@ def save_prompt(path: Path, state: dict[str, torch.Tensor], method: str, backbon
 
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     meta = {"format": FORMAT, "method": method, "backbone_fingerprint": backbone_fingerprint}
+    atomic_write_with(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta), suffix=".safetensors")
+
+
+TOWER_BUFFERS = "tower_buffers.safetensors"
+
+
+def save_tower_buffers(path: Path, buffers: dict[str, torch.Tensor], backbone_fingerprint: str) -> None:
+    """The towers' BatchNorm statistics of a train-mode run (backbone.tower_buffers()), atomically."""
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in buffers.items()}
+    meta = {"format": FORMAT + "-tower-buffers", "backbone_fingerprint": backbone_fingerprint}
     atomic_write_with(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta), suffix=".safetensors")
 
 

@@ -12,6 +12,9 @@ from stages.tuning.run_log import check_sinks, default_sinks
 
 AMP_CHOICES = ("auto", "bf16", "fp16", "off")
 COCOOP_BIAS_CHOICES = ("none", "batch_mean")
+EVAL_CROPS = ("fixed", "random")
+TOWER_MODES = ("eval", "train", "train_bn_eval")
+SELECT_RULES = ("last", "lowest_train_loss")
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,13 @@ class MethodConfig:
     dept_weight: float = opt(0.7, "DePT: weight w of the base head in (1 - w) CE(similarity) + w CE(head) and in "
                                   "the fused base-class logits.")
     dept_lr_mult: float = opt(6.5, "DePT: learning rate of the head and feature transforms, times the prompt's.")
+    zebra_weight: float = opt(0.5, "ZEBRA: weight w of the zero-shot logits in (1 - w) prompt logits + w zero-shot "
+                                   "logits (asif-hanif/zebra: 0.5).")
+    zebra_entropy: float = opt(0.05, "ZEBRA: weight of the self-entropy subtracted from the cross-entropy "
+                                     "(CE - weight * H: entropy maximised; asif-hanif/zebra: 0.05).")
+    zebra_templates: list = opt(["The is a recording of  {}."],
+                                "ZEBRA: templates of its zero-shot logits (its one prompt, PALM's text, verbatim); "
+                                "empty = every [text] template, averaged.")
     palm_unseen: str = opt("refuse", "PALM on classes it never trained on (base2new's new half, cross targets): "
                                      "refuse | zeroshot (score them with lambda = 0, labelled so).")
 
@@ -40,9 +50,12 @@ class MethodConfig:
         check_range("method", "dept_weight", self.dept_weight, 0.0, 1.0)
         check_range("method", "dept_lr_mult", self.dept_lr_mult, 0.0)
         check_choice("method", "palm_unseen", self.palm_unseen, ("refuse", "zeroshot"))
-        for t in self.kg_templates:
-            if not isinstance(t, str) or t.count("{}") != 1:
-                raise UserError(f"config key method.kg_templates: {t!r} must contain exactly one '{{}}' placeholder")
+        check_range("method", "zebra_weight", self.zebra_weight, 0.0, 1.0)
+        check_range("method", "zebra_entropy", self.zebra_entropy, 0.0)
+        for key in ("kg_templates", "zebra_templates"):
+            for t in getattr(self, key):
+                if not isinstance(t, str) or t.count("{}") != 1:
+                    raise UserError(f"config key method.{key}: {t!r} must contain exactly one '{{}}' placeholder")
 
 
 @dataclass(frozen=True)
@@ -60,6 +73,19 @@ class TrainConfig:
     amp: str = opt("auto", "Autocast of the towers: auto (CUDA: bf16 if supported, else fp16; CPU: off) | bf16 | "
                            "fp16 (CUDA only) | off. Losses are always computed in float32.")
     random_crop: bool = opt(False, "Random-crop augmentation of training clips (bypasses the feature cache).")
+    eval_crop: str = opt("fixed", "Window of a test clip longer than the tower's: fixed (the centre, cached: the same "
+                                  "clip always gives the same embedding) | random (a window drawn from the run's "
+                                  "seed, as PALM's loader crops at test; bypasses the feature cache).")
+    tower_mode: str = opt("eval", "Mode of the frozen towers while training: eval (dropout off, BatchNorm on its "
+                                  "stored statistics; features cached) | train (PALM's run_epoch: model.train() on the "
+                                  "whole model, so dropout, drop-path, SpecAugment and BatchNorm batch statistics are "
+                                  "active and BN running statistics move, which changes the test features; audio is "
+                                  "encoded every step, never cached; evaluation runs the towers in eval mode, as "
+                                  "PALM's run_evaluation does) | train_bn_eval (the same with BatchNorm kept in eval "
+                                  "mode, as jhyukjang/SubT's run_epoch: model.train() then bn0.eval()).")
+    select: str = opt("last", "Which epoch's prompt is evaluated: last | lowest_train_loss (the epoch with the lowest "
+                              "mean training loss, as jhyukjang/SubT's run_training keeps; the run's summary records "
+                              "the chosen epoch as train.selected_epoch).")
     eval_batch_size: int = opt(64, "Clips per evaluation batch.", identity=False)
     log_to: list = opt(default_sinks(), "Where each epoch's scalars go (losses, lr; accuracies after evaluation): "
                                         "jsonl (train_log.jsonl, always) | tensorboard (events under "
@@ -76,6 +102,9 @@ class TrainConfig:
         check_range("train", "warmup_epochs", self.warmup_epochs, 0)
         check_choice("train", "schedule", self.schedule, ("constant", "cosine"))
         check_choice("train", "amp", self.amp, AMP_CHOICES)
+        check_choice("train", "eval_crop", self.eval_crop, EVAL_CROPS)
+        check_choice("train", "tower_mode", self.tower_mode, TOWER_MODES)
+        check_choice("train", "select", self.select, SELECT_RULES)
         check_sinks(self.log_to)
         s = self.logit_scale
         if (s != "checkpoint") if isinstance(s, str) else not s > 0:

@@ -22,3 +22,11 @@ def lr_at(epoch: int, base_lr: float, epochs: int, schedule: str = "constant", w
     if schedule != "cosine":
         raise ValueError(f"unknown schedule {schedule!r}")
     return 0.5 * base_lr * (1.0 + math.cos(math.pi * (epoch - warmup_epochs) / epochs))
+
+
+def group_lr(lr: float, lr_mult: float, epoch: int, warmup_epochs: int) -> float:
+    """The lr of an optimizer group that runs at `lr_mult` times the schedule's `lr` (DePT's head and transforms).
+
+    During a constant warm-up every group runs at the warm-up lr itself: Dassl's ConstantWarmupScheduler
+    returns WARMUP_CONS_LR for every group, whatever its base lr (Koorye/DePT trains through it)."""
+    return lr if epoch < warmup_epochs else lr * lr_mult

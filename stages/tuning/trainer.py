@@ -14,6 +14,18 @@ Randomness comes from three generators seeded from the run's seed: shuffling, au
 draws. They are separate so that switching L_se off (or lambda = 0, where the neighbor path is skipped
 entirely) leaves the shuffles and crops, hence the whole run, bit-identical to the baseline. All three
 are saved in each checkpoint, so a resumed run continues exactly where the interrupted one stopped.
+
+Tower mode (`train.tower_mode`): "eval" (the default) keeps the frozen towers in eval mode. "train" is PALM's
+training: the towers run in train mode during every epoch (dropout, drop-path, SpecAugment, BatchNorm on
+batch statistics, its running statistics moving), back in eval mode after training. Their random draws come
+from torch's global generators, seeded from the run's seed at the start; each checkpoint saves those
+generators and the towers' BatchNorm statistics, so a resumed train-mode run is bit-identical too.
+"train_bn_eval" is the same with BatchNorm kept in eval mode (jhyukjang/SubT's run_epoch).
+
+Selection (`train.select`): "last" evaluates the prompt as the last epoch left it; "lowest_train_loss" keeps
+the prompt (and, with train-mode towers, their BatchNorm statistics) of the epoch whose mean training loss
+(the row's `loss`: the whole objective, SEPT's term included) was lowest, the first of equals, as SubT's
+run_training evaluates at each new lowest; the state travels in every checkpoint, so resuming keeps it.
 """
 from __future__ import annotations
 
@@ -29,10 +41,10 @@ import torch
 from tqdm.auto import tqdm
 
 from cache.errors import UserError
-from stages.tuning.checkpoint import load_checkpoint, save_checkpoint, save_prompt
+from stages.tuning.checkpoint import TOWER_BUFFERS, load_checkpoint, save_checkpoint, save_prompt, save_tower_buffers
 from stages.tuning.neighbor_bank import NeighborBank, NeighborDraw, scatter_draws
 from stages.tuning.run_log import RunLog, read_rows
-from stages.tuning.schedule import lr_at
+from stages.tuning.schedule import group_lr, lr_at
 from stages.tuning.sept_loss import semantic_expansion_loss
 
 CHECKPOINTS = "checkpoints"
@@ -53,9 +65,29 @@ class TrainData:
         return self.features[idx] if self.features is not None else self.encode(idx, crop_gen)
 
 
+def derived_seed(seed: int, stream: int) -> int:
+    """Seed of independent stream `stream` of a run's seed (0 shuffle, 1 crops, 2 neighbors, 3 train-mode towers'
+    global generators, 4 evaluation crops)."""
+    return int(seed) * 1_000_003 + 7919 * stream + 1
+
+
 def derived_generator(seed: int, stream: int) -> torch.Generator:
-    """Independent generator `stream` of a run's seed (streams: 0 shuffle, 1 crops, 2 neighbors)."""
-    return torch.Generator().manual_seed(int(seed) * 1_000_003 + 7919 * stream + 1)
+    """Independent generator `stream` of a run's seed (see `derived_seed`)."""
+    return torch.Generator().manual_seed(derived_seed(seed, stream))
+
+
+def global_rng_state() -> dict:
+    """torch's global generators (CPU and every CUDA device): what dropout and drop-path draw from."""
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_global_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def amp_settings(device: torch.device, amp: str) -> tuple[torch.dtype | None, bool]:
@@ -154,6 +186,13 @@ def train(
     steps_per_epoch = math.ceil(n / train_cfg.batch_size)
     run_log = run_log or RunLog(run_dir)
     start_epoch, kept_rows = 0, []
+    tower_mode = getattr(train_cfg, "tower_mode", "eval")
+    towers_train, batchnorm_train = tower_mode != "eval", tower_mode == "train"
+    lowest = getattr(train_cfg, "select", "last") == "lowest_train_loss"
+    best: dict | None = None  # select lowest_train_loss: {"epoch", "loss", "prompt", "buffers"} of the best epoch
+    backbone = learner.backbone
+    if towers_train:
+        torch.manual_seed(derived_seed(seed, 3))  # dropout, drop-path, SpecAugment: seeded by the run
     if resume:
         ckpt = load_checkpoint(run_dir / CHECKPOINTS, backbone_fingerprint, learner.name)
         if ckpt is None:
@@ -164,6 +203,10 @@ def train(
         scaler.load_state_dict(ckpt.state["scaler"])
         for name, g in gens.items():
             g.set_state(ckpt.state["rng"][name])
+        if towers_train:  # the towers' BatchNorm statistics and the global generators at the checkpoint
+            backbone.load_tower_buffers(ckpt.state["towers"]["buffers"])
+            set_global_rng_state(ckpt.state["towers"]["rng"])
+        best = ckpt.state.get("best")
         start_epoch = ckpt.epoch
         kept_rows = [r for r in read_rows(run_dir) if r["epoch"] < start_epoch]
     run_log.start(kept_rows)  # every sink now holds exactly the checkpointed epochs
@@ -171,50 +214,73 @@ def train(
     bar = tqdm(total=train_cfg.epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch,
                desc=f"train {learner.name}{'+sept' if use_sept else ''}", disable=not progress, leave=False)
     started = time.time()
-    for epoch in range(start_epoch, train_cfg.epochs):
-        lr = lr_at(epoch, train_cfg.lr, train_cfg.epochs, train_cfg.schedule, train_cfg.warmup_epochs,
-                   train_cfg.warmup_lr)
-        for group in optimizer.param_groups:
-            group["lr"] = lr * group.get("lr_mult", 1.0)  # a learner's group may run at a multiple (DePT's head)
-        learner.train()
-        sums: dict[str, float] = {}
-        epoch_start = time.time()
-        order = torch.randperm(n, generator=gens["shuffle"])
-        for step in range(steps_per_epoch):
-            idx = order[step * train_cfg.batch_size : (step + 1) * train_cfg.batch_size]
-            audio = data.batch(idx, gens["crop"]).to(device, non_blocking=True)
-            labels = data.labels[idx].to(device, non_blocking=True)
-            draw = bank.sample(gens["neighbors"]).to(device) if use_sept else None
-            value, parts = training_step(learner, audio, labels, draw, sept_cfg, optimizer, scaler, amp_dtype)
-            if not math.isfinite(value):
-                raise FloatingPointError(f"loss became {value} at epoch {epoch + 1}, step {step + 1}; "
-                                         f"lower train.lr or use train.amp=bf16/off")
-            for k, v in {"loss": value, **parts}.items():
-                sums[k] = sums.get(k, 0.0) + v
-            bar.set_postfix(epoch=f"{epoch + 1}/{train_cfg.epochs}", loss=f"{value:.4f}")
-            bar.update(1)
+    try:
+        for epoch in range(start_epoch, train_cfg.epochs):
+            lr = lr_at(epoch, train_cfg.lr, train_cfg.epochs, train_cfg.schedule, train_cfg.warmup_epochs,
+                       train_cfg.warmup_lr)
+            for group in optimizer.param_groups:  # a learner's group may run at a multiple (DePT's head) ...
+                group["lr"] = group_lr(lr, group.get("lr_mult", 1.0), epoch, train_cfg.warmup_epochs)
+            learner.train()
+            backbone.set_towers_training(towers_train, batchnorm=batchnorm_train)
+            sums: dict[str, float] = {}
+            epoch_start = time.time()
+            order = torch.randperm(n, generator=gens["shuffle"])
+            for step in range(steps_per_epoch):
+                idx = order[step * train_cfg.batch_size : (step + 1) * train_cfg.batch_size]
+                audio = data.batch(idx, gens["crop"]).to(device, non_blocking=True)
+                labels = data.labels[idx].to(device, non_blocking=True)
+                draw = bank.sample(gens["neighbors"]).to(device) if use_sept else None
+                value, parts = training_step(learner, audio, labels, draw, sept_cfg, optimizer, scaler, amp_dtype)
+                if not math.isfinite(value):
+                    raise FloatingPointError(f"loss became {value} at epoch {epoch + 1}, step {step + 1}; "
+                                             f"lower train.lr or use train.amp=bf16/off")
+                for k, v in {"loss": value, **parts}.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                bar.set_postfix(epoch=f"{epoch + 1}/{train_cfg.epochs}", loss=f"{value:.4f}")
+                bar.update(1)
 
-        run_log.epoch({"epoch": epoch, "lr": lr, "steps": steps_per_epoch,
-                       "seconds": round(time.time() - epoch_start, 4),
-                       **{k: v / steps_per_epoch for k, v in sums.items()}})
-        state = {
-            "epoch": epoch + 1,
-            "lr": lr,
-            "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict(),
-            "rng": {name: g.get_state() for name, g in gens.items()},
-            "identity": identity,
-        }
-        save_checkpoint(run_dir / CHECKPOINTS, epoch + 1, learner.prompt_state(), state, learner.name,
-                        backbone_fingerprint)
+            run_log.epoch({"epoch": epoch, "lr": lr, "steps": steps_per_epoch,
+                           "seconds": round(time.time() - epoch_start, 4),
+                           **{k: v / steps_per_epoch for k, v in sums.items()}})
+            mean_loss = sums["loss"] / steps_per_epoch
+            if lowest and (best is None or mean_loss < best["loss"]):  # strictly lower: the first of equals
+                best = {"epoch": epoch, "loss": mean_loss, "prompt": {k: v.detach().cpu().clone()
+                                                                      for k, v in learner.prompt_state().items()},
+                        "buffers": backbone.tower_buffers() if towers_train else {}}
+            state = {
+                "epoch": epoch + 1,
+                "lr": lr,
+                "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict(),
+                "rng": {name: g.get_state() for name, g in gens.items()},
+                "identity": identity,
+            }
+            if towers_train:
+                state["towers"] = {"buffers": backbone.tower_buffers(), "rng": global_rng_state()}
+            if best is not None:
+                state["best"] = best
+            save_checkpoint(run_dir / CHECKPOINTS, epoch + 1, learner.prompt_state(), state, learner.name,
+                            backbone_fingerprint)
+    finally:  # evaluation, and whatever runs next in this process, sees eval-mode towers
+        backbone.set_towers_training(False)
     bar.close()
+    selected = {}
+    if lowest and best is not None:  # evaluate (and keep) the state of the epoch with the lowest training loss
+        learner.load_prompt_state(best["prompt"])
+        if towers_train:
+            backbone.load_tower_buffers(best["buffers"])
+        selected = {"selected_epoch": int(best["epoch"]), "selected_loss": float(best["loss"])}
     save_prompt(run_dir / "prompt.safetensors", learner.prompt_state(), learner.name, backbone_fingerprint)
+    if towers_train:  # the test features depend on them: kept beside the prompt, as PALM saves bn0's
+        save_tower_buffers(run_dir / TOWER_BUFFERS, backbone.tower_buffers(), backbone_fingerprint)
     learner.eval()
     last = run_log.rows[-1] if run_log.rows else {}
     return {"epochs": train_cfg.epochs, "resumed_from_epoch": start_epoch, "steps_per_epoch": steps_per_epoch,
             "final_loss": last.get("loss"), "train_seconds": round(time.time() - started, 3),
             "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else "off", "sept_active": use_sept,
-            "logit_scale": learner.logit_scale()}
+            "logit_scale": learner.logit_scale(), "tower_mode": tower_mode,
+            "select": "lowest_train_loss" if lowest else "last",
+            **(selected or {"selected_epoch": train_cfg.epochs - 1})}
 
 
 def _check_identity(saved: dict, current: dict, run_dir: Path) -> None:

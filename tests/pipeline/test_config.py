@@ -110,3 +110,17 @@ def test_the_old_generation_key_says_what_replaced_it(tmp_path):
     assert (load_config().sept.generation, load_config().sept.same_text_cos) == ("auto", 0.97)
     with pytest.raises(UserError, match=r"sept.same_text_cos: 1.5 is outside \[-1.0, 1.0\]"):
         load_config(None, ["sept.same_text_cos=1.5"])
+
+
+def test_dataset_template_replaces_the_templates_with_the_datasets_one():
+    from cache.errors import UserError
+    from pipeline.config_loader import load_config, with_dataset_template
+    from stages.data.specs import dataset_spec
+
+    plain = load_config()
+    assert with_dataset_template(plain, dataset_spec("esc50")) is plain  # off: nothing changes
+    on = load_config(overrides=["text.dataset_template=true"])
+    assert with_dataset_template(on, dataset_spec("gt-music-genre")).text.templates == ["This is {} music."]
+    with pytest.raises(UserError) as err:
+        with_dataset_template(on, dataset_spec("demo"))
+    assert "demo.toml has no template" in str(err.value) and "text.dataset_template=false" in str(err.value)

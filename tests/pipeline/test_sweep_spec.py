@@ -8,7 +8,7 @@ import pytest
 
 from cache.errors import UserError
 from cli_kit import run_subprocess
-from pipeline.config_loader import parse_override
+from pipeline.config_loader import parse_override, recipe_names
 from pipeline.sweep import grid
 from pipeline.sweep.runner import plan
 from pipeline.sweep.spec import parse_sweep
@@ -68,14 +68,14 @@ def test_a_cells_inputs_are_what_tune_makes_of_the_same_flags(tmp_path: Path):
 def test_a_cells_inputs_go_through_files_unchanged(tmp_path: Path):
     from pipeline.protocols.tune_inputs import read_inputs, write_inputs
 
-    spec = parse_sweep(write(tmp_path, 'dataset = ["esc50"]\nmethod = ["cocoop"]\nsept = [true]\nrecipe = ["coop"]\n'
+    spec = parse_sweep(write(tmp_path, 'dataset = ["esc50"]\nmethod = ["cocoop"]\nsept = [true]\nrecipe = ["coop-b2n"]\n'
                                        'protocol = ["cross"]\nfold = ["fold2"]\n"sept.lam" = [0.25]',
                              sweep_extra=f'targets = ["urbansound8k"]\ncache_dir = "{tmp_path / "c"}"',
                              rest='[set]\n"train.epochs" = 3\n"method.kg_templates" = ["x {}"]'))
     (cell,) = grid.expand(spec)
     cfg, req = grid.cell_inputs(spec, cell)
     assert req.targets == ["urbansound8k"] and req.cache_dir == tmp_path / "c" and cfg.data.fold == "fold2"
-    assert cfg.recipe.name == "coop" and cfg.sept.lam == 0.25 and cfg.method.kg_templates == ["x {}"]
+    assert cfg.recipe.name == "coop-b2n" and cfg.sept.lam == 0.25 and cfg.method.kg_templates == ["x {}"]
     folder = write_inputs(tmp_path / "inputs" / cell.name, cfg, req)
     assert sorted(p.name for p in folder.iterdir()) == ["config.toml", "request.json"]
     assert read_inputs(folder) == (cfg, req)
@@ -127,14 +127,14 @@ def test_recipe_axis_names_cells_passes_the_flag_and_enters_the_identity(tmp_pat
     assert "recipe" not in grid.identity(plain, cell)
     assert grid.cell_inputs(plain, cell)[0].recipe.name == "palm"
 
-    spec = parse_sweep(write(tmp_path, GRID + '\nrecipe = ["palm", "coop"]', name="r.toml"))
+    spec = parse_sweep(write(tmp_path, GRID + '\nrecipe = ["palm", "coop-b2n"]', name="r.toml"))
     cells = grid.expand(spec)
     assert len(cells) == 16 and len({c.name for c in cells}) == 16
-    coop = next(c for c in cells if c.recipe == "coop")
+    coop = next(c for c in cells if c.recipe == "coop-b2n")
     tag = "sept" if coop.sept else "nosept"
-    assert coop.name == f"demo-base2new-{coop.method}-{tag}-4shot-seed{coop.seed}-recipe=coop"
-    assert grid.cell_inputs(spec, coop)[0].recipe.name == "coop"
-    assert grid.identity(spec, coop)["recipe"] == "coop"
+    assert coop.name == f"demo-base2new-{coop.method}-{tag}-4shot-seed{coop.seed}-recipe=coop-b2n"
+    assert grid.cell_inputs(spec, coop)[0].recipe.name == "coop-b2n"
+    assert grid.identity(spec, coop)["recipe"] == "coop-b2n"
     assert grid.cell_inputs(spec, coop)[0].train.schedule == "cosine"
     twin = next(c for c in cells if c.recipe == "palm" and (c.method, c.sept, c.seed) == (coop.method, coop.sept,
                                                                                           coop.seed))
@@ -209,8 +209,8 @@ def test_a_sweep_changing_only_how_runs_execute_is_not_stale(tmp_path: Path):
     ('dataset = ["demo"]\nmethod = ["coop"]\n"data.seed" = [1, 2]', "", "",
      r"'data.seed': is set by the grid's seed axis; use \[grid\] seed"),
     ('dataset = ["demo"]\nmethod = ["coop"]\nrecipe = ["palm", "adamw"]', "", "",
-     r"\[grid\] recipe: 'adamw' is not one of cocoop-original, coop, kgcoop-original, palm"),
-    ('dataset = ["demo"]\nmethod = ["coop"]', "", '[set]\n"recipe.name" = "coop"',
+     r"\[grid\] recipe: 'adamw' is not one of " + ", ".join(recipe_names())),
+    ('dataset = ["demo"]\nmethod = ["coop"]', "", '[set]\n"recipe.name" = "coop-b2n"',
      r"'recipe.name': is set by the grid's recipe axis; use \[grid\] recipe"),
 ])
 def test_bad_sweep_files_are_one_line_errors_naming_file_and_key(tmp_path, grid_text, sweep_extra, rest, message):
@@ -250,8 +250,45 @@ def test_shipped_sweep_files_parse(tmp_path: Path):
         assert grid.expand(spec)
     palm = parse_sweep(root / "base2new-palm11.toml")
     # every fold of the folded datasets: BO 5 + ESC50 5 + ESC50-Actions 5 + TUT2017 4 + US8K 10 + 6 unfolded,
-    # x CoOp, CoCoOp, KgCoOp and DePT on each x SEPT off/on x seeds
-    assert len(grid.expand(palm)) == (5 + 5 + 5 + 4 + 10 + 6) * 6 * 2 * 3
+    # x CoOp, CoCoOp, KgCoOp, DePT on each, ZEBRA on CoOp and CoCoOp x SEPT off/on x seeds
+    assert len(grid.expand(palm)) == (5 + 5 + 5 + 4 + 10 + 6) * 8 * 2 * 3
+    clap = parse_sweep(root / "base2new-palm11-clap.toml")
+    assert palm.backbone == "pengi:base" and clap.backbone == "laion/clap-htsat-unfused"
+    assert palm.axes == clap.axes and palm.fixed == clap.fixed and palm.runs_dir != clap.runs_dir
+    # each carries its validation step: the same datasets, validation view only, on the same backbone
+    for final, name in ((palm, "base2new-palm11-val.toml"), (clap, "base2new-palm11-clap-val.toml")):
+        val = parse_sweep(root / name)
+        assert val.backbone == final.backbone and val.axes["dataset"] == final.axes["dataset"]
+        assert val.fixed["data.eval_split"] == "val" and "sept.lam" in val.config_axes
+        assert name in Path(final.source).read_text()
+
+
+def test_per_dataset_tables_go_over_set_for_their_dataset_only(tmp_path: Path):
+    grid_text = 'dataset = ["demo", "wordnet-sounds"]\nmethod = ["coop"]\nsept = [true]'
+    rest = '[set]\n"sept.lam" = 1.0\n"train.epochs" = 2\n[per_dataset.demo]\n"sept.lam" = 0.5\n'
+    spec = parse_sweep(write(tmp_path, grid_text, rest=rest, name="p.toml"))
+    cells = {c.dataset: c for c in grid.expand(spec)}
+    assert grid.overrides(spec, cells["demo"]) == {"sept.lam": 0.5, "train.epochs": 2}
+    assert grid.overrides(spec, cells["wordnet-sounds"]) == {"sept.lam": 1.0, "train.epochs": 2}
+    assert grid.cell_inputs(spec, cells["demo"])[0].sept.lam == 0.5
+    assert grid.cell_inputs(spec, cells["wordnet-sounds"])[0].sept.lam == 1.0
+    assert grid.identity(spec, cells["demo"])["set"]["sept.lam"] == 0.5  # a new choice reruns that dataset only
+    plain = parse_sweep(write(tmp_path, grid_text, rest=rest.split("[per_dataset")[0], name="q.toml"))
+    other = {c.dataset: c for c in grid.expand(plain)}
+    assert grid.identity(plain, other["wordnet-sounds"]) == grid.identity(spec, cells["wordnet-sounds"])
+    assert grid.identity(plain, other["demo"]) != grid.identity(spec, cells["demo"])
+
+
+@pytest.mark.parametrize("rest, message", [
+    ('[per_dataset.esc50]\n"sept.lam" = 0.5', r"\[per_dataset.esc50\]: 'esc50' is not a dataset of the grid"),
+    ('[per_dataset.demo]\n"data.seed" = 3', r"is a \[grid\] axis"),
+    ('[per_dataset.demo]\n"sept.lam" = -1.0', r"sept.lam: -1.0 is outside"),
+])
+def test_bad_per_dataset_tables_are_one_line_errors(tmp_path, rest, message):
+    path = write(tmp_path, 'dataset = ["demo"]\nmethod = ["coop"]', rest=rest, name="bad-pd.toml")
+    with pytest.raises(UserError, match=message) as err:
+        parse_sweep(path)
+    assert str(err.value).startswith(f"sweep file {path}: ") and "\n" not in str(err.value)
 
 
 def test_a_damaged_metrics_file_in_the_runs_folder_is_named(tmp_path: Path):

@@ -24,17 +24,19 @@ from stages.backbones.clip_length import crop_offset
 
 
 class ProjectionHead(nn.Module):
-    """Pengi's and MS-CLAP's projection: LayerNorm(l1(x) + l2(gelu(l1(x)))); its dropout is off in eval."""
+    """Pengi's and MS-CLAP's projection: LayerNorm(l1(x) + dropout(l2(gelu(l1(x))))); the dropout (Pengi's
+    p = 0.5, models/pengi.py Projection) acts only with train-mode towers (train.tower_mode = "train")."""
 
-    def __init__(self, d_in: int, d_out: int):
+    def __init__(self, d_in: int, d_out: int, dropout: float = 0.0):
         super().__init__()
         self.linear1 = nn.Linear(d_in, d_out, bias=False)
         self.linear2 = nn.Linear(d_out, d_out, bias=False)
         self.layer_norm = nn.LayerNorm(d_out)
+        self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         first = self.linear1(x)
-        return self.layer_norm(first + self.linear2(F.gelu(first)))
+        return self.layer_norm(first + self.drop(self.linear2(F.gelu(first))))
 
 
 class CheckpointBackbone(AudioTextBackbone):
@@ -103,13 +105,14 @@ class CheckpointBackbone(AudioTextBackbone):
         mel = self.logmel(waves.to(self.device)).to(self.dtype)
         return self.audio_projection(self.audio_latent(mel)).float()
 
-    def encode_audio(self, waveforms, train_crop: bool = False, generator=None, **_) -> torch.Tensor:
+    def encode_audio(self, waveforms, train_crop: bool = False, generator=None, *, batch_size: int | None = None,
+                     **_) -> torch.Tensor:
         clips = [self.fit_clip(w, train_crop, generator) for w in waveforms]
         if not clips:
             return torch.empty(0, self.embed_dim, device=self.device)
-        out = []
+        out, size = [], batch_size or self.audio_batch_size
         with torch.no_grad():
-            for start in range(0, len(clips), self.audio_batch_size):
-                batch = torch.from_numpy(np.stack(clips[start : start + self.audio_batch_size]))
+            for start in range(0, len(clips), size):
+                batch = torch.from_numpy(np.stack(clips[start : start + size]))
                 out.append(self.audio_embeddings_from_waves(batch))
         return torch.cat(out)

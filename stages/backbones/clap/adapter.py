@@ -148,11 +148,11 @@ class ClapBackbone(AudioTextBackbone):
                 "is_longer": is_longer}
 
     def encode_audio(self, waveforms: list[np.ndarray], train_crop: bool = False, generator=None, *,
-                     progress: bool | None = None) -> torch.Tensor:
+                     batch_size: int | None = None, progress: bool | None = None) -> torch.Tensor:
         waves = [self._check_waveform(i, w) for i, w in enumerate(waveforms)]
         if not waves:
             return torch.empty(0, self.embed_dim, device=self.device)
-        size = self.audio_batch_size
+        size = batch_size or self.audio_batch_size
         out = []
         with torch.no_grad():
             for start in _batches(len(waves), size, "audio embeddings", progress):

@@ -36,14 +36,43 @@ TINY = {"embed_dim": 16, "depths": (2, 2, 6, 2), "heads": (2, 2, 4, 4), "window"
         "classes": 10}
 
 
-def clap_audio_config(arch: dict, mel_bins: int):
+def clap_audio_config(arch: dict, mel_bins: int, drop_path_rate: float = 0.0):
+    """`drop_path_rate`: HTS-AT's stochastic depth, active only with train-mode towers (Pengi's: 0.1)."""
     from transformers import ClapAudioConfig
 
     return ClapAudioConfig(hidden_size=arch["embed_dim"] * 2 ** (len(arch["depths"]) - 1),
                            patch_embeds_hidden_size=arch["embed_dim"], depths=list(arch["depths"]),
                            num_attention_heads=list(arch["heads"]), window_size=arch["window"],
                            num_mel_bins=mel_bins, spec_size=arch["spec_size"], enable_fusion=False,
-                           hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, drop_path_rate=0.0)
+                           hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, drop_path_rate=drop_path_rate)
+
+
+class SpecAugment(torch.nn.Module):
+    """HTS-AT's training-time SpecAugment (torchlibrosa's SpecAugmentation, which HTS-AT's forward applies after
+    bn0 whenever the module is in train mode): per clip, `time_stripes` stripes of 0..time_width-1 frames and
+    then `freq_stripes` stripes of 0..freq_width-1 mel bins set to zero, widths and starts from torch's global
+    generator. Only in train mode; identity otherwise."""
+
+    def __init__(self, time_width: int = 64, time_stripes: int = 2, freq_width: int = 8, freq_stripes: int = 2):
+        super().__init__()
+        self.plan = ((2, time_width, time_stripes), (3, freq_width, freq_stripes))  # [B, C, T, F] axes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [B, C, frames, mels]; zeroed in place (no gradient flows through a frozen tower)."""
+        if not self.training:
+            return x
+        for axis, width, stripes in self.plan:
+            total = x.shape[axis]
+            for clip in x:
+                for _ in range(stripes):
+                    size = int(torch.randint(0, width, (1,)))
+                    start = int(torch.randint(0, total - size, (1,)))
+                    clip.narrow(axis - 1, start, size).zero_()
+        return x
+
+    def after_batch_norm(self, module, inputs, output: torch.Tensor) -> torch.Tensor:
+        """A forward hook for ClapAudioEncoder.batch_norm, whose output is [B, mels, frames, C]."""
+        return self.forward(output.transpose(1, 3)).transpose(1, 3)
 
 
 def htsat_arch_from_state(state: dict, prefix: str) -> dict:

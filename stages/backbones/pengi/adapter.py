@@ -30,8 +30,8 @@ from stages.backbones.checkpoint.base import CheckpointBackbone, ProjectionHead
 from stages.backbones.checkpoint.files import checkpoint_file, is_short_id
 from stages.backbones.fingerprint import checkpoint_fingerprint
 from stages.backbones.checkpoint.read import DROP, KeyRule, convert_state_dict, read_checkpoint
-from stages.backbones.nets.htsat import (FULL, TINY, LogMel, clap_audio_config, htsat_arch_from_state, htsat_rules,
-                                    htsat_source_layout, slaney_mel_filters)
+from stages.backbones.nets.htsat import (FULL, TINY, LogMel, SpecAugment, clap_audio_config, htsat_arch_from_state,
+                                         htsat_rules, htsat_source_layout, slaney_mel_filters)
 from stages.backbones.text_pooling import gather_positions, pooling_positions
 
 KIND = "pengi"
@@ -41,6 +41,10 @@ N_FFT, HOP, MEL_BINS, FMIN, FMAX = 1024, 320, 64, 50, 8000
 TEXT_TOKENS = 40  # configs/base.yml enc_text_len
 LOGIT_SCALE = 100.0  # PALM's fixed scale
 D_PROJ = 1024
+# What acts only with train-mode towers (train.tower_mode = "train", PALM's model.train()): Pengi's Projection
+# dropout (models/pengi.py, p = 0.5) on both sides, HTS-AT's drop-path (drop_path_rate = 0.1, its default) and
+# SpecAugment (time 64 x 2, mel 8 x 2 stripes), as asif-hanif/palm's pengi/models/htsat.py.
+PROJECTION_DROPOUT, DROP_PATH_RATE = 0.5, 0.1
 TOKENIZER_HUB_ID = "openai/clip-vit-base-patch16"
 TEXT_PREFIX, AUDIO_PREFIX = "caption_encoder", "audio_encoder"
 # Sizes of the text side (CLIP ViT-B/16's text tower) and of the tiny stand-in.
@@ -125,11 +129,14 @@ class PengiBackbone(CheckpointBackbone):
                                      bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
         self.text_model = CLIPTextModel(text_config)
         self.clip_text_projection = nn.Linear(width, width, bias=False)
-        self.text_projection = PengiProjection(width, d_proj)
+        self.text_projection = PengiProjection(width, d_proj, dropout=PROJECTION_DROPOUT)
         self.logmel = LogMel(N_FFT, HOP, slaney_mel_filters(SAMPLE_RATE, N_FFT, MEL_BINS, FMIN, FMAX))
-        audio_config = clap_audio_config(arch, MEL_BINS)
+        audio_config = clap_audio_config(arch, MEL_BINS, drop_path_rate=DROP_PATH_RATE)
         self.audio_model = ClapAudioModel(audio_config)
-        self.audio_projection = PengiProjection(audio_config.hidden_size, d_proj)
+        self.audio_projection = PengiProjection(audio_config.hidden_size, d_proj, dropout=PROJECTION_DROPOUT)
+        # HTS-AT's SpecAugment after bn0 (acts with train-mode towers only, as in PALM's copy of Pengi)
+        self.spec_augment = SpecAugment()
+        self.audio_model.audio_encoder.batch_norm.register_forward_hook(self.spec_augment.after_batch_norm)
 
         self.setup_common(tokenizer, id=id, fingerprint=fingerprint, sample_rate=SAMPLE_RATE,
                           clip_seconds=CLIP_SECONDS, embed_dim=d_proj, text_width=width, max_text_len=TEXT_TOKENS,

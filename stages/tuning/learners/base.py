@@ -27,7 +27,7 @@ Class-specific tensors built by `set_classnames` (token ids, zero-shot embedding
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Sequence
 
 import torch
@@ -39,16 +39,21 @@ from torch import nn
 class TrainForward:
     """One training forward pass, stopped before any loss so the trainer can compute every loss in float32
     outside autocast: unit audio embeddings `audio` [B, D]; the unit class embeddings the logits use, `text`
-    [C, D] shared by all clips or [B, C, D] per clip (CoCoOp); and, when phrases were given, the unit class
-    embeddings z [C, D] and unit phrase embeddings p [P, D] of L_se."""
+    [C, D] shared by all clips or [B, C, D] per clip (CoCoOp); when phrases were given, the unit class
+    embeddings z [C, D] and unit phrase embeddings p [P, D] of L_se; and, where the learner has them, the raw
+    (projected, not normalised) tower outputs behind `audio` and `text`: `audio_raw` [B, D] and `text_raw`
+    (the shape of `text`), which a head on the raw features reads (DePT, as Koorye/DePT computes it)."""
 
     audio: torch.Tensor
     text: torch.Tensor
     z: torch.Tensor | None = None
     p: torch.Tensor | None = None
+    audio_raw: torch.Tensor | None = None
+    text_raw: torch.Tensor | None = None
 
     def float(self) -> "TrainForward":
-        return TrainForward(*(None if t is None else t.float() for t in (self.audio, self.text, self.z, self.p)))
+        return TrainForward(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name).float()
+                               for f in fields(self)})
 
 
 def cosine_logits(scale: float, audio: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
@@ -98,13 +103,17 @@ class PromptLearner(nn.Module):
         """The baseline's own loss (cross-entropy over the training classes, plus `extra_loss`) and named parts
         for the log. Computed in the dtype of `out`: the trainer hands it float32 embeddings outside autocast."""
         ce = F.cross_entropy(self.logits(out), labels)
-        extra, parts = self.extra_loss(out)
-        return (ce if extra is None else ce + extra), {"ce": ce.detach(), **parts}
+        return self.plus_extra_loss(out, ce, {"ce": ce.detach()})
 
     def extra_loss(self, out: TrainForward) -> tuple[torch.Tensor | None, dict]:
         """The method's own weighted term added to its cross-entropy (KgCoOp's knowledge term), with named parts
         for the log; None where there is none. Kept apart so a head on top (DePT) can reweight the CE alone."""
         return None, {}
+
+    def plus_extra_loss(self, out: TrainForward, loss: torch.Tensor, parts: dict) -> tuple[torch.Tensor, dict]:
+        """(`loss` + `extra_loss`, `parts` with its named parts): how every method_loss ends."""
+        extra, more = self.extra_loss(out)
+        return (loss if extra is None else loss + extra), {**parts, **more}
 
     @torch.no_grad()
     def predict_logits(self, audio: torch.Tensor) -> torch.Tensor:

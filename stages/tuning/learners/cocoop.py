@@ -38,41 +38,46 @@ class CoCoOpLearner(CoOpLearner):
         self.meta_net.to(self.ctx.device)
         self.chunk = int(method_cfg.cocoop_chunk)
 
-    def _chunk_text(self, a: torch.Tensor) -> torch.Tensor:
-        """Unit class embeddings [b, C, D] for unit audio embeddings `a` [b, D], instance-conditioned contexts."""
+    def _chunk_features(self, a: torch.Tensor) -> torch.Tensor:
+        """Raw class embeddings [b, C, D] for unit audio embeddings `a` [b, D], instance-conditioned contexts."""
         b, n_cls = a.shape[0], self.class_ids.shape[0]
         ctx = self.ctx[None] + self.meta_net(a.to(self.ctx.dtype))[:, None, :]       # [b, M, W]
         ctx = ctx.repeat_interleave(n_cls, dim=0)                                    # [b*C, M, W]
         ids = self.class_ids.repeat(b, 1)
         mask = self.class_mask.repeat(b, 1)
-        return self.encode_prompts(ids, mask, ctx).view(b, n_cls, -1)
+        return self.prompt_features(ids, mask, ctx).view(b, n_cls, -1)
 
-    def _instance_text(self, a: torch.Tensor, recompute: bool) -> torch.Tensor:
-        """[B, C, D] for unit `a` [B, D], `method.cocoop_chunk` clips at a time through the text tower."""
+    def _chunk_text(self, a: torch.Tensor) -> torch.Tensor:
+        """Unit class embeddings [b, C, D] for unit audio embeddings `a` [b, D], instance-conditioned contexts."""
+        return unit(self._chunk_features(a))
+
+    def _instance_features(self, a: torch.Tensor, recompute: bool) -> torch.Tensor:
+        """Raw [B, C, D] for unit `a` [B, D], `method.cocoop_chunk` clips at a time through the text tower."""
         rows = []
         for start in range(0, a.shape[0], self.chunk):
             part = a[start : start + self.chunk]
-            rows.append(checkpoint(self._chunk_text, part, use_reentrant=False) if recompute
-                        else self._chunk_text(part))
+            rows.append(checkpoint(self._chunk_features, part, use_reentrant=False) if recompute
+                        else self._chunk_features(part))
         return torch.cat(rows)
 
     def _logits(self, audio: torch.Tensor, recompute: bool) -> torch.Tensor:
         a = unit(audio)
-        return cosine_logits(self.logit_scale(), a, self._instance_text(a, recompute))
+        return cosine_logits(self.logit_scale(), a, unit(self._instance_features(a, recompute)))
 
     def forward_train(self, audio: torch.Tensor, phrase_ids=None, phrase_mask=None,
                       cocoop_bias: str = "none") -> TrainForward:
         a = unit(audio)
-        text = self._instance_text(a, recompute=torch.is_grad_enabled())
+        text_raw = self._instance_features(a, recompute=torch.is_grad_enabled())
+        text = unit(text_raw)
         if phrase_ids is None:
-            return TrainForward(audio=a, text=text)
+            return TrainForward(audio=a, text=text, audio_raw=audio, text_raw=text_raw)
         ctx = None  # "none": the plain learned context
         if cocoop_bias == "batch_mean":
             ctx = self.ctx + self.meta_net(a.to(self.ctx.dtype)).mean(dim=0)
         elif cocoop_bias != "none":
             raise ValueError(f"cocoop_bias {cocoop_bias!r}: expected none or batch_mean")
         z, p = self.classes_and_phrases(phrase_ids, phrase_mask, ctx)
-        return TrainForward(audio=a, text=text, z=z, p=p)
+        return TrainForward(audio=a, text=text, z=z, p=p, audio_raw=audio, text_raw=text_raw)
 
     @torch.no_grad()
     def predict_logits(self, audio: torch.Tensor) -> torch.Tensor:

@@ -59,35 +59,44 @@ class CoOpLearner(PromptLearner):
         """Unit phrase embeddings [P, D] through the shared context (no instance bias)."""
         return self.encode_prompts(ids.to(self.ctx.device), mask.to(self.ctx.device))
 
-    def encode_prompts(self, ids: torch.Tensor, mask: torch.Tensor, ctx: torch.Tensor | None = None) -> torch.Tensor:
-        """Unit embeddings [B, D] of prompts `ids` with the context `ctx` ([M, W] shared or [B, M, W] per row)."""
+    def prompt_features(self, ids: torch.Tensor, mask: torch.Tensor, ctx: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw (projected, not normalised) embeddings [B, D] of prompts `ids` with the context `ctx` ([M, W]
+        shared or [B, M, W] per row)."""
         ctx = self.ctx if ctx is None else ctx
         embeds = self.backbone.token_embeddings(ids)
         b, a = self.layout.n_bos, self.layout.n_bos + self.layout.n_ctx
         ctx = ctx.to(embeds.dtype).expand(ids.shape[0], -1, -1) if ctx.ndim == 2 else ctx.to(embeds.dtype)
         embeds = torch.cat([embeds[:, :b], ctx, embeds[:, a:]], dim=1)
-        return unit(self.backbone.encode_text_from_embeddings(embeds, ids, mask))
+        return self.backbone.encode_text_from_embeddings(embeds, ids, mask)
+
+    def encode_prompts(self, ids: torch.Tensor, mask: torch.Tensor, ctx: torch.Tensor | None = None) -> torch.Tensor:
+        """Unit embeddings [B, D] of prompts `ids` with the context `ctx` ([M, W] shared or [B, M, W] per row)."""
+        return unit(self.prompt_features(ids, mask, ctx))
 
     def class_embeddings(self) -> torch.Tensor:
         return self.encode_prompts(self.class_ids, self.class_mask)
 
-    def classes_and_phrases(self, phrase_ids=None, phrase_mask=None, ctx: torch.Tensor | None = None
-                            ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def classes_and_phrases(self, phrase_ids=None, phrase_mask=None, ctx: torch.Tensor | None = None,
+                            raw: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """z [C, D] and p [P, D] from one tower call (one batch is cheaper than two on any device), with the
-        context `ctx` [M, W] (default: the learned context itself)."""
+        context `ctx` [M, W] (default: the learned context itself); unit vectors, or the raw tower outputs
+        when `raw`."""
+        encode = self.prompt_features if raw else self.encode_prompts
         if phrase_ids is None:
-            return self.encode_prompts(self.class_ids, self.class_mask, ctx), None
+            return encode(self.class_ids, self.class_mask, ctx), None
         n_cls = self.class_ids.shape[0]
         length = max(self.class_ids.shape[1], phrase_ids.shape[1])
         ci, cm = pad_to(self.class_ids, self.class_mask, length, self.layout.pad_id)
         pi, pm = pad_to(phrase_ids, phrase_mask, length, self.layout.pad_id)
-        feats = self.encode_prompts(torch.cat([ci, pi]), torch.cat([cm, pm]), ctx)
+        feats = encode(torch.cat([ci, pi]), torch.cat([cm, pm]), ctx)
         return feats[:n_cls], feats[n_cls:]
 
     def forward_train(self, audio: torch.Tensor, phrase_ids=None, phrase_mask=None,
                       cocoop_bias: str = "none") -> TrainForward:
-        z, p = self.classes_and_phrases(phrase_ids, phrase_mask)
-        return TrainForward(audio=unit(audio), text=z, z=z, p=p)
+        z_raw, p_raw = self.classes_and_phrases(phrase_ids, phrase_mask, raw=True)
+        z = unit(z_raw)
+        return TrainForward(audio=unit(audio), text=z, z=z, p=None if p_raw is None else unit(p_raw),
+                            audio_raw=audio, text_raw=z_raw)
 
     @torch.no_grad()
     def predict_logits(self, audio: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,9 @@ exactly as into the base method):
 - a linear head D -> C_base over transformed features, trained on the concatenation of [text features of
   the batch's labels, audio features] with both label copies. The text feature of a clip's label is the class
   embedding its logits use: shared (CoOp, KgCoOp) or that clip's own instance-conditioned one (CoCoOp);
+- the transforms and the head act on the RAW tower outputs (projected, not normalised: the text tower's
+  output for the prompt, the frozen audio embedding as cached), as Koorye/DePT's elp_coop.py feeds
+  `_forward_logits_linear_probe` the encoders' outputs; only the similarity branch uses unit vectors;
 - loss (1 - w) CE(similarity logits) + w CE(head) + the base method's own term unweighted (KgCoOp's
   kg_weight * (1 - mean cos), on the untransformed class embeddings, as Koorye/DePT's elp_kgcoop.py adds it),
   w = method.dept_weight (0.7);
@@ -14,8 +17,8 @@ exactly as into the base method):
   clip) + w head; any other class list (new classes, cross-dataset targets) uses the similarity logits only:
   the head is never called for them;
 - the head and the transforms learn at method.dept_lr_mult (6.5) times the prompt's learning rate (the prompt
-  and CoCoOp's meta-net at 1x).
-Features are the unit embeddings the similarity uses (the original transforms CLIP's raw features).
+  and CoCoOp's meta-net at 1x) once the schedule runs; during a constant warm-up every group runs at
+  train.warmup_lr, as Dassl's ConstantWarmupScheduler sets them.
 
 The head exists once the training classes are set; a checkpoint holds it with the class names it scores
 (as UTF-8 bytes in `head_classes`), so loading onto other classes keeps the prompt (and meta-net) and drops
@@ -30,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stages.tuning.learners.base import TrainForward, unit
+from stages.tuning.learners.base import TrainForward
 from stages.tuning.learners.cocoop import CoCoOpLearner
 from stages.tuning.learners.coop import CoOpLearner
 from stages.tuning.learners.kgcoop import KgCoOpLearner
@@ -105,29 +108,28 @@ class DecoupledHead:
         return F.linear(features, self.head.weight.to(features.dtype), self.head.bias.to(features.dtype))
 
     def method_loss(self, out: TrainForward, labels: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """(1 - w) CE(similarity) + w CE(head over [transformed text of the labels; transformed audio]) + the
-        base method's `extra_loss`. In the dtype of `out` (float32 from the trainer), transforms and head included."""
+        """(1 - w) CE(similarity of the unit features) + w CE(head over [transformed raw text of the labels;
+        transformed raw audio]) + the base method's `extra_loss`. In the dtype of `out` (float32 from the
+        trainer), transforms and head included."""
         ce = F.cross_entropy(self.logits(out), labels)
         # At w = 0 the head's gradient into the prompt is exactly zero; cutting that branch keeps the base method's
         # backward untouched (a zero gradient summed in still changes the memory layout of CoCoOp's [B, C, D]
         # text gradient, hence the text tower's backward rounding). The head itself still gets its gradient.
-        text = out.text if self.weight else out.text.detach()
-        feats = torch.cat([self.text_transform(label_text(text, labels)), self.audio_transform(out.audio)])
+        if out.text_raw is None or out.audio_raw is None:
+            raise RuntimeError(f"{self.name}: the base learner's forward gave no raw features for the head")
+        text = out.text_raw if self.weight else out.text_raw.detach()
+        feats = torch.cat([self.text_transform(label_text(text, labels)), self.audio_transform(out.audio_raw)])
         head = F.cross_entropy(self.head_logits(feats), torch.cat([labels, labels]))
         loss = (1.0 - self.weight) * ce + self.weight * head
-        parts = {"ce": ce.detach(), "head": head.detach()}
-        extra, more = self.extra_loss(out)
-        if extra is not None:
-            loss = loss + extra
-            parts.update(more)
-        return loss, parts
+        return self.plus_extra_loss(out, loss, {"ce": ce.detach(), "head": head.detach()})
 
     @torch.no_grad()
     def predict_logits(self, audio: torch.Tensor) -> torch.Tensor:
         sim = super().predict_logits(audio)  # the base method's own logits (CoCoOp: per clip)
         if not self.fuses():
             return sim  # new classes, other datasets: the prompt alone
-        return (1.0 - self.weight) * sim + self.weight * self.head_logits(self.audio_transform(unit(audio)))
+        # The head reads the raw audio embedding (not normalised), in float32 like the similarity.
+        return (1.0 - self.weight) * sim + self.weight * self.head_logits(self.audio_transform(audio.float()))
 
     # ---- optimisation and checkpoints ---------------------------------------------------------
     def param_groups(self) -> list[dict]:

@@ -7,7 +7,9 @@ l_i ~ U(0, 1) at init; class feature = normalise((1 - lambda_i) f_T(c_i) + lambd
 Logits are scale * cos with the scale of `train.logit_scale` (PALM fixes it at 100: the palm recipe).
 
 f_T is computed once per backbone fingerprint and class name and kept in memory (`frozen_name_features`),
-so training and evaluation never call the text tower again and no gradient reaches it.
+so training and evaluation never call the text tower again and no gradient reaches it; with train-mode
+towers (train.tower_mode = "train", PALM's own training) it is recomputed at every step instead, as PALM's
+forward does, through the tower's dropout.
 A class PALM never trained on has no z_i: scoring one is refused in one line, unless method.palm_unseen is
 "zeroshot", which scores it with lambda = 0 (its frozen class-name feature) and says so in metrics.json
 (`method_notes`) and in the report's label. There is no shared prompt for neighbor phrases: no SEPT.
@@ -84,6 +86,11 @@ class PALMLearner(PromptLearner):
     # ---- forward ------------------------------------------------------------------------------
     def class_embeddings(self) -> torch.Tensor:
         f = self.name_features
+        if self.backbone.towers_training:
+            # Train-mode towers (train.tower_mode = "train"): PALM's forward encodes the class names at every
+            # step, through its text projection's dropout; no gradient reaches the tower.
+            with torch.no_grad():
+                f = unit(self.backbone.encode_text(list(self.classnames))).to(f.device)
         if self.z is None:  # nothing trained: every class is unseen (only reachable with palm_unseen = zeroshot)
             return unit(f)
         seen = self.rows >= 0

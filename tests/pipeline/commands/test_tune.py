@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from cli_kit import run_in_process
+from pipeline.config_loader import recipe_names
 from stages.evaluation.metrics import harmonic_mean
 
 # The stage-two test kit lives beside the stage tests (tests/stages/tuning/tuning_kit.py).
@@ -107,9 +109,52 @@ def test_recipe_flag_is_applied_and_recorded(world, tiny_backbone):
     assert saved["train"]["schedule"] == "cosine" and saved["train"]["epochs"] == 2
     assert saved["train"]["warmup_epochs"] == 0
     line = _one_line_exit_2(*tune("--dataset", world["spec"], "--method", "coop", "--protocol", "fewshot",
-                                  "--out", world["root"] / "runs" / "bad-recipe", "--recipe", "sgd-fast",
-                                  *world["common"])[::2])
-    assert "recipe 'sgd-fast': unknown (known: cocoop-original, coop, kgcoop-original, palm" in line
+                                 "--out", world["root"] / "runs" / "bad-recipe", "--recipe", "sgd-fast",
+                                 *world["common"])[::2])
+    assert f"recipe 'sgd-fast': unknown (known: {', '.join(recipe_names())};" in line
+
+
+def test_palm_original_trains_with_train_mode_towers_and_scores_after_training(world, capsys, tiny_backbone):
+    """The recipe's conditions reach the run: towers in train mode (their BatchNorm statistics saved beside the
+    prompt), random test windows, channels end to end; the test features are computed after training."""
+    from safetensors.torch import load_file
+
+    out = world["root"] / "runs" / "palm-original"
+    code, stdout, err = tune("--dataset", world["spec"], "--method", "palm", "--protocol", "fewshot",
+                            "--shots", 1, "--out", out, "--recipe", "palm-original", *world["common"], "--json",
+                            "--set", "train.epochs=1")
+    assert code == 0, err
+    m = json.loads(stdout)
+    saved = json.loads((out / "config.json").read_text())
+    assert m["train"]["tower_mode"] == "train" and m["train"]["amp"] == "off" and m["recipe"]["name"] == "palm-original"
+    assert "train" not in m["fingerprints"]["features"]  # encoded at every step, never cached
+    buffers = load_file(str(out / "tower_buffers.safetensors"))
+    frozen = tiny_backbone.tower_buffers()
+    assert set(buffers) == set(frozen) and not torch.equal(buffers[next(k for k in frozen if "running_mean" in k)],
+                                                           frozen[next(k for k in frozen if "running_mean" in k)])
+    assert saved["data"]["channels"] == "concat" and saved["train"]["eval_crop"] == "random"
+
+
+def test_sept_lab_runs_base2new_with_the_datasets_template_and_the_lowest_loss_epoch(world, capsys, tmp_path):
+    """Recipe sept-lab end to end: the dataset's own template, SubT's selection rule recorded, SEPT on."""
+    spec = tmp_path / "synth.toml"
+    spec.write_text(world["spec"].read_text() + 'template = "a sound of a {}."\n')  # the store holds it
+    out = world["root"] / "runs" / "sept-lab"
+    code, stdout, err = tune("--dataset", spec, "--method", "coop", "--sept", "--protocol", "base2new",
+                            "--shots", 2, "--seed", 0, "--out", out, "--recipe", "sept-lab", *world["common"],
+                            "--json", "--set", "train.epochs=3", "--set", "sept.boundary_filter=false")
+    assert code == 0, err
+    m = json.loads(stdout)
+    rows = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
+    lowest = min(range(len(rows)), key=lambda i: (rows[i]["loss"], i))
+    assert m["train"]["select"] == "lowest_train_loss" and m["train"]["selected_epoch"] == lowest
+    assert m["train"]["tower_mode"] == "train_bn_eval" and m["sept"]["active"]
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["text"]["templates"] == ["a sound of a {}."] and saved["text"]["dataset_template"]
+    line = _one_line_exit_2(*tune("--dataset", world["spec"], "--method", "coop", "--protocol", "base2new",
+                                 "--out", world["root"] / "runs" / "no-template", "--recipe", "sept-lab",
+                                 *world["common"])[::2])
+    assert "text.dataset_template" in line and "has no template" in line
 
 
 def test_cross_protocol_evaluates_each_target_with_its_own_classes(world):

@@ -189,3 +189,46 @@ def test_bad_checkpoints_exit_2_with_one_line_naming_file_and_key(tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert info.value.code == 2 and len(err.splitlines()) == 1
     assert message in err and str(path) in err
+
+
+def test_spec_augment_zeroes_at_most_two_time_and_two_mel_stripes_in_train_mode_only():
+    from stages.backbones.nets.htsat import SpecAugment
+
+    aug = SpecAugment()
+    x = torch.ones(3, 1, 300, 64)
+    assert torch.equal(aug.eval()(x.clone()), x)  # eval mode: identity
+    torch.manual_seed(0)
+    out = aug.train()(x.clone())
+    for clip in out[:, 0]:
+        zero_frames = (clip == 0).all(dim=1)      # whole frames zeroed: the time stripes
+        zero_bins = (clip == 0).all(dim=0)        # whole mel bins zeroed: the frequency stripes
+        assert int(zero_frames.sum()) <= 2 * 63 and int(zero_bins.sum()) <= 2 * 7
+        # every zero lies in a zeroed frame or a zeroed bin (stripes, nothing else)
+        assert torch.equal(clip == 0, zero_frames[:, None] | zero_bins[None, :])
+    assert (out == 0).any()
+
+
+def test_train_mode_towers_act_as_palm_trained_them(pengi_dir):
+    """Pengi's projection dropout (p 0.5), HTS-AT's drop-path and SpecAugment act in train mode only; bn0's
+    running statistics move, and the eval-mode features after it use them (a backbone of its own: it changes)."""
+    model = load_backbone(pengi_dir, BackboneConfig(device="cpu"))
+    assert model.audio_projection.drop.p == 0.5 and model.text_projection.drop.p == 0.5
+    rng = np.random.default_rng(0)
+    waves = [rng.standard_normal(44_100 * 2).astype(np.float32) * 0.1 for _ in range(2)]
+    before = model.encode_audio(waves)
+    assert torch.equal(before, model.encode_audio(waves)) and torch.equal(*[model.encode_text(["rain"])] * 2)
+    stats = model.tower_buffers()
+    assert set(stats) == {f"audio_model.audio_encoder.batch_norm.{k}" for k in
+                          ("running_mean", "running_var", "num_batches_tracked")}
+    model.set_towers_training(True)
+    try:
+        assert not torch.equal(model.encode_audio(waves), model.encode_audio(waves))
+        assert not torch.equal(model.encode_text(["rain"]), model.encode_text(["rain"]))
+    finally:
+        model.set_towers_training(False)
+    moved = model.tower_buffers()
+    assert all(not torch.equal(stats[k], moved[k]) for k in stats)
+    after = model.encode_audio(waves)
+    assert not torch.equal(after, before) and torch.equal(after, model.encode_audio(waves))
+    model.load_tower_buffers(stats)  # the saved statistics put back: the features of before
+    assert torch.equal(model.encode_audio(waves), before)

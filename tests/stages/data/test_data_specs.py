@@ -79,6 +79,8 @@ def test_spec_by_path_and_user_folder(toy_configs, tmp_path):
     ('name = "bad"\ndisplay_name = "B"\nclasses = ["a"]\n', "missing key layout"),
     ('name = "bad\n', "not valid TOML"),
     ('name = "bad"\ndisplay_name = "B"\nlayout = "palm"\nclasses = ["a"]\nprepare = 3\n', "[prepare] must be a table"),
+    ('name = "bad"\ndisplay_name = "B"\nlayout = "palm"\nclasses = ["a"]\ntemplate = "a sound"\n',
+     "key template 'a sound' must be a string with exactly one '{}'"),
 ])
 def test_bad_specs_are_one_line_errors_naming_the_file(toy_configs, body, needle):
     p = toy_configs("bad", body)
@@ -90,3 +92,21 @@ def test_bad_specs_are_one_line_errors_naming_the_file(toy_configs, body, needle
 
 def test_normalize_label():
     assert normalize_label(" Door_Wood  creaks ") == "door wood creaks"
+
+
+# jhyukjang/SubT at 08d3d21c004d41678b1760dc1b3bfc67bce517a0, trainers/template.py DATASET_TEMPLATE, copied:
+SUBT_TEMPLATES = {
+    "Beijing-Opera": "This is a sound of {} being played.", "NS-Instruments": "This is a sound of {} being played.",
+    "CREMA-D": "This is a human vocal sound of {} speech.", "RAVDESS": "This is a human vocal sound of {} speech.",
+    "ESC50-Actions": "This is a characteristic sound of {}.", "ESC50": "This is a characteristic sound of {}.",
+    "UrbanSound8K": "This is a characteristic sound of {}.", "GT-Music-Genre": "This is {} music.",
+    "TUT2017": "This is a sound of {}.", "SESA": "This is a sound of {}.", "VocalSound": "This is a human vocal sound of {}.",
+}
+
+
+def test_every_benchmark_dataset_carries_subts_template_and_the_others_none():
+    by_folder = {dataset_spec(n).folder: dataset_spec(n) for n in list_datasets()}
+    assert set(SUBT_TEMPLATES) <= set(by_folder)
+    for folder, template in SUBT_TEMPLATES.items():
+        assert by_folder[folder].template == template, folder
+    assert dataset_spec("demo").template == "" and dataset_spec("wordnet-sounds").template == ""

@@ -44,3 +44,38 @@ def test_restrict_clips_relabels_into_the_subset():
     clips = [Clip(Path(f"/{i}.wav"), i % 3, names[i % 3]) for i in range(6)]
     new = restrict_clips(clips, names, ["c"])
     assert [(c.path.name, c.label, c.classname) for c in new] == [("2.wav", 0, "c"), ("5.wav", 0, "c")]
+
+
+# asif-hanif/zebra at d428bc6a06e4b097fb4e4ddc7aa509e94c74746e, scripts/base-novel-classes/
+# Beijing-Opera_BaseNovelClassnames.json, copied: the first dataset of its generator's chain (seed 42).
+ZEBRA_BEIJING_OPERA = {"base": ["bangu", "xiaoluo"], "novel": ["daluo", "naobo"]}
+
+
+def test_shuffle_rule_is_zebras_seeded_shuffle_with_floor_half():
+    names = ["xiaoluo", "naobo", "daluo", "bangu"]  # Beijing-Opera's classes, in no order
+    assert base_new_split(names, 0.5, "shuffle:42") == (ZEBRA_BEIJING_OPERA["base"], ZEBRA_BEIJING_OPERA["novel"])
+    many = [f"c{i:02d}" for i in range(15)]  # odd C: ZEBRA's split_point = C // 2 (7 base), sorted's ceil (8)
+    base, new = base_new_split(many, 0.5, "shuffle:42")
+    assert (len(base), len(new)) == (7, 8) and base == sorted(base) and new == sorted(new)
+    assert sorted(base + new) == many and base != many[:7]  # shuffled, not the sorted split
+    assert base_new_split(list(reversed(many)), 0.5, "shuffle:42") == (base, new)  # input order does not matter
+    assert base_new_split(many, 0.5, "shuffle:7") != (base, new)  # the seed decides
+    assert len(base_new_split(many, 0.5)[0]) == 8
+
+
+@pytest.mark.parametrize("rule", ["shuffle", "shuffle:", "shuffle:x", "random:1", "sorted:1"])
+def test_a_bad_split_rule_is_one_line_naming_the_key(rule):
+    from stages.data.config import DataConfig
+
+    with pytest.raises(UserError) as err:
+        DataConfig(split_rule=rule)
+    assert "data.split_rule" in str(err.value) and "shuffle:<seed>" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_split_record_names_its_rule(tmp_path):
+    import json
+
+    path = persist_split(tmp_path, ["a"], ["b"], 0.5, "toy", extra={"split_rule": "shuffle:42"})
+    record = json.loads(path.read_text())
+    assert record["split_rule"] == "shuffle:42" and "random.Random(42)" in record["rule"]
+    assert "ceil" in json.loads(persist_split(tmp_path / "s", ["a"], ["b"], 0.5).read_text())["rule"]

@@ -52,7 +52,7 @@ def off_identity(model):
 
 
 def hand_head(model, a, text_y):
-    """float64 head logits of unit audio `a` and label text `text_y`, and of the audio alone."""
+    """float64 head logits of raw audio `a` and raw label text `text_y`, and of the audio alone."""
     d = lambda t: t.detach().double()  # noqa: E731
     w, b = d(model.head.weight), d(model.head.bias)
     ta = a * d(model.audio_transform.scale) + d(model.audio_transform.shift)
@@ -88,9 +88,11 @@ def test_kgcoop_dept_fuses_and_keeps_the_knowledge_term_at_full_weight(tiny_back
     off_identity(model)
     x = audio(tiny_backbone)
     a = F.normalize(x.double(), dim=-1)
-    z = model.class_embeddings().detach().double()
+    with torch.no_grad():
+        t = model.prompt_features(model.class_ids, model.class_mask).double()  # raw: the head's input
+    z = F.normalize(t, dim=-1)
     sim = tiny_backbone.logit_scale() * a @ z.t()
-    lp, head = hand_head(model, a, z[LABELS])
+    lp, head = hand_head(model, x.double(), t[LABELS])
     torch.testing.assert_close(model.predict_logits(x).double(), 0.3 * sim + 0.7 * head, atol=1e-4, rtol=1e-5)
 
     loss, parts = model.method_loss(model.forward_train(x), LABELS)
@@ -109,15 +111,16 @@ def test_cocoop_dept_fuses_per_clip_logits_and_feeds_each_clip_its_own_class_emb
         model.head.weight.mul_(300.0)
     x = audio(tiny_backbone)
     a = F.normalize(x.double(), dim=-1)
-    with torch.no_grad():  # the model's own instance-conditioned class embeddings [B, C, D], one clip at a time
-        z = torch.stack([model._chunk_text(a[i : i + 1].float())[0] for i in range(6)]).double()
+    with torch.no_grad():  # the model's own instance-conditioned raw class embeddings [B, C, D], clip by clip
+        t = torch.stack([model._chunk_features(a[i : i + 1].float())[0] for i in range(6)]).double()
+    z = F.normalize(t, dim=-1)
     sim = tiny_backbone.logit_scale() * torch.einsum("bd,bcd->bc", a, z)
-    lp, head = hand_head(model, a, z[torch.arange(6), LABELS])
+    lp, head = hand_head(model, x.double(), t[torch.arange(6), LABELS])
     torch.testing.assert_close(model.predict_logits(x).double(), 0.3 * sim + 0.7 * head, atol=1e-4, rtol=1e-5)
 
     loss, parts = model.method_loss(model.forward_train(x), LABELS)
     ce, ce_head = ce64(sim, LABELS), ce64(lp, torch.cat([LABELS, LABELS]))
-    wrong, _ = hand_head(model, a, z[LABELS, LABELS])  # clip y's embedding of class y: not this clip's own
+    wrong, _ = hand_head(model, x.double(), t[LABELS, LABELS])  # clip y's embedding of class y: not this clip's own
     assert abs(ce64(wrong, torch.cat([LABELS, LABELS])) - ce_head) > 1e-2, "the check could not tell them apart"
     assert parts["ce"].item() == pytest.approx(ce.item(), abs=1e-4)
     assert parts["head"].item() == pytest.approx(ce_head.item(), abs=1e-4)

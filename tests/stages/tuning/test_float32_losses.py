@@ -113,11 +113,13 @@ def test_step_losses_equal_float64_reference_under_bf16_autocast(tiny_backbone, 
         assert parts["kg"] == pytest.approx(float(kg), abs=1e-5, rel=0)
         kg_term = learner.kg_weight * float(kg)
 
-    if dept:  # the head's CE over [T_t(text_y); T_a(a)], with the parameters the step started from
+    if dept:  # the head's CE over [T_t(raw text_y); T_a(raw audio)], with the parameters the step started from
         q = params_before
-        text_y = text[labels] if text.ndim == 2 else text[torch.arange(len(labels)), labels]  # CoCoOp: per clip
+        raw = out.text_raw.detach().double()
+        torch.testing.assert_close(F.normalize(raw, dim=-1), text, atol=1e-6, rtol=0)  # the same tower outputs
+        text_y = raw[labels] if raw.ndim == 2 else raw[torch.arange(len(labels)), labels]  # CoCoOp: per clip
         feats = torch.cat([text_y * q["text_transform.scale"] + q["text_transform.shift"],
-                           a * q["audio_transform.scale"] + q["audio_transform.shift"]])
+                           audio.double() * q["audio_transform.scale"] + q["audio_transform.shift"]])
         head = F.cross_entropy(feats @ q["head.weight"].t() + q["head.bias"], torch.cat([labels, labels]))
         assert parts["head"] == pytest.approx(float(head), abs=2e-6, rel=0)  # float32 is off by ~5e-8 here
         w = learner.weight

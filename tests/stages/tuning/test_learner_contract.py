@@ -7,6 +7,8 @@ All on the tiny random CLAP; nothing is mocked.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -180,8 +182,8 @@ def test_forward_train_stops_before_the_loss_which_the_trainer_runs_in_float32(t
         out = real(*args, **kwargs)
         seen["autocast"] = torch.is_autocast_enabled("cpu")
         with torch.autocast("cpu", enabled=False), torch.no_grad():
-            detached = type(out)(*(None if t is None else t.detach().double() for t in (out.audio, out.text,
-                                                                                         out.z, out.p)))
+            detached = type(out)(**{f.name: None if getattr(out, f.name) is None
+                                    else getattr(out, f.name).detach().double() for f in dataclasses.fields(out)})
             seen["reference"] = float(learner.method_loss(detached, labels)[0])
         seen["out"] = out
         return out
