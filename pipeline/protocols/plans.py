@@ -1,11 +1,13 @@
-"""What each protocol trains on and what it evaluates (docs/method.md, Protocols), as plain data.
+"""What each protocol trains on and what it evaluates (docs/method.md, Protocols), as plain data. Each protocol
+of the table (pipeline/protocols/table.py) names its builder here; `make_plan` picks it.
 
-- base2new: sorted class names, base = first ceil(C * base_fraction); few-shot train on base; evaluate
-  base classes on base test clips and new classes on new test clips. With eval_split "val" the same
-  protocol runs inside the base classes' training items (pipeline/protocols/validation.py): the split
-  on which hyperparameters are chosen; it never reads a new class or a test item.
-- fewshot:  all classes, few-shot train, test on all classes (PALM's protocol).
-- cross:    train on the source dataset's classes (all of them, few-shot); evaluate every target
+- base2new (`base2new_plan`): sorted class names, base = first ceil(C * base_fraction); few-shot train on
+  base; evaluate base classes on base test clips and new classes on new test clips. With eval_split "val"
+  the same protocol runs inside the base classes' training items (`validation_plan`,
+  pipeline/protocols/validation.py): the split on which hyperparameters are chosen; it never reads a new
+  class or a test item.
+- fewshot (`fewshot_plan`): all classes, few-shot train, test on all classes (PALM's protocol).
+- cross (`cross_plan`): train on the source dataset's classes (all of them, few-shot); evaluate every target
             dataset's test set with that dataset's own class names (and the source's own test set,
             reported apart as source_acc: it is not part of the cross-dataset mean).
             A target that shares recordings or classes with the source (declared in either dataset's
@@ -23,8 +25,6 @@ from typing import Sequence
 
 from cache.errors import UserError
 
-PROTOCOLS = ("base2new", "cross", "fewshot")
-
 
 @dataclass
 class EvalSet:
@@ -33,6 +33,7 @@ class EvalSet:
     classnames: list[str]
     clips: list               # Clips labelled into `classnames`
     role: str = ""            # cross: "target" (in the mean) or "overlap" (shares data with the source); else ""
+    folds: list[str] = field(default_factory=list)  # cross targets: the folds whose test files `clips` unites
 
 
 @dataclass
@@ -45,12 +46,18 @@ class Plan:
     split: dict = field(default_factory=dict)         # base/new lists for base2new
     targets_missing: list[str] = field(default_factory=list)
     targets_excluded: dict[str, str] = field(default_factory=dict)  # cross: overlapping target -> why left out
+    class_overlaps: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # cross: target -> shared names
     warnings: list[str] = field(default_factory=list)
 
 
-def check_protocol(protocol: str) -> None:
-    if protocol not in PROTOCOLS:
-        raise UserError(f"--protocol {protocol!r}: unknown (known: {', '.join(PROTOCOLS)})")
+@dataclass(frozen=True)
+class PlanInputs:
+    """What a plan builder may use besides the dataset (each protocol uses its part)."""
+    data_root: Path
+    base_fraction: float = 0.5
+    targets: Sequence[str] | None = None
+    source_spec: object = None
+    val_fraction: float = 0.3
 
 
 def make_plan(protocol: str, ds, data_root: Path, base_fraction: float,
@@ -58,33 +65,21 @@ def make_plan(protocol: str, ds, data_root: Path, base_fraction: float,
               val_fraction: float = 0.3) -> Plan:
     """`source_spec`: the DatasetSpec of `ds` (needed for its declared overlaps when the dataset was given
     as a .toml path outside the config folders; by default looked up by name). `eval_split` "val": the
-    validation view of base2new (hyperparameter selection), see pipeline/protocols/validation.py."""
-    from stages.data.splits import base_new_split, restrict_clips
+    protocol's validation view (hyperparameter selection), see pipeline/protocols/validation.py."""
+    from pipeline.protocols.table import protocol_info, with_validation
 
-    check_protocol(protocol)
+    info = protocol_info(protocol)
+    inputs = PlanInputs(Path(data_root), base_fraction, targets, source_spec, val_fraction)
     if eval_split == "val":
-        if protocol != "base2new":
-            raise UserError(f"data.eval_split 'val': defined for --protocol base2new only (got {protocol!r}); "
-                            f"choose {protocol} settings on a base2new validation run, or use eval_split 'test'")
-        plan = _validation_plan(ds, base_fraction, val_fraction)
-    elif protocol == "base2new":
-        base, new = base_new_split(ds.classnames, base_fraction)
-        if not new:
-            raise UserError(f"data.base_fraction {base_fraction}: leaves no new classes in {ds.name} "
-                            f"({len(ds.classnames)} classes); base2new needs both (use a value below 1)")
-        if not base:
-            raise UserError(f"data.base_fraction {base_fraction}: leaves no base classes in {ds.name}")
-        plan = Plan(protocol, ds.name, base, restrict_clips(ds.train, ds.classnames, base),
-                    [EvalSet("base", ds.name, base, restrict_clips(ds.test, ds.classnames, base)),
-                     EvalSet("new", ds.name, new, restrict_clips(ds.test, ds.classnames, new))],
-                    split={"base": base, "new": new, "base_fraction": base_fraction})
-    elif protocol == "fewshot":
-        plan = Plan(protocol, ds.name, list(ds.classnames), list(ds.train),
-                    [EvalSet("all", ds.name, list(ds.classnames), list(ds.test))])
+        builder = info.validation_builder()
+        if builder is None:
+            raise UserError(f"data.eval_split 'val': defined for --protocol {' or '.join(with_validation())} only "
+                            f"(got {protocol!r}); choose {protocol} settings on such a validation run, or use "
+                            f"eval_split 'test'")
     else:
-        plan = Plan(protocol, ds.name, list(ds.classnames), list(ds.train),
-                    [EvalSet("source", ds.name, list(ds.classnames), list(ds.test))])
-        plan.evals += _cross_targets(plan, data_root, targets, source_spec)
+        builder = info.plan_builder()
+    plan = builder(ds, inputs)
+    plan.protocol = info.name
     _check_train_clips(plan)
     for ev in plan.evals:
         if not ev.clips:
@@ -94,18 +89,47 @@ def make_plan(protocol: str, ds, data_root: Path, base_fraction: float,
     return plan
 
 
-def _validation_plan(ds, base_fraction: float, val_fraction: float) -> Plan:
+def base2new_plan(ds, inputs: PlanInputs) -> Plan:
+    from stages.data.splits import base_new_split, restrict_clips
+
+    base_fraction = inputs.base_fraction
+    base, new = base_new_split(ds.classnames, base_fraction)
+    if not new:
+        raise UserError(f"data.base_fraction {base_fraction}: leaves no new classes in {ds.name} "
+                        f"({len(ds.classnames)} classes); base2new needs both (use a value below 1)")
+    if not base:
+        raise UserError(f"data.base_fraction {base_fraction}: leaves no base classes in {ds.name}")
+    return Plan("", ds.name, base, restrict_clips(ds.train, ds.classnames, base),
+                [EvalSet("base", ds.name, base, restrict_clips(ds.test, ds.classnames, base)),
+                 EvalSet("new", ds.name, new, restrict_clips(ds.test, ds.classnames, new))],
+                split={"base": base, "new": new, "base_fraction": base_fraction})
+
+
+def fewshot_plan(ds, inputs: PlanInputs) -> Plan:
+    return Plan("", ds.name, list(ds.classnames), list(ds.train),
+                [EvalSet("all", ds.name, list(ds.classnames), list(ds.test))])
+
+
+def cross_plan(ds, inputs: PlanInputs) -> Plan:
+    plan = Plan("", ds.name, list(ds.classnames), list(ds.train),
+                [EvalSet("source", ds.name, list(ds.classnames), list(ds.test))])
+    plan.evals += _cross_targets(plan, inputs.data_root, inputs.targets, inputs.source_spec)
+    return plan
+
+
+def validation_plan(ds, inputs: PlanInputs) -> Plan:
     """base2new inside the base classes' training items: no new class, no test item is read."""
     from pipeline.protocols.validation import HOLDOUT_RULE, split_validation_items
     from stages.data.splits import base_new_split, restrict_clips
 
+    base_fraction, val_fraction = inputs.base_fraction, inputs.val_fraction
     base, _new = base_new_split(ds.classnames, base_fraction)
     val_base, val_new = base_new_split(base, base_fraction)
     if not val_base or not val_new:
         raise UserError(f"data.eval_split 'val': the {len(base)} base classes of {ds.name} cannot be split again "
                         f"into validation-base and validation-new classes with base_fraction {base_fraction}")
     kept, held = split_validation_items(restrict_clips(ds.train, ds.classnames, val_base), val_base, val_fraction)
-    return Plan("base2new", ds.name, val_base, kept,
+    return Plan("", ds.name, val_base, kept,
                 [EvalSet("base", ds.name, val_base, held),
                  EvalSet("new", ds.name, val_new, restrict_clips(ds.train, ds.classnames, val_new))],
                 split={"base": val_base, "new": val_new, "base_fraction": base_fraction, "eval_split": "val",

@@ -8,11 +8,16 @@ import polars as pl
 
 from cache.atomic import atomic_write_text
 from cache.errors import UserError
+from pipeline.protocols.table import BASE2NEW, CROSS, FEWSHOT
 from pipeline.report import figures, render, tables
 from pipeline.report.collect import Collected, collect_runs
 from pipeline.report.html import write_html
 
 DEFAULT_OUT = "report"
+SPLIT_TITLES = {tables.VALIDATION: "validation runs (eval_split = val)"}
+SPLIT_NOTES = {tables.VALIDATION: "Validation runs (data.eval_split = \"val\"): scored on a view carved out of the "
+                                  "base classes' training items, for choosing settings; they are not results and "
+                                  "are never put in a table with test runs (files *-val.csv)."}
 
 
 @dataclass
@@ -56,33 +61,9 @@ def build_report(runs_dir: str | Path, out_dir: str | Path | None = None, compar
                 f"{len(collected.runs)} finished runs read from `{runs_dir}`"
                 + (f", {len(collected.skipped)} metrics files skipped (listed at the end)." if collected.skipped
                    else ".") + " " + render.CONVENTIONS]
-
-    b2n = tables.base2new_table(runs)
-    if not b2n.is_empty():
-        sections += ["## Base-to-new generalisation", render.base2new_markdown(b2n), render.BASE2NEW_NOTE]
-        report.files.append(render.write_csv(b2n, out_dir / "base2new.csv"))
-        report.files += figures.base_vs_new(b2n, out_dir / "base_vs_new")
-        sections.append("![base vs new](base_vs_new.png)")
-        if compare:
-            cmp = render.compare_frame(b2n)
-            sections += ["## Compared with published numbers", render.compare_markdown(cmp)]
-            if not cmp.is_empty():
-                report.files.append(render.write_csv(cmp, out_dir / "compare.csv"))
-
-    cross = tables.cross_table(collected)
-    if not cross.is_empty():
-        sections += ["## Cross-dataset transfer", render.cross_markdown(cross, collected.excluded)]
-        report.files.append(render.write_csv(cross, out_dir / "cross.csv"))
-
-    fewshot = tables.fewshot_table(runs)
-    if not fewshot.is_empty():
-        sections += ["## Few-shot (all classes)", render.fewshot_markdown(fewshot)]
-        report.files.append(render.write_csv(fewshot, out_dir / "fewshot.csv"))
-        if compare:
-            cmp = render.fewshot_compare_frame(fewshot)
-            sections += ["## Few-shot compared with published numbers", render.fewshot_compare_markdown(cmp)]
-            if not cmp.is_empty():
-                report.files.append(render.write_csv(cmp, out_dir / "compare_fewshot.csv"))
+    for split in eval_splits(runs):
+        sections += _split_sections(report, collected, runs.filter(pl.col("eval_split") == split), split, out_dir,
+                                    compare)
 
     curves = render.tensorboard_markdown(runs_dir, [r["run"] for r in collected.runs], out_dir)
     if curves:
@@ -104,9 +85,49 @@ def build_report(runs_dir: str | Path, out_dir: str | Path | None = None, compar
     return report
 
 
+def eval_splits(runs: pl.DataFrame) -> list[str]:
+    """The evaluation splits present: test first, then the validation runs, then any other."""
+    present = set(runs["eval_split"].to_list())
+    return sorted(present, key=lambda s: (s != "test", s != tables.VALIDATION, s))
+
+
+def _split_sections(report: Report, collected: Collected, runs: pl.DataFrame, split: str, out_dir: Path,
+                    compare: bool) -> list[str]:
+    """The tables of one evaluation split: a validation run never shares a table with a test run."""
+    suffix, title = ("", "") if split == "test" else (f"-{split}", f" — {SPLIT_TITLES.get(split, split)}")
+    sections = [f"**{SPLIT_NOTES[split]}**"] if split in SPLIT_NOTES else []
+    b2n = tables.base2new_table(runs)
+    if not b2n.is_empty():
+        sections += [f"## Base-to-new generalisation{title}", render.base2new_markdown(b2n), render.BASE2NEW_NOTE]
+        report.files.append(render.write_csv(b2n, out_dir / f"{BASE2NEW}{suffix}.csv"))
+        report.files += figures.base_vs_new(b2n, out_dir / f"base_vs_new{suffix}")
+        sections.append(f"![base vs new{title}](base_vs_new{suffix}.png)")
+        if compare and split == "test":
+            cmp = render.compare_frame(b2n)
+            sections += ["## Compared with published numbers", render.compare_markdown(cmp)]
+            if not cmp.is_empty():
+                report.files.append(render.write_csv(cmp, out_dir / "compare.csv"))
+
+    cross = tables.cross_table(collected, split)
+    if not cross.is_empty():
+        sections += [f"## Cross-dataset transfer{title}", render.cross_markdown(cross, collected.excluded)]
+        report.files.append(render.write_csv(cross, out_dir / f"{CROSS}{suffix}.csv"))
+
+    fewshot = tables.fewshot_table(runs)
+    if not fewshot.is_empty():
+        sections += [f"## Few-shot (all classes){title}", render.fewshot_markdown(fewshot)]
+        report.files.append(render.write_csv(fewshot, out_dir / f"{FEWSHOT}{suffix}.csv"))
+        if compare and split == "test":
+            cmp = render.fewshot_compare_frame(fewshot)
+            sections += ["## Few-shot compared with published numbers", render.fewshot_compare_markdown(cmp)]
+            if not cmp.is_empty():
+                report.files.append(render.write_csv(cmp, out_dir / "compare_fewshot.csv"))
+    return sections
+
+
 def frames(runs_dir: str | Path) -> dict[str, pl.DataFrame]:
     """The three tables as polars frames, for notebooks and tests."""
     collected = collect_runs(runs_dir)
     runs = tables.runs_frame(collected)
-    return {"runs": runs, "base2new": tables.base2new_table(runs), "cross": tables.cross_table(collected),
-            "fewshot": tables.fewshot_table(runs)}
+    return {"runs": runs, BASE2NEW: tables.base2new_table(runs), CROSS: tables.cross_table(collected),
+            FEWSHOT: tables.fewshot_table(runs)}

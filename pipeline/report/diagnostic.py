@@ -24,6 +24,7 @@ import numpy as np
 from cache.atomic import atomic_write_json
 from cache.errors import UserError
 from cache.unit_vectors import unit_rows
+from pipeline.protocols.table import BASE2NEW
 from pipeline.report.collect import collect_runs
 from pipeline.report.tables import method_label
 from stages.tuning.methods import uses_neighbors
@@ -149,7 +150,7 @@ def diagnose(pair: Pair, cache_dir, backbones: dict) -> Diagnosis:
     templates = list(cfg.text.templates)
 
     all_classes = dataset_classnames(pair.dataset)
-    base, new = base_new_split(all_classes, cfg.data.base_fraction) if pair.protocol == "base2new" else (
+    base, new = base_new_split(all_classes, cfg.data.base_fraction) if pair.protocol == BASE2NEW else (
         sorted(all_classes), [])
     ordered = base + new
     lacking = set(classes_lacking(store, ordered, gkey, templates, backbone.fingerprint))

@@ -49,7 +49,7 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]], right_f
 
 
 def _label(row: dict) -> str:
-    return method_label(row["method"], row["sept"], row["variant"])
+    return method_label(row["method"], row["sept"], row["variant"], row.get("eval_split", "test"))
 
 
 def fmt_folds(row: dict) -> str:
@@ -148,7 +148,7 @@ def cross_markdown(table: pl.DataFrame, excluded: dict[str, dict[str, str]] | No
         columns = [c for c in ("source", *targets, AVERAGE, *overlapping) if c in present]
         groups: dict[tuple, dict[str, str]] = {}
         for r in sub.iter_rows(named=True):
-            key = (r["method"], _label(r), r["shots"], r["variant"], r["sept"])
+            key = (r["method"], _label(r), r["shots"], r["variant"], r["sept"], r["eval_split"])
             cells = groups.setdefault(key, {})
             cells[r["column"]] = fmt(r["acc_mean"], r["acc_std"])
             if r["seeds"]:
@@ -172,7 +172,7 @@ def fewshot_markdown(table: pl.DataFrame) -> str:
     datasets = sorted(d for d in table["dataset"].unique().to_list() if d != AVERAGE)
     groups: dict[tuple, dict[str, str]] = {}
     for r in table.iter_rows(named=True):
-        key = (r["method"], _label(r), r["shots"], r["variant"], r["sept"])
+        key = (r["method"], _label(r), r["shots"], r["variant"], r["sept"], r["eval_split"])
         groups.setdefault(key, {})[r["dataset"]] = fmt(r["acc_mean"], r["acc_std"])
     folds: dict[str, set[str]] = {}
     for r in table.iter_rows(named=True):

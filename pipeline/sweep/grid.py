@@ -17,6 +17,7 @@ from typing import Any
 
 from cache.errors import UserError
 from cache.fingerprint import sha256_file, sha256_json, short
+from pipeline.protocols.table import CROSS
 from pipeline.sweep.spec import SweepSpec, override_text
 from stages.tuning.methods import uses_neighbors
 
@@ -84,7 +85,8 @@ def expand(spec: SweepSpec) -> list[Cell]:
 
 def check_methods_fit(spec: SweepSpec, cells: list[Cell]) -> None:
     """Refuse, before any run starts, a cell whose method cannot run its protocol (the method table says)."""
-    from stages.tuning.methods import check_run, method_info
+    from pipeline.protocols.table import check_method_fits
+    from stages.tuning.methods import method_info
 
     for cell in cells:
         m = method_info(cell.method)
@@ -92,7 +94,7 @@ def check_methods_fit(spec: SweepSpec, cells: list[Cell]) -> None:
             continue  # nothing this method could refuse
         cfg = resolved_config(spec, cell).replace("method", name=cell.method)  # tune gets it as --method
         try:
-            check_run(cfg.method, cell.protocol, cell.sept and cfg.sept.lam > 0)
+            check_method_fits(cfg.method, cell.protocol, cell.sept and cfg.sept.lam > 0)
         except UserError as e:
             raise UserError(f"sweep file {spec.source}: cell {cell.name}: {e}") from None
 
@@ -112,7 +114,7 @@ def identity(spec: SweepSpec, cell: Cell) -> dict:
         "dataset": cell.dataset, "method": cell.method, "sept": cell.sept, "seed": cell.seed,
         "shots": cell.shots, "protocol": cell.protocol, **fold,
         **({"recipe": cell.recipe} if cell.recipe else {}),  # absent when unused: older sweeps stay valid
-        "targets": list(spec.targets) if cell.protocol == "cross" else [],
+        "targets": list(spec.targets) if cell.protocol == CROSS else [],
         "backbone": spec.backbone,
         "config_file": sha256_file(spec.config) if spec.config else None,
         "set": {k: v for k, v in sorted(overrides(spec, cell).items()) if k not in _EXECUTION_KEYS},
@@ -132,7 +134,7 @@ def tune_args(spec: SweepSpec, cell: Cell) -> list[str]:
         args += ["--cache-dir", str(spec.cache_dir)]
     if spec.config:
         args += ["--config", str(spec.config)]
-    if cell.protocol == "cross" and spec.targets:
+    if cell.protocol == CROSS and spec.targets:
         args += ["--targets", ",".join(spec.targets)]
     if cell.recipe:
         args += ["--recipe", cell.recipe]

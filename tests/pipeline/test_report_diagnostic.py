@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.report.diagnostic import own_other, pick_pairs, similarity
+from record_kit import make_record
 
 TEMPLATES = ["a sound of a {}.", "the sound of {}.", "{} can be heard."]
 # Neighbors for the demo dataset's classes (configs/datasets/demo.toml); two classes get none, to check
@@ -92,9 +93,8 @@ def diag_setup(tmp_path_factory, tiny_backbone, tiny_clap_dir):
         run = RunDir(runs / name)
         run.write_config(cfg)
         save_prompt(run.path / "prompt.safetensors", {"ctx": ctx}, "coop", tiny_backbone.fingerprint)
-        run.write_metrics({"protocol": "base2new", "dataset": "demo", "method": "coop", "sept": {"enabled": sept},
-                           "seed": 1, "shots": 4, "base_acc": 50.0, "new_acc": 40.0, "hm": 2 * 50 * 40 / 90,
-                           "fingerprints": {"backbone": tiny_backbone.fingerprint}})
+        run.write_record(make_record(dataset="demo", method="coop", sept=sept, seed=1, shots=4, base=50.0, new=40.0,
+                                     fingerprints={"backbone": tiny_backbone.fingerprint}))
     return {"runs": runs, "cache": cache, "ctx_text": ctx_text, "init": init}
 
 

@@ -13,6 +13,7 @@ from pipeline.config_loader import parse_override
 from pipeline.sweep import grid
 from pipeline.sweep.runner import plan
 from pipeline.sweep.spec import parse_sweep
+from record_kit import make_record
 
 BASE = """
 [sweep]
@@ -141,7 +142,7 @@ def test_a_runs_folder_made_with_other_settings_is_refused(tmp_path: Path):
     run = grid.run_dir(old, cell)
     run.mkdir(parents=True)
     (run / grid.IDENTITY_FILE).write_text(json.dumps(grid.identity(old, cell)))
-    (run / "metrics.json").write_text("{}")
+    (run / "metrics.json").write_text(make_record(base=50.0, new=40.0).to_json())
     cells, todo = plan(old)
     assert cell not in todo and len(todo) == 7  # finished: skipped
     new = parse_sweep(write(tmp_path, GRID, rest='[set]\n"train.epochs" = 5', name="new.toml"))
@@ -231,7 +232,7 @@ def test_a_damaged_metrics_file_in_the_runs_folder_is_named(tmp_path: Path):
     proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "sweep", "--config", str(spec.source)],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
-    assert f"{bad} (not valid JSON" in proc.stderr and "delete those files" in proc.stderr
+    assert f"{bad}: not valid JSON" in proc.stderr and "delete those files" in proc.stderr
     assert not (tmp_path / "runs" / ".sweep").exists()  # refused before anything was written
 
 

@@ -42,6 +42,10 @@ def world(tmp_path_factory, tiny_clap_dir, tiny_backbone):
     return {"root": root, "spec": spec, "other": other, "common": common, "cache": cache}
 
 
+def fp_key(world) -> str:
+    return next(a for a in world["common"] if str(a).startswith("sept.generation_key=")).split("=", 1)[1].strip("'")
+
+
 def test_base2new_coop_sept_writes_a_complete_run_and_skips_it_next_time(world, capsys, tiny_backbone):
     out = world["root"] / "runs" / "coop-sept"
     code, stdout, err = cli(capsys, "--dataset", world["spec"], "--method", "coop", "--sept", "--protocol",
@@ -52,9 +56,18 @@ def test_base2new_coop_sept_writes_a_complete_run_and_skips_it_next_time(world, 
     assert m["hm"] == pytest.approx(harmonic_mean(m["base_acc"], m["new_acc"]))
     assert m["base"]["num_clips"] == 6 and m["new"]["num_clips"] == 6  # 3 classes x 2 test clips each
     assert m["train_classes"] == CLASSES[:3] and m["num_train_clips"] == 6
-    assert m["sept"] == {"enabled": True, "active": True, "lam": 1.0, "alpha": 1.0, "beta": 1.0,
-                         "neighbors_per_step": "all", "inter_negatives": "all", "cocoop_bias": "none",
-                         "boundary_filter": True}
+    # [sept] and [method] as the resolved config wrote them (not re-listed by hand), plus what the run adds
+    config = json.loads((out / "config.json").read_text())
+    assert m["sept"] == {**config["sept"], "active": True} and m["sept"]["lam"] == 1.0
+    assert m["method_config"] == {**config["method"], "n_ctx_used": 4}
+    # the run record: schema, times (UTC, ordered), the manifest of the protocol
+    assert m["schema_version"] == 1 and m["eval_split"] == "test" and m["skipped"] is False
+    assert m["started_at"].endswith("Z") and m["started_at"] <= m["finished_at"]
+    manifest = m["manifest"]
+    assert manifest["data.seed"] == 0 and manifest["data.shots"] == 2 and manifest["recipe.name"] == "palm"
+    assert manifest["sept.enabled"] is True and manifest["sept.generation_used"] == fp_key(world)
+    assert manifest["precision.autocast"] == "off" and manifest["backbone.dtype"] == "float32"
+    assert manifest["text.templates"] == TEMPLATES and manifest["data.fold"] == "" and manifest["data.folds"] == []
     assert m["recipe"]["name"] == "palm" and "asif-hanif/palm" in m["recipe"]["source"]
     assert m["train"]["logit_scale"] == 100.0
     assert m["neighbor_selection"]["boundary_filter"].startswith("off: the encoder does not separate")
@@ -71,11 +84,13 @@ def test_base2new_coop_sept_writes_a_complete_run_and_skips_it_next_time(world, 
     code, stdout, _ = cli(capsys, "--dataset", world["spec"], "--method", "coop", "--sept", "--protocol",
                           "base2new", "--seed", 0, "--shots", 2, "--out", out, *world["common"])
     assert code == 0 and "already finished" in stdout
+    first_start = m["started_at"]
     before = (out / "metrics.json").stat().st_mtime_ns
     code, stdout, _ = cli(capsys, "--dataset", world["spec"], "--method", "coop", "--sept", "--protocol",
                           "base2new", "--seed", 0, "--shots", 2, "--out", out, *world["common"], "--force")
     assert code == 0 and "base2new coop+SEPT (seed 0, 2 shots): base" in stdout
     assert (out / "metrics.json").stat().st_mtime_ns != before
+    assert json.loads((out / "metrics.json").read_text())["started_at"] > first_start  # --force starts anew
 
 
 @pytest.mark.parametrize("method", ["zeroshot", "kgcoop", "cocoop"])
