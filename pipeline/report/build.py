@@ -9,7 +9,8 @@ import polars as pl
 from cache.atomic import atomic_write_text
 from cache.errors import UserError
 from pipeline.protocols.table import BASE2NEW, CROSS, FEWSHOT
-from pipeline.report import figures, render, tables
+from pipeline.report import compare as published_compare
+from pipeline.report import figures, paired, render, tables
 from pipeline.report.collect import Collected, collect_runs
 from pipeline.report.html import write_html
 
@@ -27,22 +28,27 @@ class Report:
     collected: Collected
     files: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    paired: list[dict] | None = None      # --paired: one row per comparison and metric (paired.csv)
 
     def summary(self) -> dict:
-        return {
+        out = {
             "out_dir": str(self.out_dir),
             "runs": len(self.collected.runs),
             "skipped": [{"path": str(s.path), "reason": s.reason} for s in self.collected.skipped],
             "warnings": self.warnings,
             "files": [str(p) for p in self.files],
         }
+        if self.paired is not None:
+            out["paired"] = self.paired
+        return out
 
 
 def build_report(runs_dir: str | Path, out_dir: str | Path | None = None, compare: bool = False,
-                 diagnostic: tuple[list[str], list[Path]] | None = None) -> Report:
+                 diagnostic: tuple[list[str], list[Path]] | None = None, paired_by: str | None = None) -> Report:
     """Tables (Markdown + CSV) and the base-vs-new picture from every metrics.json under `runs_dir`.
 
     `diagnostic`: (Markdown, files) already made by the semantic-structure diagnostic, appended as they are.
+    `paired_by`: a key (sept.enabled, sept.lam, ...): the per-seed paired differences of runs differing in it.
     """
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
@@ -54,6 +60,7 @@ def build_report(runs_dir: str | Path, out_dir: str | Path | None = None, compar
             s.line() for s in collected.skipped) if collected.skipped else ""
         raise UserError(f"RUNS_DIR {runs_dir}: no finished run found (no usable metrics.json){why}")
 
+    comparisons = paired.paired(collected, paired_by) if paired_by else None  # a bad --by: refused before writing
     runs = tables.runs_frame(collected)
     report = Report(out_dir=out_dir, markdown="", collected=collected,
                     warnings=tables.duplicate_seeds(runs) + tables.uneven_folds(runs))
@@ -64,6 +71,8 @@ def build_report(runs_dir: str | Path, out_dir: str | Path | None = None, compar
     for split in eval_splits(runs):
         sections += _split_sections(report, collected, runs.filter(pl.col("eval_split") == split), split, out_dir,
                                     compare)
+    if comparisons is not None:
+        sections += _paired_sections(report, comparisons, paired_by, out_dir)
 
     curves = render.tensorboard_markdown(runs_dir, [r["run"] for r in collected.runs], out_dir)
     if curves:
@@ -103,8 +112,8 @@ def _split_sections(report: Report, collected: Collected, runs: pl.DataFrame, sp
         report.files += figures.base_vs_new(b2n, out_dir / f"base_vs_new{suffix}")
         sections.append(f"![base vs new{title}](base_vs_new{suffix}.png)")
         if compare and split == "test":
-            cmp = render.compare_frame(b2n)
-            sections += ["## Compared with published numbers", render.compare_markdown(cmp)]
+            cmp, lines = published_compare.compare(b2n, collected, BASE2NEW)
+            sections += ["## Compared with published numbers", published_compare.markdown(cmp, lines, BASE2NEW)]
             if not cmp.is_empty():
                 report.files.append(render.write_csv(cmp, out_dir / "compare.csv"))
 
@@ -118,10 +127,26 @@ def _split_sections(report: Report, collected: Collected, runs: pl.DataFrame, sp
         sections += [f"## Few-shot (all classes){title}", render.fewshot_markdown(fewshot)]
         report.files.append(render.write_csv(fewshot, out_dir / f"{FEWSHOT}{suffix}.csv"))
         if compare and split == "test":
-            cmp = render.fewshot_compare_frame(fewshot)
-            sections += ["## Few-shot compared with published numbers", render.fewshot_compare_markdown(cmp)]
+            cmp, lines = published_compare.compare(fewshot, collected, FEWSHOT)
+            sections += ["## Few-shot compared with published numbers",
+                         published_compare.markdown(cmp, lines, FEWSHOT)]
             if not cmp.is_empty():
                 report.files.append(render.write_csv(cmp, out_dir / "compare_fewshot.csv"))
+    return sections
+
+
+def _paired_sections(report: Report, comparisons: list, key: str, out_dir: Path) -> list[str]:
+    """Per evaluation split (validation runs apart): the paired differences by `key`, Markdown and paired.csv."""
+    report.paired = paired.rows(comparisons)
+    sections = []
+    splits = sorted({c.eval_split for c in comparisons}, key=lambda s: (s != "test", s)) or ["test"]
+    for split in splits:
+        title = "" if split == "test" else f" — {SPLIT_TITLES.get(split, split)}"
+        sections += [f"## Paired differences by {key}{title}",
+                     paired.markdown([c for c in comparisons if c.eval_split == split], key)]
+    frame = pl.DataFrame(report.paired) if report.paired else pl.DataFrame()
+    if not frame.is_empty():
+        report.files.append(render.write_csv(frame, out_dir / "paired.csv"))
     return sections
 
 

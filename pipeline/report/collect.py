@@ -37,6 +37,7 @@ _NOT_A_VARIANT = {
     "backbone.device", "backbone.text_batch_size", "backbone.audio_batch_size",
     "train.eval_batch_size", "method.cocoop_chunk", "train.log_to", *PER_RUN_KEYS,
 }
+SEPT_ONLY = ("sept.", "neighbors.")  # settings that do not touch a run without SEPT
 # Keys whose value follows from the dataset: they tell runs of one dataset apart, never two datasets.
 _DATASET_KEYS = {"sept.generation_used"}
 
@@ -152,11 +153,11 @@ def read_run(metrics_path: Path, root: Path) -> tuple[dict, list[dict], dict, Ru
     return row, cross_rows, setting_of(record, config), record
 
 
-def _relevant(setting: dict, sept: bool) -> dict:
+def relevant_setting(setting: dict, sept: bool) -> dict:
     """The keys that can tell two runs apart: with SEPT off, its settings and the neighbor generation do not
     touch the run."""
     return {k: v for k, v in setting.items()
-            if k not in _NOT_A_VARIANT and (sept or not k.startswith(("sept.", "neighbors.")))}
+            if k not in _NOT_A_VARIANT and (sept or not k.startswith(SEPT_ONLY))}
 
 
 def _dataset_specific(view: dict) -> set[str]:
@@ -172,7 +173,7 @@ def _variant_labels(settings: list[dict], rows: list[dict]) -> list[str]:
     follow from the dataset; every run of that protocol is then labelled with it. So runs of different
     manifests or configs never share a row, and an average over datasets averages one setting.
     """
-    views = [_relevant(s, r["sept"]) for s, r in zip(settings, rows)]
+    views = [relevant_setting(s, r["sept"]) for s, r in zip(settings, rows)]
     cells: dict[tuple, list[dict]] = {}
     groups: dict[tuple, list[dict]] = {}
     for view, r in zip(views, rows):

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.report import published
 from pipeline.report.build import build_report, frames
 from record_kit import make_record, write_record
 
@@ -92,26 +91,6 @@ def test_markdown_and_csv_say_the_same_numbers(runs: Path, tmp_path: Path):
     assert float(beta["base_mean"]) == pytest.approx(52.0) and float(beta["base_std"]) == pytest.approx(2.8284, abs=1e-4)
     assert {r["dataset"] for r in rows} == {"alpha", "beta", "Average"}
     assert report.summary()["runs"] == 6
-
-
-def test_compare_puts_published_numbers_beside_ours_with_delta(runs: Path, tmp_path: Path):
-    build_report(runs, tmp_path / "rep", compare=True)
-    md = (tmp_path / "rep" / "report.md").read_text()
-    assert "## Compared with published numbers" in md and "arXiv 2601.20867" in md
-    with open(tmp_path / "rep" / "compare.csv") as fh:
-        rows = {(r["method"], r["sept"]): r for r in csv.DictReader(fh)}
-    coop = rows[("coop", "false")]
-    pub_base, pub_new, pub_hm = published.BASE2NEW_AVERAGE[("coop", False)]
-    assert float(coop["published_base"]) == pub_base == 65.00
-    assert float(coop["delta_base"]) == pytest.approx(61.0 - 65.00)
-    assert float(coop["delta_new"]) == pytest.approx(31.0 - 34.09)
-    sept = rows[("coop", "true")]
-    assert float(sept["published_hm"]) == 49.70
-    assert float(sept["delta_hm"]) == pytest.approx(hm(66.0, 44.0) - 49.70)
-    # Without --compare, no published numbers appear.
-    build_report(runs, tmp_path / "plain")
-    plain = (tmp_path / "plain" / "report.md").read_text()
-    assert "Compared with published" not in plain and "2601.20867" not in plain
 
 
 def test_cross_dataset_table(tmp_path: Path):
@@ -231,25 +210,3 @@ def test_base_vs_new_picture_is_written_as_png_and_svg(runs: Path, tmp_path: Pat
     text = svg.read_text()
     assert "alpha" in text and "beta" in text  # one panel per dataset (titles are kept as text)
     assert not list((tmp_path / "rep").glob(".*tmp"))  # no temp files left behind
-
-
-def test_fewshot_compare_puts_palms_published_averages_beside_ours_labelled_unchecked(tmp_path: Path):
-    root = tmp_path / "runs"
-    for method, accs in {"palm": (70.0, 80.0), "coop": (60.0, 64.0), "dept": (66.0, 66.0)}.items():
-        for dataset, acc in zip(("alpha", "beta"), accs):
-            write_record(root, f"{dataset}-{method}", protocol="fewshot", dataset=dataset, method=method,
-                         seed=1, shots=16, acc=acc, macro_f1=acc)
-    build_report(root, tmp_path / "rep", compare=True)
-    md = (tmp_path / "rep" / "report.md").read_text()
-    assert "## Few-shot compared with published numbers" in md and "unchecked" in md and "Pengi" in md
-    assert "| PALM | 16 | 2 | 75.00 | 76.60 | -1.60 |" in md and "| CoOp | 16 | 2 | 62.00 | 71.10 | -9.10 |" in md
-    assert "| DePT | 16 | 66.00 | 66.00 | 66.00 |" in md  # labels come from the method table
-    with open(tmp_path / "rep" / "compare_fewshot.csv") as fh:
-        rows = {r["method"]: r for r in csv.DictReader(fh)}
-    assert set(rows) == {"palm", "coop"}  # DePT has no published few-shot figure
-    assert float(rows["palm"]["published_acc"]) == published.FEWSHOT_AVERAGE["palm"] == 76.6
-    assert float(rows["palm"]["delta_acc"]) == pytest.approx(75.0 - 76.6)
-    assert float(rows["coop"]["delta_acc"]) == pytest.approx(62.0 - 71.1)
-    assert published.FEWSHOT_AVERAGE == {"zeroshot": 39.7, "coop": 71.1, "cocoop": 73.5, "palm": 76.6}
-    build_report(root, tmp_path / "plain")
-    assert "published" not in (tmp_path / "plain" / "report.md").read_text()
