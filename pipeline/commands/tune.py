@@ -57,7 +57,8 @@ def register(cli) -> None:
     @click.option("--sept/--no-sept", default=None, help="Add the semantic expansion loss (default: sept.enabled).")
     @click.option("--protocol", required=True, metavar="|".join(protocol_names()), help="Evaluation protocol.")
     @click.option("--targets", default=None, metavar="NAME,...",
-                  help="cross: target datasets (default: every other known dataset found under --data-root).")
+                  help="cross: target datasets (default: the other datasets of the source's suite found under "
+                       "--data-root; the audio benchmark's 11 are suite palm11).")
     @click.option("--backbone", default=None, help="Hub id, local folder or checkpoint file of the model, or a "
                                                     "short id such as pengi:base / msclap:2023 (default: backbone.id).")
     @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
@@ -79,9 +80,10 @@ def register(cli) -> None:
 
         \b
         Protocols: base2new (train on the first half of the sorted classes; base, new and their harmonic
-        mean), cross (train on DATASET, evaluate each target with its own class names; a target sharing
-        recordings or classes with DATASET, as declared in the dataset configs, is left out unless named in
-        --targets, and then reported apart), fewshot (all classes).
+        mean), cross (train on DATASET, evaluate each target of its suite with the target's own class names on
+        all its clips, every fold's test files; a target sharing clips with DATASET, as declared in the
+        dataset configs, is left out unless named in --targets, and then reported apart), fewshot (all
+        classes).
         Folded datasets (ESC50, US8K, TUT2017, ...): --fold all runs PALM's cross-validation, one run per fold.
         With --sept, neighbors come from the neighbor store (fill it with `sept-pipeline generate-neighbors`
         with the same --backbone and --cache-dir first); audio features are cached per backbone.

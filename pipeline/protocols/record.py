@@ -175,8 +175,8 @@ class FewshotResult:
 class CrossResult:
     source: Scores                              # the source's own test set: reported beside, never averaged in
     targets: dict[str, Scores]                  # in the mean
-    overlapping_targets: dict[str, Scores]      # named targets sharing data with the source: reported apart
-    targets_excluded: dict[str, str]            # left out as sharing data with the source -> why
+    overlapping_targets: dict[str, Scores]      # named targets sharing clips with the source: apart
+    targets_excluded: dict[str, str]            # left out as sharing clips with the source -> why
     targets_missing: list[str]                  # default targets not found under the data root
     target_folds: dict[str, list[str]]          # folds whose test files a target was scored on ([] = no folds)
     class_overlaps: dict[str, list[list[str]]]  # target -> [source class, target class] pairs sharing a word

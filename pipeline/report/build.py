@@ -119,7 +119,8 @@ def _split_sections(report: Report, collected: Collected, runs: pl.DataFrame, sp
 
     cross = tables.cross_table(collected, split)
     if not cross.is_empty():
-        sections += [f"## Cross-dataset transfer{title}", render.cross_markdown(cross, collected.excluded)]
+        sections += [f"## Cross-dataset transfer{title}", render.cross_markdown(cross, collected.excluded,
+                                                                          collected.class_overlaps)]
         report.files.append(render.write_csv(cross, out_dir / f"{CROSS}{suffix}.csv"))
 
     fewshot = tables.fewshot_table(runs)

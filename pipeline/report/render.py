@@ -77,7 +77,8 @@ def base2new_markdown(table: pl.DataFrame) -> str:
                            "HM (mean of per-seed HM)", "HM of means"], rows, right_from=2)
 
 
-def cross_markdown(table: pl.DataFrame, excluded: dict[str, dict[str, str]] | None = None) -> str:
+def cross_markdown(table: pl.DataFrame, excluded: dict[str, dict[str, str]] | None = None,
+                   class_overlaps: dict[str, dict[str, list[list[str]]]] | None = None) -> str:
     parts = []
     for source in table["source"].unique(maintain_order=True).to_list():
         sub = table.filter(pl.col("source") == source)
@@ -101,8 +102,14 @@ def cross_markdown(table: pl.DataFrame, excluded: dict[str, dict[str, str]] | No
                                                               right_from=1)
         left_out = (excluded or {}).get(source, {})
         if left_out:
-            part += "\n\nLeft out as sharing data with the source (name one in `--targets` to evaluate it apart): " \
+            part += "\n\nLeft out as sharing clips with the source (name one in `--targets` to evaluate it apart): " \
                     + "; ".join(f"{name} ({why})" for name, why in sorted(left_out.items())) + "."
+        shared = {t: pairs for t, pairs in sorted((class_overlaps or {}).get(source, {}).items()) if pairs}
+        if shared:
+            part += ("\n\nClass names a target shares with the source (a common word; such classes stay in the "
+                     "target, as CoCoOp's protocol keeps them): "
+                     + "; ".join(f"{t}: " + ", ".join(f"{a} ~ {b}" for a, b in pairs) for t, pairs in shared.items())
+                     + ".")
         parts.append(part)
     return "\n\n".join(parts) + ("\n\nAverage = mean over target datasets of the per-target mean accuracy "
                                  "(neither the source nor a target that overlaps it is averaged in).")

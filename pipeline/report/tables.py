@@ -120,7 +120,7 @@ def base2new_table(runs: pl.DataFrame) -> pl.DataFrame:
 def cross_table(collected: Collected, eval_split: str | None = None) -> pl.DataFrame:
     """Per source dataset and setting: source accuracy and each target's accuracy (mean, std over seeds of
     the per-seed means over folds), and the average over the targets that do not overlap the source.
-    Long format: one row per (source, setting, column); `overlap` marks targets sharing data with the source.
+    Long format: one row per (source, setting, column); `overlap` marks targets sharing clips with the source.
     `eval_split`: only the runs of that split (default: all)."""
     columns = ["source", *SETTING, "column", "overlap", "n_seeds", "seeds", *FOLD_COLUMNS, "acc_mean", "acc_std"]
     runs = runs_frame(collected).filter(pl.col("protocol") == CROSS)

@@ -11,9 +11,14 @@ Labels found in data files are matched to `classes` exactly first, then after no
 '_' -> ' ', runs of spaces collapsed: ESC-50's 'chirping_birds' == PALM's 'chirping birds'), then
 through the spec's `[aliases]` table (raw label -> class, e.g. CREMA-D's 'ANG' -> 'anger').
 
-Overlaps. `overlaps = ["esc50"]` (with `overlap_reason`) declares datasets that share recordings or classes
-with this one (ESC50-Actions is 10 of ESC-50's classes and clips). The relation is symmetric
-(`datasets_overlap`): the cross-dataset protocol leaves such a pair out of a source's target mean.
+Overlaps. `overlaps = ["esc50"]` (with `overlap_reason`) declares datasets that share clips with this one
+(ESC50-Actions is 10 of ESC-50's classes and their clips). The relation is symmetric (`datasets_overlap`): the
+cross-dataset protocol leaves such a pair out of a source's target mean. Class names two datasets merely
+share (ESC-50's 'siren' and UrbanSound8K's) are no overlap: the cross protocol lists them.
+
+Suite. `suite = "palm11"` names the benchmark a dataset belongs to (the 11 audio datasets of PALM's benchmark);
+a cross-dataset run's default targets are the other datasets of its source's suite. A dataset of no suite
+(demo) is never a default target.
 
 Folds. `folds` lists the official cross-validation folds ('fold1', 'fold2', ...: a name ending in its
 number, which PALM's CSV names use: csv_files/train_<k>.csv + test_<k>.csv). A folded dataset is always
@@ -59,8 +64,9 @@ class DatasetSpec:
     subset: bool = False  # rows/folders of classes outside `classes` are skipped, not errors
     test_fraction: float = 0.3  # folder_per_class: share of each class's clips drawn into test
     aliases: tuple[tuple[str, str], ...] = ()
-    overlaps: tuple[str, ...] = ()  # datasets sharing recordings or classes with this one (see datasets_overlap)
+    overlaps: tuple[str, ...] = ()  # datasets sharing clips with this one (see datasets_overlap)
     overlap_reason: str = ""
+    suite: str = ""  # the benchmark it belongs to ("palm11"): cross-dataset default targets share it
     path: Path = field(default=Path(), compare=False)
 
     @property
@@ -89,7 +95,7 @@ class DatasetSpec:
 
 
 _KEYS = {"name", "display_name", "classes", "layout", "folds", "folder", "task", "source", "subset",
-         "test_fraction", "aliases", "overlaps", "overlap_reason", "prepare"}
+         "test_fraction", "aliases", "overlaps", "overlap_reason", "prepare", "suite"}
 FOLD_NAME = re.compile(r"fold[1-9][0-9]*")
 
 
@@ -165,6 +171,10 @@ def parse_spec(path: Path) -> DatasetSpec:
     for key in ("display_name", "folder", "task", "source"):
         if key in raw and not isinstance(raw[key], str):
             raise _fail(path, f"key {key} must be a string")
+    suite = raw.get("suite", "")
+    if not isinstance(suite, str) or ("suite" in raw and not suite.strip()):
+        raise _fail(path, f"key suite {suite!r} must be a non-empty string (the benchmark the dataset belongs to, "
+                          f"e.g. \"palm11\")")
     return DatasetSpec(
         name=name,
         display_name=raw["display_name"],
@@ -179,6 +189,7 @@ def parse_spec(path: Path) -> DatasetSpec:
         aliases=tuple(sorted(aliases_raw.items())),
         overlaps=tuple(o.lower() for o in overlaps),
         overlap_reason=reason.strip(),
+        suite=suite.strip(),
         path=path,
     )
 
@@ -231,7 +242,7 @@ def dataset_classnames(name: str | os.PathLike) -> list[str]:
 
 
 def datasets_overlap(a: DatasetSpec, b: DatasetSpec) -> str:
-    """Why datasets `a` and `b` share recordings or classes ('' when they do not): either one may declare it."""
+    """Why datasets `a` and `b` share clips ('' when they do not): either one may declare it."""
     if b.name in a.overlaps:
         return f"{a.name} declares overlaps = [{b.name!r}]: {a.overlap_reason}"
     if a.name in b.overlaps:

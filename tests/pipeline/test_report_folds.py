@@ -126,7 +126,7 @@ def test_targets_left_out_by_default_are_named(tmp_path: Path):
               targets={"urbansound8k": 50.0},
               excluded={"esc50-actions": "esc50-actions declares overlaps = ['esc50']: shared clips"})
     md = build_report(root, tmp_path / "rep").markdown
-    assert ("Left out as sharing data with the source (name one in `--targets` to evaluate it apart): "
+    assert ("Left out as sharing clips with the source (name one in `--targets` to evaluate it apart): "
             "esc50-actions (esc50-actions declares overlaps = ['esc50']: shared clips).") in md
 
 
