@@ -184,7 +184,7 @@ def _cross_targets(plan: Plan, data_root: Path, targets: Sequence[str] | None, s
             plan.targets_excluded[spec.name] = overlap
             continue
         try:
-            target = load_target(spec, data_root)
+            target = load_target(spec, data_root, name)
         except UserError:
             if explicit:
                 raise
@@ -223,19 +223,20 @@ class TargetClips:
     missing_why: str = ""
 
 
-def load_target(spec, data_root: Path) -> TargetClips:
-    """All clips of a target. A folded dataset's folds partition its clips, so the union of every fold's test
+def load_target(spec, data_root: Path, ref: str = "") -> TargetClips:
+    """All clips of a target (`ref`: how it was named, a dataset name or a .toml path; default its name). A folded dataset's folds partition its clips, so the union of every fold's test
     split is the whole dataset; a dataset without folds is scored on its test split. A fold that cannot be
     read is left out and named (a dataset that loads no fold at all raises that fold's error)."""
     from stages.data.datasets import load_dataset
 
+    ref = str(ref or spec.name)
     if not spec.folds:
-        ds = load_dataset(spec.name, data_root)
+        ds = load_dataset(ref, data_root)
         return TargetClips(ds.name, list(ds.classnames), list(ds.test), [])
     clips, seen, folds, missing, first_error = [], set(), [], [], None
     for fold in spec.folds:
         try:
-            ds = load_dataset(spec.name, data_root, fold=fold)
+            ds = load_dataset(ref, data_root, fold=fold)
         except UserError as e:
             missing.append(fold)
             first_error = first_error or e
