@@ -25,12 +25,12 @@ def register(cli) -> None:
                   help="With --paired: the one key the paired runs differ in (default sept.enabled; e.g. "
                        "sept.boundary_filter, sept.lam).")
     @click.option("--diagnostic", is_flag=True,
-                  help="Also draw the semantic-structure heat maps: for each dataset and method with runs with "
-                       "and without SEPT (lowest common seed), class-to-neighbor cosine similarity under the "
-                       "template, the prompt without SEPT and with SEPT. Loads the backbone and the store.")
-    @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
-                  help="Cache folder holding the neighbor store, for --diagnostic "
-                       "(default $SEPT_CACHE_DIR, else ~/.cache/sept-pipeline).")
+                  help="Also draw the semantic-structure heat maps: for each pair of runs that differ only in "
+                       "SEPT (lowest common seed), class-to-neighbor cosine similarity under the template, the "
+                       "prompt without SEPT and with SEPT, from the arrays each run wrote (diagnostic.npz); no "
+                       "model or store is loaded.")
+    @click.option("--cache-dir", type=click.Path(path_type=Path), default=None, hidden=True,
+                  help="Ignored: --diagnostic reads the arrays the runs wrote (accepted so older command lines run).")
     @json_option
     def report(runs_dir, out, compare, paired, by, diagnostic, cache_dir, as_json) -> None:
         """Tables of every finished run under RUNS_DIR (each folder with a metrics.json), as Markdown and CSV.
@@ -54,7 +54,7 @@ def register(cli) -> None:
           sept-pipeline report runs/demo-sweep --compare --out reports/demo
           sept-pipeline report runs/demo-sweep --paired
           sept-pipeline report runs/demo-sweep --paired --by sept.boundary_filter --json
-          sept-pipeline report runs/demo-sweep --diagnostic --cache-dir demo-out/cache --json
+          sept-pipeline report runs/demo-sweep --diagnostic --json
         """
         from cache.errors import UserError
         from pipeline.report.build import build_report
@@ -67,7 +67,7 @@ def register(cli) -> None:
             from pipeline.report.build import DEFAULT_OUT
             from pipeline.report.diagnostic import diagnostic_sections
 
-            diagnosis = diagnostic_sections(runs_dir, out or runs_dir / DEFAULT_OUT, cache_dir, progress=not as_json)
+            diagnosis = diagnostic_sections(runs_dir, out or runs_dir / DEFAULT_OUT, progress=not as_json)
         result = build_report(runs_dir, out, compare=compare, diagnostic=diagnosis,
                               paired_by=(by or DEFAULT_KEY) if paired else None)
         for skipped in result.collected.skipped:

@@ -262,11 +262,64 @@ class TuneRun:
             backbone=cfg.backbone.id, device=str(self.backbone.device), num_train_clips=len(self.train_clips),
             train_classes=list(self.plan.train_classes), train=self.train_summary, fingerprints=self.fingerprints,
             neighbor_selection=self.selection, method_notes=learner.run_notes(),  # e.g. classes scored zero-shot
-            warnings=list(self.plan.warnings), diagnostic={}, seconds=round(time.time() - self.clock, 3),
+            warnings=list(self.plan.warnings), diagnostic=self.diagnostic(), seconds=round(time.time() - self.clock, 3),
             torch_version=torch.__version__,
             result=self.protocol.result_type().from_evaluations(self.plan, self.scores))
         self.run.write_record(record)  # last: its presence marks the run finished
         return record
+
+
+    def diagnostic(self) -> dict:
+        """Write the diagnostic's arrays (stages/tuning/diagnostic_arrays.py) while the learner is in memory, for
+        a learner that neighbors can go through; what was written, or why nothing was. Never changes training:
+        it runs after evaluation and only reads."""
+        from cache.errors import UserError
+        from stages.tuning.diagnostic_arrays import DIAGNOSTIC_FILE, diagnostic_arrays, write_arrays
+
+        if not self.learner.supports_sept:
+            return {"skipped": f"{self.cfg.method.name} has no prompt that neighbors go through"}
+        try:
+            from cache.store import NeighborStore
+        except ImportError as e:  # a machine without the store's packages can still train without SEPT
+            return {"skipped": f"the neighbor store cannot be read here ({e})"}
+        store = NeighborStore.in_cache(self.cache)
+        if not store.root.is_dir():
+            return {"skipped": f"no neighbor store at {store.root}"}
+        split = self.plan.split
+        classes = list(split["base"]) + list(split["new"]) if split else sorted(self.plan.train_classes)
+        if self.use_sept:
+            gkey = self.store_info["generation_key"]
+        else:
+            from stages.tuning.neighbor_source import resolve_generation
+
+            try:  # as a SEPT run of this config would: a machine that cannot say is no reason to fail the run
+                gkey = resolve_generation(self.cfg, self.cache, self.req.dataset)
+            except (UserError, OSError, ImportError) as e:
+                return {"skipped": f"no store generation for this config ({e})"}
+        try:
+            arrays = diagnostic_arrays(self.learner, store, gkey, classes, self.cfg.text.templates,
+                                       self.backbone.fingerprint, len(split["base"]) if split else -1)
+        except UserError as e:
+            return {"skipped": str(e)}
+        if isinstance(arrays, str):
+            return {"skipped": arrays}
+        write_arrays(self.run.path / DIAGNOSTIC_FILE, arrays)
+        out = {"file": DIAGNOSTIC_FILE, "generation_key": gkey, "classes": len(arrays["classes"]),
+               "neighbors": len(arrays["neighbors"]), "omitted": arrays["omitted"].tolist()}
+        if self.use_sept:
+            out["neighbors_near_evaluated_names"] = self._near_evaluated_names(arrays)
+        return out
+
+    def _near_evaluated_names(self, arrays) -> dict:
+        """Stored neighbors of the training classes that (nearly) equal a class name evaluated but not trained on."""
+        from stages.tuning.diagnostic_arrays import near_evaluated_names
+        from stages.zeroshot import zeroshot_class_embeddings
+
+        trained = set(self.plan.train_classes)
+        names = list(dict.fromkeys(c for ev in self.plan.evals for c in ev.classnames if c not in trained))
+        vectors = (zeroshot_class_embeddings(self.backbone, names, self.cfg.text.templates).double().cpu().numpy()
+                   if names else None)
+        return near_evaluated_names(arrays, sorted(trained), names, vectors, self.cfg.neighbors.near_duplicate_cos)
 
 
 def _identity_config(cfg: Config) -> dict:

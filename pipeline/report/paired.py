@@ -133,24 +133,28 @@ def _order(v: Any) -> tuple:
     return (0, float(v), "") if isinstance(v, (bool, int, float)) else (1, 0.0, str(v))
 
 
-def paired(collected: Collected, key: str = DEFAULT_KEY) -> list[Comparison]:
-    """Every comparison of groups that differ only in `key`, per dataset, then the Average over datasets."""
+def group_pairs(collected: Collected, key: str = DEFAULT_KEY) -> list[tuple[list[dict], list[dict]]]:
+    """(reference runs, other runs) of every two groups of runs that differ only in `key`."""
     groups: dict[str, dict] = {}          # frozen view -> {"view", "rows"}
     for row in collected.runs:
         view = _view(row, collected.settings[row["run"]])
         ident = json.dumps(view, sort_keys=True, default=str)
         groups.setdefault(ident, {"view": view, "rows": []})["rows"].append(row)
-    if not any(key in g["view"] for g in groups.values()):
+    if groups and not any(key in g["view"] for g in groups.values()):
         known = sorted({k for g in groups.values() for k in g["view"]} - {"protocol", "dataset"})
         raise UserError(f"--by {key}: no run here has that key (keys of these runs: {', '.join(known)})")
-    comparisons = []
-    items = list(groups.values())
-    for a in items:
-        for b in items:
+    out = []
+    for a in groups.values():
+        for b in groups.values():
             va, vb = a["view"], b["view"]
-            if _order(va.get(key)) >= _order(vb.get(key)) or not _pairable(va, vb, key):
-                continue
-            comparisons.append(_compare(collected, a["rows"], b["rows"], key))
+            if _order(va.get(key)) < _order(vb.get(key)) and _pairable(va, vb, key):
+                out.append((a["rows"], b["rows"]))
+    return out
+
+
+def paired(collected: Collected, key: str = DEFAULT_KEY) -> list[Comparison]:
+    """Every comparison of groups that differ only in `key`, per dataset, then the Average over datasets."""
+    comparisons = [_compare(collected, ref, other, key) for ref, other in group_pairs(collected, key)]
     comparisons = [c for c in comparisons if c.stats or c.unpaired]
     comparisons.sort(key=lambda c: (c.protocol, c.eval_split, c.dataset, c.method, c.shots, c.other_variant))
     return comparisons + _averages(comparisons)

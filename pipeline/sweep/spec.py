@@ -7,7 +7,7 @@
     cache_dir = ""               --cache-dir (default: $SEPT_CACHE_DIR, else ~/.cache/sept-pipeline)
     config    = ""               --config layered under every run (a normal sept-pipeline config TOML)
     protocol  = "base2new"       base2new | cross | fewshot (or a [grid] axis)
-    targets   = []               cross-dataset targets (default: every other dataset found)
+    targets   = []               cross-dataset targets (default: the source's suite, those found)
     executor  = "local"          local | ray
     max_parallel = 0             runs at once (0 = one per device)
     devices   = "auto"           "auto" (every visible GPU, else the CPU) or a list: ["cuda:0", "cuda:1"], ["cpu"]

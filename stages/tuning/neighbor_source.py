@@ -33,6 +33,16 @@ def _preview(items: Sequence[str], n: int = 5) -> str:
     return shown + (f" and {len(items) - n} more" if len(items) > n else "")
 
 
+def resolve_generation(cfg, cache_dir: Path, dataset: str) -> str:
+    """The store generation a run of `cfg` reads: sept.generation_key, else the one [neighbors] describes."""
+    gkey = cfg.sept.generation_key
+    if not gkey:
+        from stages.neighbors.keys import generation_key_for  # hashes the configured LLM's weights (memoised)
+
+        gkey = generation_key_for(cfg.neighbors, cache_dir, dataset)  # the dataset's task keys prompts with {task}
+    return gkey
+
+
 def load_neighbor_bank(cfg, learner, backbone, classnames: Sequence[str], cache_dir: Path, dataset: str,
                        progress: bool = True) -> tuple[NeighborBank, dict]:
     """(bank over `classnames` in that order, provenance dict for metrics.json)."""
@@ -40,11 +50,7 @@ def load_neighbor_bank(cfg, learner, backbone, classnames: Sequence[str], cache_
 
     classnames = list(classnames)
     store = NeighborStore.in_cache(cache_dir)
-    gkey = cfg.sept.generation_key
-    if not gkey:
-        from stages.neighbors.keys import generation_key_for  # hashes the configured LLM's weights (memoised)
-
-        gkey = generation_key_for(cfg.neighbors, cache_dir, dataset)  # the dataset's task keys prompts with {task}
+    gkey = resolve_generation(cfg, cache_dir, dataset)
     fix = fill_command(dataset, backbone.id, cache_dir)
     templates = list(cfg.text.templates)
     encoder = backbone.fingerprint

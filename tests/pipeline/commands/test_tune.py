@@ -68,6 +68,12 @@ def test_base2new_coop_sept_writes_a_complete_run_and_skips_it_next_time(world, 
     assert manifest["sept.enabled"] is True and manifest["sept.generation_used"] == fp_key(world)
     assert manifest["precision.autocast"] == "off" and manifest["backbone.dtype"] == "float32"
     assert manifest["text.templates"] == TEMPLATES and manifest["data.fold"] == "" and manifest["data.folds"] == []
+    # the diagnostic's arrays, written while the learner was in memory: every class has stored neighbors here
+    assert m["diagnostic"]["file"] == "diagnostic.npz" and m["diagnostic"]["classes"] == len(CLASSES)
+    assert (out / "diagnostic.npz").is_file()
+    near = m["diagnostic"]["neighbors_near_evaluated_names"]  # neighbors of base classes vs the new class names
+    assert near["evaluated_names"] == 3 and near["neighbors_of_trained_classes"] == 15
+    assert all(p[0] in CLASSES[:3] and p[2] in CLASSES[3:] for p in near["pairs"])
     assert m["recipe"]["name"] == "palm" and "asif-hanif/palm" in m["recipe"]["source"]
     assert m["train"]["logit_scale"] == 100.0
     assert m["neighbor_selection"]["boundary_filter"].startswith("off: the encoder does not separate")
@@ -103,6 +109,9 @@ def test_fewshot_protocol_for_each_method(world, capsys, method):
     assert m["num_clips"] == 12 and set(m["per_class_acc"]) == set(CLASSES)
     assert 0 <= m["acc"] <= 100 and 0 <= m["macro_f1"] <= 100
     assert (out / "prompt.safetensors").is_file() == (method != "zeroshot")
+    assert (out / "diagnostic.npz").is_file() == (method != "zeroshot")
+    if method == "zeroshot":
+        assert m["diagnostic"] == {"skipped": "zeroshot has no prompt that neighbors go through"}
 
 
 def test_recipe_flag_is_applied_and_recorded(world, capsys, tiny_backbone):
