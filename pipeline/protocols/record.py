@@ -156,11 +156,8 @@ class Base2NewResult:
 
 
 @dataclass(frozen=True)
-class FewshotResult:
-    acc: float
-    macro_f1: float
-    per_class_acc: dict[str, float]
-    num_clips: int
+class FewshotResult(Scores):
+    """The scores of every class on the test split (fewshot's one evaluation)."""
     DERIVED: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
@@ -423,16 +420,14 @@ def _value(typ: Any, value: Any, where: str) -> Any:
         return [_value(inner, v, f"{where}[{i}]") for i, v in enumerate(value)]
     if typ is Any:
         return value
-    if typ is bool:
-        if isinstance(value, bool):
-            return value
-    elif typ is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif typ is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            return float(value)
-    elif typ is str:
-        if isinstance(value, str):
-            return value
-    raise _FieldError(f"key {where!r} is {value!r}, expected {getattr(typ, '__name__', typ)}")
+    if typ in (bool, int, float, str):  # the config loader's own check of a scalar (int -> float only)
+        from pipeline.config_loader import typed_value
+
+        try:
+            out = typed_value(value, typ, f"key {where!r}")
+        except UserError as e:
+            raise _FieldError(str(e)) from None
+        if typ is float and not math.isfinite(out):
+            raise _FieldError(f"key {where!r}: expected a finite number, got {value!r}")
+        return out
+    raise _FieldError(f"key {where!r}: cannot read a value of type {typ}")  # pragma: no cover - no such field

@@ -162,7 +162,7 @@ def _record_json(**changes) -> str:
     (json.dumps({"protocol": "base2new", "dataset": "alpha", "method": "coop", "seed": 1, "shots": 16,
                  "base_acc": 1.0, "new_acc": 1.0, "hm": 1.0}), "predates the run record (no schema_version)"),
     (_record_json(base={"acc": "high", "macro_f1": 1.0, "per_class_acc": {}, "num_clips": 1}),
-     "key 'base.acc' is 'high'"),
+     "key 'base.acc': expected float, got str 'high'"),
     (_record_json(protocol="sideways"), "key 'protocol' is 'sideways'"),
     (_record_json(manifest=None), "key 'manifest' is None"),
     (_record_json(hm=99.0), "key 'hm' is 99.0, but its parts give 48.0"),
