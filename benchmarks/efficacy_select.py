@@ -1,6 +1,7 @@
 """Pick the validated settings of the WordNet-Sounds efficacy benchmark (docs/efficacy.md), by one rule.
 
-Reads the validation sweep's runs through `sept-pipeline report RUNS --json` (its base2new.csv: one row per
+Reads the validation sweep's runs through `sept-pipeline report RUNS --json` (its base2new-val.csv, the table of
+validation runs, which `report` never mixes with test runs: one row per
 setting, mean validation base / new / HM over seeds) and prints, per group of rows (method, SEPT on/off),
 the setting with the highest mean validation HM; ties go to the smaller sept.lam, then to the fewer epochs
 and neighbors per step (the cheaper setting). Refuses a folder holding a run that was not scored on the
@@ -26,15 +27,16 @@ TIE_KEYS = ("sept.lam", "train.epochs", "sept.neighbors_per_step")  # smaller wi
 
 
 def report_table(runs_dir: Path) -> list[dict]:
-    """The base2new.csv rows that `sept-pipeline report RUNS_DIR --json` writes."""
+    """The base2new-val.csv rows (validation runs) that `sept-pipeline report RUNS_DIR --json` writes."""
     proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "report", str(runs_dir), "--json"],
                           capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"sept-pipeline report {runs_dir} failed: {proc.stderr.strip()}")
     files = [Path(f) for f in json.loads(proc.stdout)["files"]]
-    table = next((f for f in files if f.name == "base2new.csv"), None)
+    table = next((f for f in files if f.name == "base2new-val.csv"), None)
     if table is None:
-        raise SystemExit(f"{runs_dir}: the report has no base-to-new table (no finished base2new run)")
+        raise SystemExit(f"{runs_dir}: the report has no base-to-new table of validation runs (no finished base2new "
+                         f"run with data.eval_split = \"val\")")
     with open(table, newline="", encoding="utf-8") as fh:
         return [r for r in csv.DictReader(fh) if r["dataset"] != "Average"]  # per-dataset rows only
 

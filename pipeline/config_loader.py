@@ -118,6 +118,12 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
     raise UserError(f"{where}: expected {name}, got {type(value).__name__} {value!r}")
 
 
+def typed_value(value: Any, typ: Any, where: str) -> Any:
+    """`value` checked against a field type as config files are (int -> float, nothing else implicit);
+    UserError "`where`: expected ..., got ..." otherwise. The run record reads its numbers with it too."""
+    return _coerce(value, typ, where)
+
+
 # Keys that moved: a config that still sets one gets told where it went.
 _MOVED = {("neighbors", "boundary_filter"): "sept.boundary_filter (the class boundary is now applied at tune time, "
                                             "against the training classes only)",

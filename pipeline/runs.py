@@ -1,10 +1,10 @@
-"""A run directory: resolved config, fingerprints of what it read, metrics; every file written atomically.
+"""A run directory: resolved config, fingerprints of what it read, its run record; every file written atomically.
 
-`metrics.json` is written last, so its presence means the run finished (a killed run has none and is redone).
+`metrics.json` (the run record, pipeline/protocols/record.py) is written last, so its presence means the run
+finished (a killed run has none and is redone).
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -41,8 +41,14 @@ class RunDir:
         atomic_write_json(self.path / name, obj)
         return self.path / name
 
-    def write_metrics(self, metrics: dict) -> Path:
-        return self.write_json(METRICS, metrics)
+    def write_record(self, record) -> Path:
+        """The run record as metrics.json (atomic: a reader sees the old file or the whole new one)."""
+        self.ensure()
+        atomic_write_text(self.path / METRICS, record.to_json() + "\n")
+        return self.path / METRICS
 
-    def read_metrics(self) -> dict:
-        return json.loads((self.path / METRICS).read_text())
+    def read_record(self):
+        """The run record in metrics.json; RecordError (one line naming the file) when it is not one."""
+        from pipeline.protocols.record import RunRecord
+
+        return RunRecord.read(self.path / METRICS)

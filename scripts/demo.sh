@@ -27,7 +27,7 @@ step "2/6 random tiny CLAP with a locally trained tokenizer -> $OUT/models/tiny-
 
 step "3/6 zero-shot evaluation"
 $SP evaluate --method zeroshot --dataset demo --data-root "$OUT/data" --backbone "$OUT/models/tiny-clap" \
-  --out "$OUT/runs/zeroshot"
+  --out "$OUT/runs/zeroshot" --force
 
 step "4/6 stage one: generate-neighbors (vLLM CPU, packaged SmolLM2-135M-Instruct)"
 $SP generate-neighbors --dataset demo --backbone "$OUT/models/tiny-clap" --cache-dir "$SEPT_CACHE_DIR"

@@ -6,43 +6,22 @@ from pathlib import Path
 import click
 
 from pipeline.commands.common import backbone_help, config_options, emit_json, json_option
+from pipeline.protocols.table import protocol_names
 from stages.tuning.methods import method_names
 
 
-def _summary_lines(m: dict) -> list[str]:
-    sept = m["sept"]
-    tag = f"{m['method']}{'+SEPT' if sept['active'] else ''} (seed {m['seed']}, {m['shots']} shots)"
-    if m["protocol"] == "base2new":
-        return [f"{m['dataset']} base2new {tag}: base {m['base_acc']:.2f}  new {m['new_acc']:.2f}  HM {m['hm']:.2f}"]
-    if m["protocol"] == "fewshot":
-        return [f"{m['dataset']} fewshot {tag}: acc {m['acc']:.2f}  macro-F1 {m['macro_f1']:.2f}"]
-    mean = "none (no target outside the source's overlaps)" if m["mean_acc"] is None else f"{m['mean_acc']:.2f}"
-    lines = [f"{m['dataset']} -> cross {tag}: mean target acc {mean} (source {m['source_acc']:.2f})"]
-    lines += [f"  {name:<20} acc {r['acc']:.2f}  macro-F1 {r['macro_f1']:.2f}" for name, r in m["targets"].items()]
-    lines += [f"  {name:<20} acc {r['acc']:.2f}  macro-F1 {r['macro_f1']:.2f}  (overlaps the source: not in the mean)"
-              for name, r in m.get("overlapping_targets", {}).items()]
-    if m.get("targets_excluded"):
-        lines.append(f"  left out, sharing data with the source: {', '.join(m['targets_excluded'])} "
-                     f"(name one in --targets to evaluate it apart)")
-    if m.get("targets_missing"):
-        lines.append(f"  not found under --data-root (skipped): {', '.join(m['targets_missing'])}")
-    return lines
+def _fold_tag(record) -> str:
+    return f"[{record.fold}] " if record.fold else ""
 
 
-def _fold_tag(m: dict) -> str:
-    return f"[{m['fold']}] " if m.get("fold") else ""
-
-
-_HEADLINE = {"base2new": ("base_acc", "new_acc", "hm"), "fewshot": ("acc", "macro_f1"), "cross": ("mean_acc",)}
-
-
-def fold_means(runs: list[dict]) -> dict:
-    """Mean over folds of each headline number (a fold's figure counts once; what PALM averages per seed)."""
-    keys = _HEADLINE[runs[0]["protocol"]]
-    out = {"num_folds": len(runs), "folds": [m.get("fold", "") for m in runs]}
-    for key in keys:
-        values = [m[key] for m in runs if m.get(key) is not None]
-        out[key] = sum(values) / len(values) if len(values) == len(runs) else None
+def fold_means(records: list) -> dict:
+    """Mean over folds of each headline number of the protocol table (a fold's figure counts once; what PALM
+    averages per seed)."""
+    out = {"num_folds": len(records), "folds": [r.fold for r in records]}
+    heads = [r.headline() for r in records]
+    for key in heads[0]:
+        values = [h[key] for h in heads if h[key] is not None]
+        out[key] = sum(values) / len(values) if len(values) == len(records) else None
     return out
 
 
@@ -54,9 +33,10 @@ def register(cli) -> None:
     @click.option("--method", default=None, metavar="|".join(method_names()),
                   help="Prompt learner (default: method.name).")
     @click.option("--sept/--no-sept", default=None, help="Add the semantic expansion loss (default: sept.enabled).")
-    @click.option("--protocol", required=True, metavar="base2new|cross|fewshot", help="Evaluation protocol.")
+    @click.option("--protocol", required=True, metavar="|".join(protocol_names()), help="Evaluation protocol.")
     @click.option("--targets", default=None, metavar="NAME,...",
-                  help="cross: target datasets (default: every other known dataset found under --data-root).")
+                  help="cross: target datasets (default: the other datasets of the source's suite found under "
+                       "--data-root; the audio benchmark's 11 are suite palm11).")
     @click.option("--backbone", default=None, help=backbone_help())
     @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
                   help="Cache folder: neighbor store, audio features, few-shot draws (default $SEPT_CACHE_DIR, "
@@ -77,9 +57,10 @@ def register(cli) -> None:
 
         \b
         Protocols: base2new (train on the first half of the sorted classes; base, new and their harmonic
-        mean), cross (train on DATASET, evaluate each target with its own class names; a target sharing
-        recordings or classes with DATASET, as declared in the dataset configs, is left out unless named in
-        --targets, and then reported apart), fewshot (all classes).
+        mean), cross (train on DATASET, evaluate each target of its suite with the target's own class names on
+        all its clips, every fold's test files; a target sharing clips with DATASET, as declared in the
+        dataset configs, is left out unless named in --targets, and then reported apart), fewshot (all
+        classes).
         Folded datasets (ESC50, US8K, TUT2017, ...): --fold all runs PALM's cross-validation, one run per fold.
         With --sept, neighbors come from the neighbor store (fill it with `sept-pipeline generate-neighbors`
         with the same --backbone and --cache-dir first); audio features are cached per backbone.
@@ -99,7 +80,6 @@ def register(cli) -> None:
               --shots 16 --backbone laion/clap-htsat-unfused --out runs/kg-ravdess --resume --json
         """
         from pipeline.protocols import TuneFlags, run_folds, tune_inputs
-        from pipeline.protocols.folds import fold_out
 
         target_list = [t.strip() for t in targets.split(",") if t.strip()] if targets else None
         cfg, req = tune_inputs(cfg, TuneFlags(
@@ -108,25 +88,25 @@ def register(cli) -> None:
             resume=resume, force=force, progress=not as_json))
         every_fold = cfg.data.fold == "all"
         runs = run_folds(cfg, req)
-        for m in runs:
-            for warning in m.get("warnings", []):
+        for o in runs:
+            for warning in o.record.warnings:
                 click.echo(f"warning: {warning}", err=True)
         if as_json:
             if every_fold:
-                emit_json({"folds": [{**m, "out": str(fold_out(out, m.get("fold", ""), True))} for m in runs],
-                           "mean_over_folds": fold_means(runs), "out": str(out)})
+                emit_json({"folds": [o.to_dict() for o in runs],
+                           "mean_over_folds": fold_means([o.record for o in runs]), "out": str(out)})
             else:
-                emit_json({**runs[0], "out": str(out)})
+                emit_json(runs[0].to_dict())
             return
-        for m in runs:
-            run_out = fold_out(out, m.get("fold", ""), every_fold)
-            if m.get("skipped"):
-                click.echo(f"{run_out}: already finished (pass --force to redo it)")
-            for line in _summary_lines(m):
-                click.echo(_fold_tag(m) + line if every_fold else line)
-            click.echo(f"wrote {run_out / 'metrics.json'}")
+        for o in runs:
+            if o.skipped:
+                click.echo(f"{o.out}: already finished (pass --force to redo it)")
+            for line in o.record.summary_lines():
+                click.echo(_fold_tag(o.record) + line if every_fold else line)
+            click.echo(f"wrote {o.out / 'metrics.json'}")
         if every_fold and len(runs) > 1:
-            means = fold_means(runs)
-            shown = "  ".join(f"{k} {means[k]:.2f}" for k in _HEADLINE[protocol] if means.get(k) is not None)
+            means = fold_means([o.record for o in runs])
+            shown = "  ".join(f"{k} {v:.2f}" for k, v in means.items()
+                              if k not in ("num_folds", "folds") and v is not None)
             click.echo(f"mean over {means['num_folds']} folds ({', '.join(means['folds'])}): {shown}")
 

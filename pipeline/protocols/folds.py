@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from pipeline.config_loader import Config
-from pipeline.protocols.runner import TuneRequest, run_tune
+from pipeline.protocols.runner import TuneOutcome, TuneRequest, run_tune
 from stages.data.config import ALL_FOLDS
 
 
@@ -31,8 +31,8 @@ def fold_out(out: Path, fold: str, every_fold: bool) -> Path:
     return Path(out) / fold if every_fold and fold else Path(out)
 
 
-def run_folds(cfg: Config, req: TuneRequest) -> list[dict]:
-    """One `run_tune` per fold of the request, in fold order; the metrics of each."""
+def run_folds(cfg: Config, req: TuneRequest) -> list[TuneOutcome]:
+    """One `run_tune` per fold of the request, in fold order; the outcome (run record) of each."""
     every_fold = cfg.data.fold == ALL_FOLDS
     results = []
     for fold in folds_to_run(req.dataset, cfg.data.fold):

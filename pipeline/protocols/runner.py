@@ -1,33 +1,44 @@
-"""One `tune` run: plan -> backbone -> learner -> neighbors -> features -> train -> evaluate -> metrics.json.
+"""One `tune` run as a run object with named phases: setup -> train -> evaluate -> record.
 
-Checks that need no training come first (classes without clips, a context that does not fit the tower,
-neighbors missing from the store), so a bad run stops in seconds with one line, before any epoch.
-The run directory holds the resolved config, the train log, checkpoints, the final prompt and, written
-last, metrics.json: its presence means the run finished, and a finished run is skipped unless --force.
+    setup     dataset, plan, few-shot draw, backbone, learner, neighbor bank, evaluation features; checks that
+              need no training come first (classes without clips, a context that does not fit the tower,
+              neighbors missing from the store), so a bad run stops in seconds with one line, before any epoch
+    train     the training data (cached features, or clips encoded per batch: random crops, train-mode towers;
+              stages/tuning/features.py) and the trainer
+    evaluate  each evaluation set of the plan, scored (test features that depend on the trained towers or on
+              the seed's crops are computed here, after training)
+    record    the run record (pipeline/protocols/record.py) written as metrics.json
+The run directory holds the resolved config, the train log, checkpoints, the final prompt and, written last,
+metrics.json: its presence means the run finished, and a finished run is skipped unless --force.
+`evaluate` (zero-shot) goes through the same object: it is a run of a method that trains nothing.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
+from cache.atomic import atomic_write_json
 from cache.errors import UserError
 from cache.fingerprint import cache_root, sha256_json
 from cache.lock import file_lock
 from pipeline.config_loader import Config, non_identity_keys, with_dataset_template
-from pipeline.protocols.plans import Plan, check_protocol, make_plan
+from pipeline.protocols.plans import make_plan
+from pipeline.protocols.record import SCHEMA_VERSION, RunRecord, Scores, build_manifest, utc_now
+from pipeline.protocols.table import check_method_fits, protocol_info
 from pipeline.runs import METRICS, RunDir
-from stages.tuning.methods import check_run
 from stages.data.config import ALL_FOLDS
 
 # Keys of the resolved config that do not change what a run computes (marked on their fields): a resume may
 # differ in them.
 _NOT_IDENTITY = {tuple(key.split(".", 1)) for key in non_identity_keys()}
 LOG_FOLDERS = ("tensorboard", "wandb")  # stages/tuning/run_log.py's sinks
+STARTED_FILE = "started.json"           # when the run first started: a resumed run keeps that time
 RUN_FILES = ("train_log.jsonl", "prompt.safetensors", "base_new_split.json", "config.toml", "config.json",
-             "tower_buffers.safetensors")
+             "tower_buffers.safetensors", STARTED_FILE, "diagnostic.npz")
 
 
 @dataclass
@@ -43,9 +54,20 @@ class TuneRequest:
     progress: bool = True
 
 
-def run_tune(cfg: Config, req: TuneRequest) -> dict:
-    check_protocol(req.protocol)
-    check_run(cfg.method, req.protocol, cfg.sept.enabled and cfg.sept.lam > 0)  # what the method cannot do
+@dataclass
+class TuneOutcome:
+    record: RunRecord
+    out: Path
+    skipped: bool = False     # finished before this call: read back, not run again
+
+    def to_dict(self) -> dict:
+        """What `tune --json`, `evaluate --json` and a sweep cell print of one run: its record, where it is,
+        whether it was skipped."""
+        return {**self.record.to_dict(), "out": str(self.out), "skipped": self.skipped}
+
+
+def run_tune(cfg: Config, req: TuneRequest) -> TuneOutcome:
+    check_method_fits(cfg.method, req.protocol, cfg.sept.enabled and cfg.sept.lam > 0)  # what the method cannot do
     if cfg.data.fold == ALL_FOLDS:
         raise UserError("data.fold 'all': one run covers one fold; run every fold with `sept-pipeline tune --fold all` "
                         "(one run folder per fold) or a sweep's fold axis")
@@ -53,15 +75,37 @@ def run_tune(cfg: Config, req: TuneRequest) -> dict:
         raise UserError("--resume and --force: choose one (continue the checkpoint, or start over)")
     run = RunDir(req.out)
     if run.finished() and not req.force:
-        metrics = run.read_metrics()
-        metrics["skipped"] = True
-        return metrics
+        return TuneOutcome(_finished_record(run), run.path, skipped=True)
+    created = not run.path.exists()
     run.ensure()
     try:
         with file_lock(run.path / ".lock", timeout=0.5):
-            return _run_locked(cfg, req, run)
+            if run.finished() and not req.force:  # another process finished it while we waited for the lock
+                return TuneOutcome(_finished_record(run), run.path, skipped=True)
+            return TuneOutcome(TuneRun(cfg, req, run).execute(), run.path)
     except TimeoutError:
         raise UserError(f"--out {run.path}: another `sept-pipeline tune` is running in this folder") from None
+    except BaseException:
+        if created:  # a run refused before it wrote anything leaves no folder behind
+            _remove_if_empty(run.path)
+        raise
+
+
+def _remove_if_empty(folder: Path) -> None:
+    if {p.name for p in folder.iterdir()} <= {".lock"}:
+        (folder / ".lock").unlink(missing_ok=True)
+        folder.rmdir()
+
+
+def _finished_record(run: RunDir) -> RunRecord:
+    """The record of a finished run; one written before the record existed is named, with what to do."""
+    from pipeline.protocols.record import RecordError
+
+    try:
+        return run.read_record()
+    except RecordError as e:
+        raise UserError(f"--out {run.path}: holds a finished run whose {e}; pass --force to redo it, or choose "
+                        f"another --out") from None
 
 
 def _clear(run: RunDir) -> None:
@@ -74,158 +118,219 @@ def _clear(run: RunDir) -> None:
         (run.path / name).unlink(missing_ok=True)
 
 
-def _run_locked(cfg: Config, req: TuneRequest, run: RunDir) -> dict:
-    import torch
+class TuneRun:
+    """One run of `tune` (or zero-shot `evaluate`), phase by phase; `execute` runs them in order."""
 
-    from stages.backbones.factory import load_backbone
-    from stages.data.datasets import dataset_spec, load_dataset
-    from stages.data.fewshot import fewshot_cache_file, fewshot_indices
-    from stages.data.splits import persist_split
-    from stages.tuning.scoring import evaluate
-    from stages.tuning.learners import build_learner
-    from stages.tuning.run_log import RunLog
-    from stages.tuning.features import eval_features_cached, evaluation_features, training_data
-    from stages.tuning.trainer import sept_active, train
+    def __init__(self, cfg: Config, req: TuneRequest, run: RunDir):
+        self.cfg, self.req, self.run = cfg, req, run
+        self.protocol = protocol_info(req.protocol)
+        self.cache = cache_root(req.cache_dir)
+        self.train_summary: dict = {}
+        self.scores: dict[str, Scores] = {}
 
-    if run.finished() and not req.force:  # another process finished it while we waited for the lock
-        return {**run.read_metrics(), "skipped": True}
-    if req.force:
-        _clear(run)
-    elif not req.resume and (run.path / "checkpoints" / "latest.json").is_file():
-        raise UserError(f"--out {run.path}: holds an unfinished run; pass --resume to continue it or --force to "
-                        f"start over")
-    started = time.time()
-    cache = cache_root(req.cache_dir)
-    seed, shots = cfg.data.seed, cfg.data.shots
+    def execute(self) -> RunRecord:
+        if self.req.force:
+            _clear(self.run)
+        elif not self.req.resume and (self.run.path / "checkpoints" / "latest.json").is_file():
+            raise UserError(f"--out {self.run.path}: holds an unfinished run; pass --resume to continue it or "
+                            f"--force to start over")
+        self.clock = time.time()
+        self.started_at = self._started_at()
+        self.setup()
+        self.train()
+        self.evaluate()
+        return self.record()
 
-    ds = load_dataset(req.dataset, req.data_root, fold=cfg.data.fold)
-    if ds.fold != cfg.data.fold:  # '' on a folded dataset means its first fold: record the fold actually run
-        cfg = cfg.replace("data", fold=ds.fold)
-    spec = dataset_spec(req.dataset)
-    cfg = with_dataset_template(cfg, spec)  # text.dataset_template: the dataset's one template
-    plan = make_plan(req.protocol, ds, req.data_root, cfg.data.base_fraction, req.targets, source_spec=spec,
-                     eval_split=cfg.data.eval_split, val_fraction=cfg.data.val_fraction,
-                     split_rule=cfg.data.split_rule)
-    picked = fewshot_indices(plan.train_clips, shots, seed, fewshot_cache_file(cache, ds.name, shots, seed))
-    train_clips = [plan.train_clips[i] for i in picked]
+    def _started_at(self) -> str:
+        """Now, or for a resumed run the time its first attempt started (recorded beside it)."""
+        try:
+            return json.loads((self.run.path / STARTED_FILE).read_text())["started_at"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return utc_now()
 
-    backbone = load_backbone(cfg.backbone.id, cfg.backbone)
-    learner = build_learner(backbone, cfg.method, cfg.text.templates, seed, cfg.train.logit_scale).to(backbone.device)
-    learner.set_train_classes(plan.train_classes)
-    for ev in plan.evals:  # every evaluation class list must be scorable too: fail now, not after training
-        learner.set_classnames(ev.classnames)
-    learner.set_classnames(plan.train_classes)
+    # -- phase 1 --
+    def setup(self) -> None:
+        from stages.backbones.factory import load_backbone
+        from stages.data.datasets import dataset_spec, load_dataset
+        from stages.data.fewshot import fewshot_cache_file, fewshot_indices
+        from stages.data.splits import persist_split
+        from stages.tuning.features import eval_features_cached, evaluation_features
+        from stages.tuning.learners import build_learner
+        from stages.tuning.trainer import sept_active
 
-    use_sept = learner.supports_sept and sept_active(cfg.sept)
-    bank, store_info, selection = None, {}, None
-    if use_sept:
-        from stages.tuning.neighbor_source import load_neighbor_bank
+        cfg, req = self.cfg, self.req
+        seed, shots = cfg.data.seed, cfg.data.shots
+        ds = load_dataset(req.dataset, req.data_root, fold=cfg.data.fold)
+        if ds.fold != cfg.data.fold:  # '' on a folded dataset means its first fold: record the fold actually run
+            cfg = self.cfg = cfg.replace("data", fold=ds.fold)
+        self.ds, self.spec = ds, dataset_spec(req.dataset)
+        # text.dataset_template: the dataset's one template; the run's cfg (so its manifest) holds the templates used
+        cfg = self.cfg = with_dataset_template(cfg, self.spec)
+        plan = self.plan = make_plan(req.protocol, ds, req.data_root, cfg.data.base_fraction, req.targets,
+                                     source_spec=self.spec, eval_split=cfg.data.eval_split,
+                                     val_fraction=cfg.data.val_fraction, split_rule=cfg.data.split_rule)
+        picked = fewshot_indices(plan.train_clips, shots, seed, fewshot_cache_file(self.cache, ds.name, shots, seed))
+        self.train_clips = [plan.train_clips[i] for i in picked]
 
-        # Only the training classes: the class boundary is drawn among them, never against a class the
-        # run evaluates but does not train on.
-        bank, store_info = load_neighbor_bank(
-            cfg, learner, backbone, plan.train_classes, cache, dataset=req.dataset, progress=req.progress)
-        selection = store_info.pop("selection")
+        backbone = self.backbone = load_backbone(cfg.backbone.id, cfg.backbone)
+        learner = self.learner = build_learner(backbone, cfg.method, cfg.text.templates, seed,
+                                               cfg.train.logit_scale).to(backbone.device)
+        learner.set_train_classes(plan.train_classes)
+        for ev in plan.evals:  # every evaluation class list must be scorable too: fail now, not after training
+            learner.set_classnames(ev.classnames)
+        learner.set_classnames(plan.train_classes)
 
-    # Test features: cached now, or (random test crops, train-mode towers) computed after training.
-    eval_feats = evaluation_features(backbone, plan.evals, cache, cfg.train, cfg.data, seed, req.progress) \
-        if eval_features_cached(cfg.train) else {}
-    fingerprints = {"backbone": backbone.fingerprint, "store": store_info,
-                    "features": {name: _tensor_hash(f) for name, f in eval_feats.items()},
-                    "train_clips": sha256_json([[str(c.path), c.label] for c in train_clips])}
+        self.use_sept = learner.supports_sept and sept_active(cfg.sept)
+        self.bank, self.store_info, self.selection = None, {}, None
+        if self.use_sept:
+            from stages.tuning.neighbor_source import load_neighbor_bank
 
-    run.write_config(cfg)
-    if plan.split:
-        persist_split(run.path, plan.split["base"], plan.split["new"], plan.split["base_fraction"], ds.name,
-                      extra={k: v for k, v in plan.split.items() if k not in ("base", "new", "base_fraction")})
+            # Only the training classes: the class boundary is drawn among them, never against a class the
+            # run evaluates but does not train on.
+            self.bank, self.store_info = load_neighbor_bank(cfg, learner, backbone, plan.train_classes, self.cache,
+                                                            dataset=req.dataset, progress=req.progress)
+            self.selection = self.store_info.pop("selection")
 
-    # Sinks open on first write and flush each one, so an exception here leaves complete records behind.
-    run_log = RunLog(run.path, cfg.train.log_to, config=cfg.to_dict())
-    train_summary = {}
-    if learner.trainable:
+        # Test features: cached now, or (random test crops, train-mode towers) computed after training.
+        self.eval_feats = evaluation_features(backbone, plan.evals, self.cache, cfg.train, cfg.data, seed,
+                                              req.progress) if eval_features_cached(cfg.train) else {}
+        self.fingerprints = {"backbone": backbone.fingerprint, "store": self.store_info,
+                             "features": {name: _tensor_hash(f) for name, f in self.eval_feats.items()},
+                             "train_clips": sha256_json([[str(c.path), c.label] for c in self.train_clips])}
+
+        self.run.write_config(cfg)
+        atomic_write_json(self.run.path / STARTED_FILE, {"started_at": self.started_at})
+        if plan.split:
+            persist_split(self.run.path, plan.split["base"], plan.split["new"], plan.split["base_fraction"], ds.name,
+                          extra={k: v for k, v in plan.split.items() if k not in ("base", "new", "base_fraction")})
+
+    # -- phase 2 --
+    def train(self) -> None:
+        import torch
+
+        from stages.tuning.features import training_data
+        from stages.tuning.run_log import RunLog
+        from stages.tuning.trainer import train
+
+        cfg, req, backbone, train_clips = self.cfg, self.req, self.backbone, self.train_clips
+        # Sinks open on first write and flush each one, so an exception here leaves complete records behind.
+        self.run_log = RunLog(self.run.path, cfg.train.log_to, config=cfg.to_dict())
+        if not self.learner.trainable:
+            return
         labels = torch.tensor([c.label for c in train_clips], dtype=torch.long)
-        data, feats = training_data(backbone, train_clips, labels, cache, cfg.train, cfg.data, req.progress)
+        data, feats = training_data(backbone, train_clips, labels, self.cache, cfg.train, cfg.data, req.progress)
         if feats is not None:
-            fingerprints["features"]["train"] = _tensor_hash(feats)
-        identity = {"config": _identity_config(cfg), "protocol": req.protocol, "dataset": ds.name,
-                    "train_classes": plan.train_classes, "train_clips": fingerprints["train_clips"],
-                    "backbone": backbone.fingerprint, "store": store_info, "neighbor_selection": selection}
-        train_summary = train(learner, data, cfg.train, cfg.sept, bank, seed=seed, run_dir=run.path,
-                              identity=identity, backbone_fingerprint=backbone.fingerprint, resume=req.resume,
-                              progress=req.progress, run_log=run_log)
+            self.fingerprints["features"]["train"] = _tensor_hash(feats)
+        identity = {"config": _identity_config(cfg), "protocol": req.protocol, "dataset": self.ds.name,
+                    "train_classes": self.plan.train_classes, "train_clips": self.fingerprints["train_clips"],
+                    "backbone": backbone.fingerprint, "store": self.store_info, "neighbor_selection": self.selection}
+        self.train_summary = train(self.learner, data, cfg.train, cfg.sept, self.bank, seed=cfg.data.seed,
+                                   run_dir=self.run.path, identity=identity, backbone_fingerprint=backbone.fingerprint,
+                                   resume=req.resume, progress=req.progress, run_log=self.run_log)
 
-    if not eval_feats:  # after training: the towers' BatchNorm statistics as training left them
-        eval_feats = evaluation_features(backbone, plan.evals, cache, cfg.train, cfg.data, seed, req.progress)
-        fingerprints["features"].update({name: _tensor_hash(f) for name, f in eval_feats.items()})
-    results = {}
-    for ev in plan.evals:
-        results[ev.name] = evaluate(learner, ev.classnames, eval_feats[ev.name], [c.label for c in ev.clips],
-                                    cfg.train.eval_batch_size)
-    run_log.evaluation(train_summary.get("epochs", 0), _eval_scalars(results))
-    run_log.close()
-    metrics = _assemble(cfg, req, plan, results, use_sept)
-    metrics.update(fold=ds.fold, folds=list(spec.folds), warnings=plan.warnings)
-    metrics["method_config"]["n_ctx_used"] = getattr(learner, "n_ctx", 0)  # an init text sets its own length
-    metrics["method_notes"] = learner.run_notes()  # e.g. classes scored without a learned prompt
-    metrics.update(
-        fingerprints=fingerprints,
-        neighbor_selection=selection,
-        train=train_summary,
-        num_train_clips=len(train_clips),
-        train_classes=plan.train_classes,
-        backbone=cfg.backbone.id,
-        device=str(backbone.device),
-        seconds=round(time.time() - started, 3),
-        torch_version=torch.__version__,
-    )
-    run.write_metrics(metrics)  # last: its presence marks the run finished
-    return metrics
+    # -- phase 3 --
+    def evaluate(self) -> None:
+        from stages.evaluation.metrics import harmonic_mean
+        from stages.tuning.features import evaluation_features
+        from stages.tuning.scoring import evaluate
 
+        if not self.eval_feats:  # after training: the towers' BatchNorm statistics as training left them
+            cfg = self.cfg
+            self.eval_feats = evaluation_features(self.backbone, self.plan.evals, self.cache, cfg.train, cfg.data,
+                                                  cfg.data.seed, self.req.progress)
+            self.fingerprints["features"].update({name: _tensor_hash(f) for name, f in self.eval_feats.items()})
+        for ev in self.plan.evals:
+            scores = evaluate(self.learner, ev.classnames, self.eval_feats[ev.name], [c.label for c in ev.clips],
+                              self.cfg.train.eval_batch_size)
+            self.scores[ev.name] = Scores(**scores)
+        scalars = {f"{name}_{key}": getattr(s, key) for name, s in self.scores.items() for key in ("acc", "macro_f1")}
+        if "base" in self.scores and "new" in self.scores:
+            scalars["hm"] = harmonic_mean(self.scores["base"].acc, self.scores["new"].acc)
+        self.run_log.evaluation(self.train_summary.get("epochs", 0), scalars)
+        self.run_log.close()
 
-def _assemble(cfg: Config, req: TuneRequest, plan: Plan, results: dict, use_sept: bool) -> dict:
-    from pipeline.config_loader import recipe_record
-    from stages.evaluation.metrics import harmonic_mean
+    # -- phase 4 --
+    def record(self) -> RunRecord:
+        import torch
 
-    out = {
-        "method": cfg.method.name,
-        "recipe": recipe_record(cfg.recipe.name),
-        "protocol": req.protocol,
-        "dataset": plan.dataset,
-        "seed": cfg.data.seed,
-        "shots": cfg.data.shots,
-        "eval_split": cfg.data.eval_split,  # "val": a hyperparameter-selection run, never a reported result
-        "sept": {"enabled": cfg.sept.enabled, "active": use_sept, "lam": cfg.sept.lam, "alpha": cfg.sept.alpha,
-                 "beta": cfg.sept.beta, "neighbors_per_step": cfg.sept.neighbors_per_step,
-                 "inter_negatives": cfg.sept.inter_negatives, "cocoop_bias": cfg.sept.cocoop_bias,
-                 "boundary_filter": cfg.sept.boundary_filter},
-        "method_config": asdict(cfg.method),
-    }
-    if req.protocol == "base2new":
-        b, n = results["base"]["acc"], results["new"]["acc"]
-        out.update(base_acc=b, new_acc=n, hm=harmonic_mean(b, n), base=results["base"], new=results["new"])
-    elif req.protocol == "fewshot":
-        out.update(results["all"])
-    else:
-        roles = {ev.name: ev.role for ev in plan.evals}
-        targets = {k: v for k, v in results.items() if roles[k] == "target"}
-        # Targets sharing data with the source are reported apart, like the source itself: never in the mean.
-        overlapping = {k: v for k, v in results.items() if roles[k] == "overlap"}
-        out.update(targets=targets,
-                   mean_acc=sum(r["acc"] for r in targets.values()) / len(targets) if targets else None,
-                   overlapping_targets=overlapping, targets_excluded=plan.targets_excluded,
-                   targets_missing=plan.targets_missing, source_acc=results["source"]["acc"],
-                   source=results["source"])
-    return out
+        from pipeline.config_loader import recipe_record
+        from stages.tuning.trainer import amp_settings
+
+        cfg, learner = self.cfg, self.learner
+        autocast, _ = amp_settings(self.backbone.device, cfg.train.amp)
+        facts = {"data.folds": list(self.spec.folds),
+                 "precision.autocast": str(autocast).replace("torch.", "") if autocast else "off",
+                 "sept.generation_used": self.store_info.get("generation_key", "") if self.use_sept else ""}
+        record = RunRecord(
+            schema_version=SCHEMA_VERSION, protocol=self.protocol.name, dataset=self.plan.dataset,
+            method=cfg.method.name, seed=cfg.data.seed, shots=cfg.data.shots, fold=self.ds.fold,
+            folds=list(self.spec.folds), eval_split=cfg.data.eval_split, started_at=self.started_at,
+            finished_at=utc_now(), manifest=build_manifest(cfg, facts), recipe=recipe_record(cfg.recipe.name),
+            sept={**asdict(cfg.sept), "active": self.use_sept},
+            # an init text sets its own context length
+            method_config={**asdict(cfg.method), "n_ctx_used": getattr(learner, "n_ctx", 0)},
+            backbone=cfg.backbone.id, device=str(self.backbone.device), num_train_clips=len(self.train_clips),
+            train_classes=list(self.plan.train_classes), train=self.train_summary, fingerprints=self.fingerprints,
+            neighbor_selection=self.selection, method_notes=learner.run_notes(),  # e.g. classes scored zero-shot
+            warnings=list(self.plan.warnings), diagnostic=self.diagnostic(), seconds=round(time.time() - self.clock, 3),
+            torch_version=torch.__version__,
+            result=self.protocol.result_type().from_evaluations(self.plan, self.scores))
+        self.run.write_record(record)  # last: its presence marks the run finished
+        return record
 
 
-def _eval_scalars(results: dict) -> dict[str, float]:
-    """<evaluation>_acc and <evaluation>_macro_f1 per evaluation, plus hm when there are base and new."""
-    from stages.evaluation.metrics import harmonic_mean
+    def diagnostic(self) -> dict:
+        """Write the diagnostic's arrays (stages/tuning/diagnostic_arrays.py) while the learner is in memory, for
+        a learner that neighbors can go through; what was written, or why nothing was. Never changes training:
+        it runs after evaluation and only reads."""
+        from cache.errors import UserError
+        from stages.tuning.diagnostic_arrays import DIAGNOSTIC_FILE, diagnostic_arrays, write_arrays
 
-    out = {f"{name}_{key}": r[key] for name, r in results.items() for key in ("acc", "macro_f1") if key in r}
-    if "base" in results and "new" in results:
-        out["hm"] = harmonic_mean(results["base"]["acc"], results["new"]["acc"])
-    return out
+        if not self.learner.supports_sept:
+            return {"skipped": f"{self.cfg.method.name} has no prompt that neighbors go through"}
+        try:
+            from cache.store import NeighborStore
+        except ImportError as e:  # a machine without the store's packages can still train without SEPT
+            return {"skipped": f"the neighbor store cannot be read here ({e})"}
+        store = NeighborStore.in_cache(self.cache)
+        if not store.root.is_dir():
+            return {"skipped": f"no neighbor store at {store.root}"}
+        split = self.plan.split
+        classes = list(split["base"]) + list(split["new"]) if split else sorted(self.plan.train_classes)
+        if self.use_sept:
+            gkey = self.store_info["generation_key"]
+        else:
+            from stages.tuning.neighbor_source import resolve_generation
+
+            try:  # as a SEPT run of this config would: a machine that cannot say is no reason to fail the run
+                gkey = resolve_generation(self.cfg, store, self.plan.train_classes, self.backbone.fingerprint,
+                                          self.req.dataset, self.backbone.id, self.cache).key
+            except (UserError, OSError, ImportError) as e:
+                return {"skipped": f"no store generation for this config ({e})"}
+        try:
+            arrays = diagnostic_arrays(self.learner, store, gkey, classes, self.cfg.text.templates,
+                                       self.backbone.fingerprint, len(split["base"]) if split else -1)
+        except UserError as e:
+            return {"skipped": str(e)}
+        if isinstance(arrays, str):
+            return {"skipped": arrays}
+        write_arrays(self.run.path / DIAGNOSTIC_FILE, arrays)
+        out = {"file": DIAGNOSTIC_FILE, "generation_key": gkey, "classes": len(arrays["classes"]),
+               "neighbors": len(arrays["neighbors"]), "omitted": arrays["omitted"].tolist()}
+        if self.use_sept:
+            out["neighbors_near_evaluated_names"] = self._near_evaluated_names(arrays)
+        return out
+
+    def _near_evaluated_names(self, arrays) -> dict:
+        """Stored neighbors of the training classes that (nearly) equal a class name evaluated but not trained on."""
+        from stages.tuning.diagnostic_arrays import near_evaluated_names
+        from stages.zeroshot import zeroshot_class_embeddings
+
+        trained = set(self.plan.train_classes)
+        names = list(dict.fromkeys(c for ev in self.plan.evals for c in ev.classnames if c not in trained))
+        vectors = (zeroshot_class_embeddings(self.backbone, names, self.cfg.text.templates).double().cpu().numpy()
+                   if names else None)
+        return near_evaluated_names(arrays, sorted(trained), names, vectors, self.cfg.neighbors.near_duplicate_cos)
 
 
 def _identity_config(cfg: Config) -> dict:

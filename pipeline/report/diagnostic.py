@@ -13,22 +13,26 @@ similarity (class i vs every other class's neighbors), and their gap; for base-t
 base and on the new classes alone. The columns are the stored neighbors of every class, the same for both
 runs of a pair: a training run's class-boundary view (metrics.json `neighbor_selection`) is a choice of
 what to train on, not of what to look at.
+
+Reads records and arrays only: each run wrote the embeddings while its learner was in memory
+(diagnostic.npz, stages/tuning/diagnostic_arrays.py); no model, learner or store is loaded here. A pair
+whose runs wrote no arrays is named with the reason and left out.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from cache.atomic import atomic_write_json
-from cache.errors import UserError
 from cache.unit_vectors import unit_rows
 from pipeline.report.collect import collect_runs
 from pipeline.report.tables import method_label
-from stages.tuning.methods import uses_neighbors
 
 CONDITIONS = ("template", "no SEPT", "SEPT")
+DIAGNOSTIC_FILE = "diagnostic.npz"  # written by each run (stages/tuning/diagnostic_arrays.py)
 
 
 def similarity(z: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -58,33 +62,37 @@ class Pair:
     method: str
     protocol: str
     shots: int
-    variant: str
+    variant: str            # the SEPT run's report label (its settings that vary)
     seed: int
     without: Path           # run directory without SEPT
     with_sept: Path         # run directory with SEPT
+    eval_split: str = "test"
 
     @property
     def slug(self) -> str:
-        return f"{self.dataset}-{self.protocol}-{self.method}-{self.shots}shot-seed{self.seed}"
+        base = f"{self.dataset}-{self.protocol}-{self.method}-{self.shots}shot-seed{self.seed}"
+        if self.eval_split != "test":
+            base += f"-{self.eval_split}"
+        return base + (f"-{hashlib.sha256(self.variant.encode()).hexdigest()[:8]}" if self.variant else "")
 
 
 def pick_pairs(runs_dir: Path) -> list[Pair]:
-    """For each (dataset, method, protocol, shots, settings), the lowest seed run both with and without SEPT."""
+    """For each pair of settings that differ only in SEPT (report --paired's pairing), the lowest seed (and its
+    first fold) run both with and without SEPT."""
+    from pipeline.report.paired import group_pairs
+
     collected = collect_runs(runs_dir)
-    by_key: dict[tuple, dict[bool, dict[int, str]]] = {}
-    for r in collected.runs:
-        if not uses_neighbors(r["method"]):  # no learned prompt that neighbors go through
-            continue
-        key = (r["dataset"], r["method"], r["protocol"], r["shots"], r["variant"])
-        by_key.setdefault(key, {False: {}, True: {}})[r["sept"]].setdefault(r["seed"], r["run"])
     pairs = []
-    for (dataset, method, protocol, shots, variant), runs in sorted(by_key.items()):
-        common = sorted(set(runs[False]) & set(runs[True]))
-        if common:
-            seed = common[0]
-            pairs.append(Pair(dataset, method, protocol, shots, variant, seed,
-                              runs_dir / runs[False][seed], runs_dir / runs[True][seed]))
-    return pairs
+    for without, with_sept in group_pairs(collected):
+        common = sorted({(r["seed"], r["fold"]) for r in without} & {(r["seed"], r["fold"]) for r in with_sept})
+        if not common:
+            continue
+        seed, fold = common[0]
+        off = next(r for r in sorted(without, key=lambda r: r["run"]) if (r["seed"], r["fold"]) == (seed, fold))
+        on = next(r for r in sorted(with_sept, key=lambda r: r["run"]) if (r["seed"], r["fold"]) == (seed, fold))
+        pairs.append(Pair(on["dataset"], on["method"], on["protocol"], on["shots"], on["variant"], seed,
+                          runs_dir / off["run"], runs_dir / on["run"], on["eval_split"]))
+    return sorted(pairs, key=lambda p: (p.dataset, p.method, p.protocol, p.shots, p.variant, p.eval_split))
 
 
 @dataclass
@@ -99,90 +107,62 @@ class Diagnosis:
     omitted: list[str] = field(default_factory=list)           # classes without neighbors or embeddings
 
 
-def _run_config(run: Path):
-    from pipeline.config_loader import load_config
-
-    if not (run / "config.toml").is_file():
-        raise UserError(f"run {run}: no config.toml (expected a run directory written by `sept-pipeline tune`)")
-    return load_config(run / "config.toml")
+class NoArrays(Exception):
+    """A run of a pair wrote no diagnostic arrays; the message says why."""
 
 
-def _recorded_generation(run: Path) -> str:
-    """The generation key the SEPT run trained with, as its metrics.json records it (never recomputed)."""
-    from pipeline.report.collect import MetricsError, read_json_object
+def read_arrays(run: Path) -> dict[str, np.ndarray]:
+    """A run's diagnostic.npz, or NoArrays with the reason its record gives."""
+    path = run / DIAGNOSTIC_FILE
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
+        except (OSError, ValueError) as e:
+            raise NoArrays(f"{path}: unreadable ({e})") from None
+    from pipeline.protocols.record import RecordError, RunRecord
 
     try:
-        key = (read_json_object(run / "metrics.json").get("fingerprints") or {}).get("store", {}).get("generation_key")
-    except MetricsError as e:
-        raise UserError(f"run {run}: {e}") from None
-    if not key:
-        raise UserError(f"run {run}: metrics.json records no neighbor generation (fingerprints.store.generation_key); "
-                        f"rerun it with `sept-pipeline tune ... --sept --force`")
-    return key
+        why = RunRecord.read(run / "metrics.json").diagnostic.get("skipped", "")
+    except RecordError as e:
+        why = str(e)
+    raise NoArrays(f"{run}: no {DIAGNOSTIC_FILE}" + (f" ({why})" if why else ""))
 
 
-def learned_embeddings(run: Path, backbone, classes: list[str], phrases: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Unit class and neighbor embeddings through the run's learned prompt (no instance bias)."""
-    import torch
+def diagnose(pair: Pair) -> Diagnosis:
+    """The three matrices and their numbers for one pair of runs, from the arrays both runs wrote. Classes and
+    neighbors are those both runs hold (the same store gives the same ones), in the SEPT run's order."""
+    off, on = read_arrays(pair.without), read_arrays(pair.with_sept)
 
-    from pipeline.report.inspect import prompt_file
-    from stages.tuning.checkpoint import load_prompt
-    from stages.tuning.learners import build_learner
+    def keyed(a):
+        classes = a["classes"].tolist()
+        return classes, [(classes[o], n) for o, n in zip(a["owner"].tolist(), a["neighbors"].tolist())]
 
-    cfg = _run_config(run)
-    learner = build_learner(backbone, cfg.method, cfg.text.templates, cfg.data.seed).to(backbone.device)
-    path, _ = prompt_file(run)
-    learner.load_prompt_state(load_prompt(path, backbone.fingerprint, cfg.method.name))
-    learner.eval()
-    with torch.no_grad():
-        learner.set_classnames(classes)
-        z = learner.class_embeddings()
-        ids, mask = learner.tokenize_phrases(phrases)
-        p = learner.embed_phrases(ids, mask)
-    return z.double().cpu().numpy(), p.double().cpu().numpy()
-
-
-def diagnose(pair: Pair, cache_dir, backbones: dict) -> Diagnosis:
-    """The three matrices and their numbers for one pair of runs; `backbones` caches loaded models by id."""
-    from cache.fingerprint import cache_root
-    from cache.store import NeighborStore
-    from stages.backbones.factory import load_backbone
-    from stages.data.specs import dataset_classnames
-    from stages.data.splits import base_new_split
-    from cache.store.generations import classes_lacking
-    from cache.unit_vectors import template_mean
-
-    cfg = _run_config(pair.with_sept)
-    cache = cache_root(cache_dir)
-    if cfg.backbone.id not in backbones:
-        backbones[cfg.backbone.id] = load_backbone(cfg.backbone.id, cfg.backbone)
-    backbone = backbones[cfg.backbone.id]
-    store = NeighborStore.in_cache(cache)
-    gkey = _recorded_generation(pair.with_sept)
-    templates = list(cfg.text.templates)
-
-    all_classes = dataset_classnames(pair.dataset)
-    base, new = (base_new_split(all_classes, cfg.data.base_fraction, cfg.data.split_rule)
-                 if pair.protocol == "base2new" else (sorted(all_classes), []))
-    ordered = base + new
-    lacking = set(classes_lacking(store, ordered, gkey, templates, backbone.fingerprint))
-    phrases = store.get_phrases([c for c in ordered if c not in lacking], gkey)
-    classes = [c for c in ordered if c not in lacking and phrases[c]]
-    omitted = [c for c in ordered if c not in classes]
+    off_classes, off_items = keyed(off)
+    on_classes, on_items = keyed(on)
+    classes = [c for c in on_classes if c in set(off_classes)]
+    items = [it for it in on_items if it[0] in set(classes) and it in set(off_items)]
+    classes = [c for c in classes if any(it[0] == c for it in items)]
     if len(classes) < 2:
-        raise UserError(f"diagnostic for {pair.with_sept}: the store at {store.root} holds neighbors and embeddings "
-                        f"for {len(classes)} of the classes of {pair.dataset} under generation key {gkey}; "
-                        f"it needs at least 2 (run `sept-pipeline generate-neighbors --dataset {pair.dataset}`)")
-    neighbors = [p for c in classes for p in phrases[c]]
-    owner = np.array([i for i, c in enumerate(classes) for _ in phrases[c]])
-    frozen = store.get_embeddings(classes + neighbors, templates, backbone.fingerprint)   # [n, T, D]
-    frozen = template_mean(frozen)
-    d = Diagnosis(pair, classes, neighbors, owner, omitted=omitted,
-                  split_after=sum(c in base for c in classes) if new else None)
-    d.matrices["template"] = similarity(frozen[: len(classes)], frozen[len(classes):])
-    for condition, run in (("no SEPT", pair.without), ("SEPT", pair.with_sept)):
-        z, p = learned_embeddings(run, backbone, classes, neighbors)
-        d.matrices[condition] = similarity(z, p)
+        raise NoArrays(f"{pair.without} and {pair.with_sept}: {len(classes)} classes with neighbors in common "
+                       f"(at least 2 are needed)")
+    base_count = int(on["base_count"])
+    base = set(on_classes[:base_count]) if base_count >= 0 else set()
+    owner = np.array([classes.index(c) for c, _ in items])
+    d = Diagnosis(pair, classes, [n for _, n in items], owner,
+                  omitted=sorted(set(on["omitted"].tolist()) | (set(on_classes) - set(classes)),
+                                 key=lambda c: c.lower()),
+                  split_after=sum(c in base for c in classes) if base_count >= 0 else None)
+
+    def rows(a, which):
+        cls_index = {c: i for i, c in enumerate(a["classes"].tolist())}
+        item_index = {it: i for i, it in enumerate(keyed(a)[1])}
+        return (a[f"{which}_classes"][[cls_index[c] for c in classes]].astype(np.float64),
+                a[f"{which}_neighbors"][[item_index[it] for it in items]].astype(np.float64))
+
+    d.matrices["template"] = similarity(*rows(on, "template"))
+    d.matrices["no SEPT"] = similarity(*rows(off, "prompt"))
+    d.matrices["SEPT"] = similarity(*rows(on, "prompt"))
     for condition, sim in d.matrices.items():
         d.numbers[condition] = {"all": own_other(sim, owner)}
         if d.split_after is not None:
@@ -224,8 +204,8 @@ def _markdown(diagnoses: list[Diagnosis]) -> str:
     ])
 
 
-def diagnostic_sections(runs_dir, out_dir, cache_dir=None, progress: bool = True) -> tuple[list[str], list[Path]]:
-    """Compute every pair's diagnostic, write the pictures and diagnostic.json; (Markdown, files written)."""
+def diagnostic_sections(runs_dir, out_dir, progress: bool = True) -> tuple[list[str], list[Path]]:
+    """Every pair's diagnostic from the runs' own arrays: pictures and diagnostic.json; (Markdown, files)."""
     from tqdm.auto import tqdm
 
     from pipeline.report import figures
@@ -236,10 +216,13 @@ def diagnostic_sections(runs_dir, out_dir, cache_dir=None, progress: bool = True
         return ["## Semantic structure (diagnostic)",
                 "No pair of runs with and without SEPT (same dataset, method, protocol, shots and seed) was "
                 "found, so there is nothing to compare."], []
-    backbones: dict = {}
-    diagnoses, files = [], []
+    diagnoses, files, missing = [], [], []
     for pair in tqdm(pairs, desc="diagnostic", disable=not progress):
-        d = diagnose(pair, cache_dir, backbones)
+        try:
+            d = diagnose(pair)
+        except NoArrays as e:
+            missing.append(str(e))
+            continue
         diagnoses.append(d)
         counts = [int((d.owner == i).sum()) for i in range(len(d.classes))]
         all_ = {c: d.numbers[c]["all"] for c in CONDITIONS}
@@ -251,6 +234,10 @@ def diagnostic_sections(runs_dir, out_dir, cache_dir=None, progress: bool = True
                   f"class x neighbor cosine similarity (red boxes: own neighbors"
                   + ("; dashed line: base | new" if d.split_after and d.split_after < len(d.classes) else "") + ")",
             split_after=d.split_after)
+    if not diagnoses:
+        return ["## Semantic structure (diagnostic)",
+                "No pair of runs with and without SEPT has the diagnostic's arrays: "
+                + "; ".join(missing) + "."], files
     files.append(out_dir / "diagnostic.json")
     atomic_write_json(files[-1], [
         {"dataset": d.pair.dataset, "method": d.pair.method, "protocol": d.pair.protocol, "shots": d.pair.shots,
@@ -258,4 +245,7 @@ def diagnostic_sections(runs_dir, out_dir, cache_dir=None, progress: bool = True
          "run_with_sept": str(d.pair.with_sept), "classes": d.classes, "omitted_classes": d.omitted,
          "num_neighbors": len(d.neighbors), "base_classes": d.split_after, "numbers": d.numbers}
         for d in diagnoses])
-    return [_markdown(diagnoses)], files
+    sections = [_markdown(diagnoses)]
+    if missing:
+        sections.append("Pairs left out, without the diagnostic's arrays: " + "; ".join(missing) + ".")
+    return sections, files

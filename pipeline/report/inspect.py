@@ -46,8 +46,8 @@ def prompt_file(run: Path) -> tuple[Path, str]:
                     f"trained method)")
 
 
-def read_run_files(run: Path) -> tuple[dict, dict]:
-    """(metrics or {} when unfinished, resolved config as a dict) of a run directory."""
+def read_run_files(run: Path) -> tuple[object, dict]:
+    """(run record or None when unfinished, resolved config as a dict) of a run directory."""
     if not run.is_dir():
         raise UserError(f"RUN {run}: not a folder (expected a run directory written by `sept-pipeline tune`)")
     config_file = run / "config.json"
@@ -57,13 +57,8 @@ def read_run_files(run: Path) -> tuple[dict, dict]:
         config = json.loads(config_file.read_text())
     except ValueError as e:
         raise UserError(f"RUN {run}: config.json is not valid JSON ({e})") from None
-    metrics = {}
-    if (run / METRICS).is_file():
-        try:
-            metrics = RunDir(run).read_metrics()
-        except ValueError as e:
-            raise UserError(f"RUN {run}: {METRICS} is not valid JSON ({e})") from None
-    return metrics, config
+    record = RunDir(run).read_record() if (run / METRICS).is_file() else None  # RecordError names the file
+    return record, config
 
 
 def inspect_run(run: str | Path, k: int = 5, backbone: str | None = None) -> dict:
@@ -71,17 +66,17 @@ def inspect_run(run: str | Path, k: int = 5, backbone: str | None = None) -> dic
     from pipeline.config_loader import load_config
 
     run = Path(run)
-    metrics, config = read_run_files(run)  # bad input is refused before torch is imported
+    record, config = read_run_files(run)  # bad input is refused before torch is imported
     if not (run / "config.toml").is_file():
         raise UserError(f"RUN {run}: no config.toml (expected a run directory written by `sept-pipeline tune`)")
     cfg = load_config(run / "config.toml")
     if backbone:
         cfg = cfg.replace("backbone", id=backbone)
     out = {
-        "run": str(run), "finished": bool(metrics), "method": cfg.method.name, "config": config,
-        "fingerprints": metrics.get("fingerprints", {}),
-        "results": {k_: metrics[k_] for k_ in ("base_acc", "new_acc", "hm", "acc", "macro_f1", "mean_acc")
-                    if k_ in metrics},
+        "run": str(run), "finished": record is not None, "method": cfg.method.name, "config": config,
+        "fingerprints": record.fingerprints if record else {},
+        "protocol": record.protocol if record else None, "eval_split": record.eval_split if record else None,
+        "results": {k_: v for k_, v in record.headline().items() if v is not None} if record else {},
         "context": [],
     }
     if not trains(cfg.method.name):

@@ -8,7 +8,6 @@ from typing import Iterable, Sequence
 import polars as pl
 
 from cache.atomic import atomic_write_text
-from pipeline.report import published
 from pipeline.report.tables import AVERAGE, SETTING, STD_DDOF, method_label
 
 CONVENTIONS = (
@@ -49,7 +48,7 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]], right_f
 
 
 def _label(row: dict) -> str:
-    return method_label(row["method"], row["sept"], row["variant"])
+    return method_label(row["method"], row["sept"], row["variant"], row.get("eval_split", "test"))
 
 
 def fmt_folds(row: dict) -> str:
@@ -78,66 +77,8 @@ def base2new_markdown(table: pl.DataFrame) -> str:
                            "HM (mean of per-seed HM)", "HM of means"], rows, right_from=2)
 
 
-def compare_frame(table: pl.DataFrame) -> pl.DataFrame:
-    """Our average rows beside the published averages of the same method and SEPT setting, with deltas."""
-    rows = []
-    for r in table.filter(pl.col("dataset") == AVERAGE).iter_rows(named=True):
-        ref = published.BASE2NEW_AVERAGE.get((r["method"], r["sept"]))
-        if ref is None:
-            continue
-        ours = (r["base_mean"], r["new_mean"], r["hm_mean"])
-        rows.append({
-            **{k: r[k] for k in SETTING}, "n_datasets": r["n_datasets"],
-            **{f"ours_{k}": v for k, v in zip(("base", "new", "hm"), ours)},
-            **{f"published_{k}": v for k, v in zip(("base", "new", "hm"), ref)},
-            **{f"delta_{k}": o - p for k, o, p in zip(("base", "new", "hm"), ours, ref)},
-        })
-    return pl.DataFrame(rows)
-
-
-def compare_markdown(frame: pl.DataFrame) -> str:
-    if frame.is_empty():
-        return "No method of ours has published numbers to compare with (CoOp, CoCoOp, KgCoOp, each ±SEPT)."
-    rows = [
-        [_label(r), r["n_datasets"],
-         fmt(r["ours_base"]), fmt(r["published_base"]), fmt_delta(r["delta_base"]),
-         fmt(r["ours_new"]), fmt(r["published_new"]), fmt_delta(r["delta_new"]),
-         fmt(r["ours_hm"]), fmt(r["published_hm"]), fmt_delta(r["delta_hm"])]
-        for r in frame.iter_rows(named=True)
-    ]
-    header = ["Method", "Our datasets", "Base (ours)", "Base (published)", "Δ base", "New (ours)",
-              "New (published)", "Δ new", "HM (ours)", "HM (published)", "Δ HM"]
-    note = (f"Published = {published.SOURCE}. Δ = ours − published. Ours averages the datasets found here; "
-            f"the published figures average {published.NUM_DATASETS}, so the two agree in kind only when "
-            f"ours covers the same {published.NUM_DATASETS} datasets with the same backbone.")
-    return markdown_table(header, rows) + "\n\n" + note
-
-
-def fewshot_compare_frame(table: pl.DataFrame) -> pl.DataFrame:
-    """Our few-shot average rows (without SEPT) beside PALM's published few-shot averages, with deltas."""
-    rows = []
-    for r in table.filter((pl.col("dataset") == AVERAGE) & ~pl.col("sept")).iter_rows(named=True):
-        ref = published.FEWSHOT_AVERAGE.get(r["method"])
-        if ref is not None:
-            rows.append({**{k: r[k] for k in SETTING}, "n_datasets": r["n_datasets"], "ours_acc": r["acc_mean"],
-                         "published_acc": ref, "delta_acc": r["acc_mean"] - ref})
-    return pl.DataFrame(rows)
-
-
-def fewshot_compare_markdown(frame: pl.DataFrame) -> str:
-    if frame.is_empty():
-        return ("No few-shot method of ours has published numbers to compare with (zero-shot, CoOp, CoCoOp, "
-                "PALM, without SEPT).")
-    rows = [[_label(r), r["shots"], r["n_datasets"], fmt(r["ours_acc"]), fmt(r["published_acc"]),
-             fmt_delta(r["delta_acc"])] for r in frame.iter_rows(named=True)]
-    header = ["Method", "Shots", "Our datasets", "Acc (ours)", "Acc (published, unchecked)", "Δ acc"]
-    note = (f"Published = {published.FEWSHOT_SOURCE}. Δ = ours − published. They used the "
-            f"{published.FEWSHOT_BACKBONE} backbone and 16 shots on {published.NUM_DATASETS} datasets: the "
-            f"two agree in kind only with the same backbone, shots and datasets.")
-    return markdown_table(header, rows) + "\n\n" + note
-
-
-def cross_markdown(table: pl.DataFrame, excluded: dict[str, dict[str, str]] | None = None) -> str:
+def cross_markdown(table: pl.DataFrame, excluded: dict[str, dict[str, str]] | None = None,
+                   class_overlaps: dict[str, dict[str, list[list[str]]]] | None = None) -> str:
     parts = []
     for source in table["source"].unique(maintain_order=True).to_list():
         sub = table.filter(pl.col("source") == source)
@@ -148,7 +89,7 @@ def cross_markdown(table: pl.DataFrame, excluded: dict[str, dict[str, str]] | No
         columns = [c for c in ("source", *targets, AVERAGE, *overlapping) if c in present]
         groups: dict[tuple, dict[str, str]] = {}
         for r in sub.iter_rows(named=True):
-            key = (r["method"], _label(r), r["shots"], r["variant"], r["sept"])
+            key = (r["method"], _label(r), r["shots"], r["variant"], r["sept"], r["eval_split"])
             cells = groups.setdefault(key, {})
             cells[r["column"]] = fmt(r["acc_mean"], r["acc_std"])
             if r["seeds"]:
@@ -161,8 +102,14 @@ def cross_markdown(table: pl.DataFrame, excluded: dict[str, dict[str, str]] | No
                                                               right_from=1)
         left_out = (excluded or {}).get(source, {})
         if left_out:
-            part += "\n\nLeft out as sharing data with the source (name one in `--targets` to evaluate it apart): " \
+            part += "\n\nLeft out as sharing clips with the source (name one in `--targets` to evaluate it apart): " \
                     + "; ".join(f"{name} ({why})" for name, why in sorted(left_out.items())) + "."
+        shared = {t: pairs for t, pairs in sorted((class_overlaps or {}).get(source, {}).items()) if pairs}
+        if shared:
+            part += ("\n\nClass names a target shares with the source (a common word; such classes stay in the "
+                     "target, as CoCoOp's protocol keeps them): "
+                     + "; ".join(f"{t}: " + ", ".join(f"{a} ~ {b}" for a, b in pairs) for t, pairs in shared.items())
+                     + ".")
         parts.append(part)
     return "\n\n".join(parts) + ("\n\nAverage = mean over target datasets of the per-target mean accuracy "
                                  "(neither the source nor a target that overlaps it is averaged in).")
@@ -172,7 +119,7 @@ def fewshot_markdown(table: pl.DataFrame) -> str:
     datasets = sorted(d for d in table["dataset"].unique().to_list() if d != AVERAGE)
     groups: dict[tuple, dict[str, str]] = {}
     for r in table.iter_rows(named=True):
-        key = (r["method"], _label(r), r["shots"], r["variant"], r["sept"])
+        key = (r["method"], _label(r), r["shots"], r["variant"], r["sept"], r["eval_split"])
         groups.setdefault(key, {})[r["dataset"]] = fmt(r["acc_mean"], r["acc_std"])
     folds: dict[str, set[str]] = {}
     for r in table.iter_rows(named=True):

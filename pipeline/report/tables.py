@@ -19,28 +19,34 @@ from __future__ import annotations
 
 import polars as pl
 
+from pipeline.protocols.table import BASE2NEW, CROSS, FEWSHOT
 from pipeline.report.collect import Collected
 from stages.tuning.methods import method_label as method_label_of, method_names
 
 METHOD_ORDER = method_names()                       # the method table's order and labels
 METHOD_NAMES = {m: method_label_of(m) for m in METHOD_ORDER}
-SETTING = ["method", "sept", "shots", "variant"]  # what a row of results is, besides the dataset
+SETTING = ["method", "sept", "shots", "variant", "eval_split"]  # what a row of results is, besides the dataset
 STD_DDOF = 1
 AVERAGE = "Average"
 
 _RUN_SCHEMA = {
     "run": pl.String, "protocol": pl.String, "dataset": pl.String, "method": pl.String, "sept": pl.Boolean,
-    "seed": pl.Int64, "shots": pl.Int64, "variant": pl.String, "fold": pl.String, "folds_declared": pl.Int64,
+    "seed": pl.Int64, "shots": pl.Int64, "variant": pl.String, "eval_split": pl.String, "fold": pl.String,
+    "folds_declared": pl.Int64,
     "base_acc": pl.Float64, "new_acc": pl.Float64, "hm": pl.Float64, "acc": pl.Float64, "macro_f1": pl.Float64,
 }
 _CROSS_SCHEMA = {"run": pl.String, "target": pl.String, "acc": pl.Float64, "overlap": pl.Boolean}
 FOLD_COLUMNS = ["folds_min", "folds_max", "folds_declared"]
 
 
-def method_label(method: str, sept: bool, variant: str = "") -> str:
-    """'CoOp', 'CoOp+SEPT', 'KgCoOp+SEPT [sept.lam=0.5]'."""
+VALIDATION = "val"
+
+
+def method_label(method: str, sept: bool, variant: str = "", eval_split: str = "test") -> str:
+    """'CoOp', 'CoOp+SEPT', 'KgCoOp+SEPT [sept.lam=0.5]', 'CoOp (validation)'."""
     label = METHOD_NAMES.get(method, method) + ("+SEPT" if sept else "")
-    return f"{label} [{variant}]" if variant else label
+    label = f"{label} [{variant}]" if variant else label
+    return f"{label} (validation)" if eval_split == VALIDATION else label
 
 
 def runs_frame(collected: Collected) -> pl.DataFrame:
@@ -52,7 +58,7 @@ def _order(df: pl.DataFrame, first: list[str]) -> pl.DataFrame:
     rank = {m: i for i, m in enumerate(METHOD_ORDER)}
     return (
         df.with_columns(pl.col("method").replace_strict(rank, default=len(rank), return_dtype=pl.Int64).alias("_rank"))
-        .sort([*first, "_rank", "method", "variant", "shots", "sept"])
+        .sort([*first, "eval_split", "_rank", "method", "variant", "shots", "sept"])
         .drop("_rank")
     )
 
@@ -91,7 +97,7 @@ def _harmonic(base: str, new: str) -> pl.Expr:
 def base2new_table(runs: pl.DataFrame) -> pl.DataFrame:
     """Per dataset and setting: base/new/HM mean and std over seeds (each seed averaged over its folds) and
     the HM of the means; then one average row per setting (see the module docstring for both HMs)."""
-    b2n = runs.filter(pl.col("protocol") == "base2new")
+    b2n = runs.filter(pl.col("protocol") == BASE2NEW)
     seeds = per_seed(b2n, ["dataset", *SETTING], ["base_acc", "new_acc", "hm"])
     per_dataset = seeds.group_by(["dataset", *SETTING]).agg(
         *_seed_list(), *_fold_counts(),
@@ -111,12 +117,15 @@ def base2new_table(runs: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def cross_table(collected: Collected) -> pl.DataFrame:
+def cross_table(collected: Collected, eval_split: str | None = None) -> pl.DataFrame:
     """Per source dataset and setting: source accuracy and each target's accuracy (mean, std over seeds of
     the per-seed means over folds), and the average over the targets that do not overlap the source.
-    Long format: one row per (source, setting, column); `overlap` marks targets sharing data with the source."""
+    Long format: one row per (source, setting, column); `overlap` marks targets sharing clips with the source.
+    `eval_split`: only the runs of that split (default: all)."""
     columns = ["source", *SETTING, "column", "overlap", "n_seeds", "seeds", *FOLD_COLUMNS, "acc_mean", "acc_std"]
-    runs = runs_frame(collected).filter(pl.col("protocol") == "cross")
+    runs = runs_frame(collected).filter(pl.col("protocol") == CROSS)
+    if eval_split is not None:
+        runs = runs.filter(pl.col("eval_split") == eval_split)
     if runs.is_empty():
         return pl.DataFrame(schema={"source": pl.String, **{k: _RUN_SCHEMA[k] for k in SETTING},
                                     "column": pl.String, "overlap": pl.Boolean, "n_seeds": pl.UInt32,
@@ -146,7 +155,7 @@ def cross_table(collected: Collected) -> pl.DataFrame:
 
 def fewshot_table(runs: pl.DataFrame) -> pl.DataFrame:
     """Per dataset and setting (shots included): accuracy and macro-F1 mean/std over seeds; then averages."""
-    fs = runs.filter(pl.col("protocol") == "fewshot")
+    fs = runs.filter(pl.col("protocol") == FEWSHOT)
     seeds = per_seed(fs, ["dataset", *SETTING], ["acc", "macro_f1"])
     per_dataset = seeds.group_by(["dataset", *SETTING]).agg(
         *_seed_list(), *_fold_counts(), *_mean_std("acc"), *_mean_std("macro_f1"))
@@ -169,7 +178,8 @@ def duplicate_seeds(runs: pl.DataFrame) -> list[str]:
         .sort(["protocol", "dataset", "method", "seed", "fold"])
     )
     return [
-        f"{r['protocol']} {r['dataset']} {method_label(r['method'], r['sept'], r['variant'])} seed {r['seed']}"
+        f"{r['protocol']} {r['dataset']} {method_label(r['method'], r['sept'], r['variant'], r['eval_split'])} "
+        f"seed {r['seed']}"
         f"{' ' + r['fold'] if r['fold'] else ''}: {len(r['run'])} runs ({', '.join(r['run'])}), all averaged in"
         for r in dup.iter_rows(named=True)
     ]
@@ -182,9 +192,9 @@ def uneven_folds(runs: pl.DataFrame) -> list[str]:
     for key, group in seeds.group_by(["protocol", "dataset", *SETTING], maintain_order=True):
         fold_sets = {tuple(f) for f in group["fold"].to_list()}
         if len(fold_sets) > 1:
-            protocol, dataset, method, sept, _shots, variant = key
+            protocol, dataset, method, sept, _shots, variant, eval_split = key
             per_seed_folds = "; ".join(f"seed {r['seed']}: {', '.join(f or 'default split' for f in r['fold'])}"
                                        for r in group.sort("seed").iter_rows(named=True))
-            lines.append(f"{protocol} {dataset} {method_label(method, sept, variant)}: seeds average different "
-                         f"folds ({per_seed_folds})")
+            lines.append(f"{protocol} {dataset} {method_label(method, sept, variant, eval_split)}: seeds average "
+                         f"different folds ({per_seed_folds})")
     return sorted(lines)

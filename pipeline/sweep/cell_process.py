@@ -54,17 +54,17 @@ def _has_checkpoint(run_dir: Path) -> bool:
 
 
 def _run_tune(cfg, req) -> int:
-    """The run, ended as `sept-pipeline tune --json` ends it: its metrics on stdout, warnings and errors on stderr."""
+    """The run, ended as `sept-pipeline tune --json` ends it: its record on stdout, warnings and errors on stderr."""
     from pipeline.exits import OK, failure_exit
     from pipeline.protocols.runner import run_tune
 
     try:
-        metrics = run_tune(cfg, req)
+        outcome = run_tune(cfg, req)
     except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one line and an exit code, as the CLI
         return failure_exit(e)
-    for warning in metrics.get("warnings", []):
+    for warning in outcome.record.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    print(json.dumps({**metrics, "out": str(req.out)}, indent=2, sort_keys=True, default=str), flush=True)
+    print(json.dumps(outcome.to_dict(), indent=2, sort_keys=True, default=str), flush=True)
     return OK
 
 

@@ -20,6 +20,7 @@ from cache.errors import UserError
 from cache.fingerprint import sha256_file, sha256_json, short
 from pipeline.config_loader import Config, load_config, non_identity_keys
 from pipeline.protocols.runner import TuneRequest
+from pipeline.protocols.table import CROSS
 from pipeline.protocols.tune_inputs import TuneFlags, tune_inputs
 from pipeline.sweep.spec import SweepSpec, override_text
 from stages.tuning.methods import uses_neighbors
@@ -85,7 +86,8 @@ def expand(spec: SweepSpec) -> list[Cell]:
 
 def check_methods_fit(spec: SweepSpec, cells: list[Cell]) -> None:
     """Refuse, before any run starts, a cell whose method cannot run its protocol (the method table says)."""
-    from stages.tuning.methods import check_run, method_info
+    from pipeline.protocols.table import check_method_fits
+    from stages.tuning.methods import method_info
 
     for cell in cells:
         m = method_info(cell.method)
@@ -93,7 +95,7 @@ def check_methods_fit(spec: SweepSpec, cells: list[Cell]) -> None:
             continue  # nothing this method could refuse
         cfg, req = cell_inputs(spec, cell)
         try:
-            check_run(cfg.method, req.protocol, cfg.sept.enabled and cfg.sept.lam > 0)
+            check_method_fits(cfg.method, req.protocol, cfg.sept.enabled and cfg.sept.lam > 0)
         except UserError as e:
             raise UserError(f"sweep file {spec.source}: cell {cell.name}: {e}") from None
 
@@ -114,7 +116,7 @@ def identity(spec: SweepSpec, cell: Cell) -> dict:
         "dataset": cell.dataset, "method": cell.method, "sept": cell.sept, "seed": cell.seed,
         "shots": cell.shots, "protocol": cell.protocol, **fold,
         **({"recipe": cell.recipe} if cell.recipe else {}),  # absent when unused: older sweeps stay valid
-        "targets": list(spec.targets) if cell.protocol == "cross" else [],
+        "targets": list(spec.targets) if cell.protocol == CROSS else [],
         "backbone": spec.backbone,
         "config_file": sha256_file(spec.config) if spec.config else None,
         "set": _results_keys(overrides(spec, cell)),
@@ -132,7 +134,7 @@ def tune_flags(spec: SweepSpec, cell: Cell) -> TuneFlags:
     return TuneFlags(dataset=cell.dataset, data_root=spec.data_root, protocol=cell.protocol,
                      out=run_dir(spec, cell), method=cell.method, sept=cell.sept, backbone=spec.backbone or None,
                      seed=cell.seed, shots=cell.shots, fold=cell.fold or None,
-                     targets=list(spec.targets) if cell.protocol == "cross" and spec.targets else None,
+                     targets=list(spec.targets) if cell.protocol == CROSS and spec.targets else None,
                      cache_dir=spec.cache_dir, progress=False)
 
 

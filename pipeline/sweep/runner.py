@@ -80,20 +80,21 @@ def job_for(spec: SweepSpec, cell: grid.Cell, cwd: Path, inputs_dir: Path, gener
 
 
 def _check_finished_readable(spec: SweepSpec, finished: list[grid.Cell]) -> None:
-    """A finished cell's metrics.json must be readable: a damaged one is named, never silently counted."""
-    from pipeline.report.collect import METRICS_FILE, MetricsError, read_json_object
+    """A finished cell's metrics.json must be a readable run record: a damaged one (or one older than the
+    record) is named, never silently counted."""
+    from pipeline.protocols.record import RecordError
 
     bad = []
     for cell in finished:
-        path = grid.run_dir(spec, cell) / METRICS_FILE
+        run = RunDir(grid.run_dir(spec, cell))
         try:
-            read_json_object(path)
-        except MetricsError as e:
-            bad.append(f"{path} ({e})")
+            run.read_record()
+        except RecordError as e:
+            bad.append(str(e))
     if bad:
         shown = "; ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
-        raise UserError(f"runs_dir {spec.runs_dir}: {len(bad)} finished runs have a damaged metrics file: {shown}; "
-                        f"delete those files to run the cells again")
+        raise UserError(f"runs_dir {spec.runs_dir}: {len(bad)} finished runs have a metrics file that is not a "
+                        f"usable run record: {shown}; delete those files to run the cells again")
 
 
 def plan(spec: SweepSpec) -> tuple[list[grid.Cell], list[grid.Cell]]:

@@ -7,7 +7,7 @@
     cache_dir = ""               --cache-dir (default: $SEPT_CACHE_DIR, else ~/.cache/sept-pipeline)
     config    = ""               --config layered under every run (a normal sept-pipeline config TOML)
     protocol  = "base2new"       base2new | cross | fewshot (or a [grid] axis)
-    targets   = []               cross-dataset targets (default: every other dataset found)
+    targets   = []               cross-dataset targets (default: the source's suite, those found)
     executor  = "local"          local | ray
     max_parallel = 0             runs at once (0 = one per device)
     devices   = "auto"           "auto" (every visible GPU, else the CPU) or a list: ["cuda:0", "cuda:1"], ["cpu"]
@@ -43,10 +43,10 @@ from pathlib import Path
 from typing import Any
 
 from cache.errors import UserError
+from pipeline.protocols.table import BASE2NEW, CROSS, PROTOCOLS
 
 AXES = ("dataset", "method", "sept", "seed", "shots", "protocol", "fold", "recipe")
 AXIS_DEFAULTS = {"sept": [False], "seed": [1], "shots": [16], "fold": [""], "recipe": [""]}  # "" = no --recipe
-PROTOCOLS = ("base2new", "cross", "fewshot")
 EXECUTORS = ("local", "ray")
 _SWEEP_KEYS = {"runs_dir", "data_root", "backbone", "cache_dir", "config", "protocol", "targets", "executor",
                "max_parallel", "devices"}
@@ -255,7 +255,7 @@ def parse_sweep(path: str | Path, overrides: dict | None = None, extra_set: dict
         if not sweep.get(key):
             raise _fail(source, f"[sweep] {key}", "missing (a folder path is required)")
         _typed(source, f"[sweep] {key}", sweep[key], str, "a folder path")
-    protocol = sweep.get("protocol", "base2new")
+    protocol = sweep.get("protocol", BASE2NEW)
     if protocol not in PROTOCOLS:
         raise _fail(source, "[sweep] protocol", f"{protocol!r} is not one of {', '.join(PROTOCOLS)}")
     executor = sweep.get("executor", "local")
@@ -291,7 +291,7 @@ def parse_sweep(path: str | Path, overrides: dict | None = None, extra_set: dict
         cache_dir = _path(_typed(source, "[sweep] cache_dir", cache_dir, str, "a folder path"))
 
     axes, config_axes = _axes(source, raw.get("grid", {}), protocol)
-    if "cross" not in axes["protocol"] and targets:
+    if CROSS not in axes["protocol"] and targets:
         raise _fail(source, "[sweep] targets", "given, but no run uses protocol = \"cross\"")
     fixed = _flatten(raw.get("set", {}))
     fixed.update(extra_set or {})

@@ -11,12 +11,15 @@ Labels found in data files are matched to `classes` exactly first, then after no
 '_' -> ' ', runs of spaces collapsed: ESC-50's 'chirping_birds' == PALM's 'chirping birds'), then
 through the spec's `[aliases]` table (raw label -> class, e.g. CREMA-D's 'ANG' -> 'anger').
 
-Overlaps. `overlaps = ["esc50"]` (with `overlap_reason`) declares datasets that share recordings or classes
-with this one (ESC50-Actions is 10 of ESC-50's classes and clips). The relation is symmetric
-(`datasets_overlap`): the cross-dataset protocol leaves such a pair out of a source's target mean.
+Overlaps. `overlaps = ["esc50"]` (with `overlap_reason`) declares datasets that share clips with this one
+(ESC50-Actions is 10 of ESC-50's classes and their clips). The relation is symmetric (`datasets_overlap`): the
+cross-dataset protocol leaves such a pair out of a source's target mean. Class names two datasets merely
+share (ESC-50's 'siren' and UrbanSound8K's) are no overlap: the cross protocol lists them.
 
 Suite. `suite = "palm11"` names the benchmark suite a dataset belongs to (palm11: PALM's 11 audio datasets;
-text-proxy: wordnet-sounds and gcide-sounds, the text proxy and its shifted target); "" for none.
+text-proxy: wordnet-sounds and gcide-sounds, the text proxy and its shifted target); a cross-dataset run's
+default targets are the other datasets of its source's suite. A dataset of no suite (demo) is never a default
+target.
 
 Folds. `folds` lists the official cross-validation folds ('fold1', 'fold2', ...: a name ending in its
 number, which PALM's CSV names use: csv_files/train_<k>.csv + test_<k>.csv). A folded dataset is always
@@ -62,9 +65,9 @@ class DatasetSpec:
     subset: bool = False  # rows/folders of classes outside `classes` are skipped, not errors
     test_fraction: float = 0.3  # folder_per_class: share of each class's clips drawn into test
     aliases: tuple[tuple[str, str], ...] = ()
-    overlaps: tuple[str, ...] = ()  # datasets sharing recordings or classes with this one (see datasets_overlap)
+    overlaps: tuple[str, ...] = ()  # datasets sharing clips with this one (see datasets_overlap)
     overlap_reason: str = ""
-    suite: str = ""  # the benchmark suite the dataset belongs to ("palm11", "text-proxy"; "" for none)
+    suite: str = ""  # the benchmark it belongs to ("palm11", "text-proxy"): cross-dataset default targets share it
     template: str = ""  # one hand-crafted template for this dataset (text.dataset_template); "" = none
     path: Path = field(default=Path(), compare=False)
 
@@ -167,9 +170,13 @@ def parse_spec(path: Path) -> DatasetSpec:
     if not isinstance(raw.get("prepare", {}), dict):
         # How `datasets prepare` builds this dataset: read and checked by that dataset's builder only.
         raise _fail(path, "[prepare] must be a table (the recipe `datasets prepare` builds the dataset from)")
-    for key in ("display_name", "folder", "task", "source", "suite"):
+    for key in ("display_name", "folder", "task", "source"):
         if key in raw and not isinstance(raw[key], str):
             raise _fail(path, f"key {key} must be a string")
+    suite = raw.get("suite", "")
+    if not isinstance(suite, str) or ("suite" in raw and not suite.strip()):
+        raise _fail(path, f"key suite {suite!r} must be a non-empty string (the benchmark the dataset belongs to, "
+                          f"e.g. \"palm11\")")
     template = raw.get("template", "")
     if "template" in raw and (not isinstance(template, str) or template.count("{}") != 1):
         raise _fail(path, f"key template {template!r} must be a string with exactly one '{{}}' (the class name)")
@@ -187,7 +194,7 @@ def parse_spec(path: Path) -> DatasetSpec:
         aliases=tuple(sorted(aliases_raw.items())),
         overlaps=tuple(o.lower() for o in overlaps),
         overlap_reason=reason.strip(),
-        suite=raw.get("suite", ""),
+        suite=suite.strip(),
         template=template,
         path=path,
     )
@@ -241,7 +248,7 @@ def dataset_classnames(name: str | os.PathLike) -> list[str]:
 
 
 def datasets_overlap(a: DatasetSpec, b: DatasetSpec) -> str:
-    """Why datasets `a` and `b` share recordings or classes ('' when they do not): either one may declare it."""
+    """Why datasets `a` and `b` share clips ('' when they do not): either one may declare it."""
     if b.name in a.overlaps:
         return f"{a.name} declares overlaps = [{b.name!r}]: {a.overlap_reason}"
     if a.name in b.overlaps:

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cache.errors import UserError
+from typing import Sequence
 
-# Protocols that score classes the learner never trained on (base2new's new half, cross-dataset targets).
-UNSEEN_PROTOCOLS = ("base2new", "cross")
+from cache.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -91,11 +90,14 @@ def scores_unseen(method_cfg) -> bool:
     return m.unseen or bool(m.unseen_key and getattr(method_cfg, m.unseen_key, "") == "zeroshot")
 
 
-def check_run(method_cfg, protocol: str, sept_on: bool) -> None:
-    """Refuse, in one line and before anything loads, a protocol or SEPT the method cannot do."""
+def check_run(method_cfg, protocol: str, sept_on: bool, *, unseen: bool, instead: Sequence[str] = ()) -> None:
+    """Refuse, in one line and before anything loads, a protocol or SEPT the method cannot do. `unseen`: the
+    protocol scores classes the learner never trained on (the protocol table says which do; `instead` names
+    those that do not)."""
     m = method_info(method_cfg.name)
     if sept_on and m.trains and not m.sept:
         raise UserError(f"--sept: {m.label} cannot use SEPT ({m.sept_note}); run it with --no-sept")
-    if protocol in UNSEEN_PROTOCOLS and not scores_unseen(method_cfg):
+    if unseen and not scores_unseen(method_cfg):
         way = f", or set method.{m.unseen_key}=\"zeroshot\" to score them zero-shot" if m.unseen_key else ""
-        raise UserError(f"--protocol {protocol}: {m.label} {m.unseen_note}; run it with --protocol fewshot{way}")
+        alternatives = f"; run it with --protocol {' or '.join(instead)}" if instead else ""
+        raise UserError(f"--protocol {protocol}: {m.label} {m.unseen_note}{alternatives}{way}")

@@ -50,16 +50,29 @@ def _preview(items: Sequence[str], n: int = 5) -> str:
     return shown + (f" and {len(items) - n} more" if len(items) > n else "")
 
 
+def resolve_generation(cfg, store, classnames: Sequence[str], encoder: str, dataset: str, backbone_id: str,
+                       cache_dir: Path):
+    """The store generation a run of `cfg` reads for `classnames` under backbone fingerprint `encoder`:
+    `sept.generation` ("auto", a key or a name), answered by the store alone (cache/store/generations.py);
+    its errors end with the command that fills the gap."""
+    return store.resolve_generation(cfg.sept.generation, list(classnames), list(cfg.text.templates), encoder,
+                                    _fixer(dataset, backbone_id, cache_dir))
+
+
+def _fixer(dataset: str, backbone_id: str, cache_dir: Path):
+    """fix(None): what adds missing classes; fix(key): what embeds generation `key`'s texts for this backbone."""
+    def fix(key: str | None) -> str:
+        return fill_command(dataset, backbone_id, cache_dir) if key is None else encode_command(
+            key, dataset, backbone_id, cache_dir)
+    return fix
+
+
 def read_generation(cfg, store, classnames: list[str], encoder: str, dataset: str, backbone_id: str,
                     cache_dir: Path):
     """(Resolved generation, phrases by class, embeddings [n, T, D], row of each text) for the run's classes."""
     templates = list(cfg.text.templates)
-
-    def fix(key: str | None) -> str:
-        return fill_command(dataset, backbone_id, cache_dir) if key is None else encode_command(
-            key, dataset, backbone_id, cache_dir)
-
-    chosen = store.resolve_generation(cfg.sept.generation, classnames, templates, encoder, fix)
+    fix = _fixer(dataset, backbone_id, cache_dir)
+    chosen = resolve_generation(cfg, store, classnames, encoder, dataset, backbone_id, cache_dir)
     gkey, label = chosen.key, f"generation {chosen.key}" + (f" ({chosen.name!r})" if chosen.name else "")
     present = store.classes_present(classnames, gkey)
     missing = [c for c in classnames if c not in present]

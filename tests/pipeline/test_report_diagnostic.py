@@ -3,7 +3,9 @@
 The learned prompts here are real CoOp prompts saved the way `tune` saves them (safetensors via
 stages.tuning.checkpoint.save_prompt), with contexts chosen so the right answer is known independently:
 a context equal to the token embeddings of "a sound of a" must give the frozen model's embedding of the
-sentence "a sound of a {x}." for every class name and neighbor.
+sentence "a sound of a {x}." for every class name and neighbor. Each run's diagnostic arrays are written by
+the function `tune` calls while its learner is in memory (stages/tuning/diagnostic_arrays.py); the report
+reads only those arrays and the records.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.report.diagnostic import own_other, pick_pairs, similarity
+from record_kit import make_record
 
 TEMPLATES = ["a sound of a {}.", "the sound of {}.", "{} can be heard."]
 # Neighbors for the demo dataset's classes (configs/datasets/demo.toml); two classes get none, to check
@@ -67,7 +70,11 @@ def diag_setup(tmp_path_factory, tiny_backbone, tiny_clap_dir):
     from cache.store import ClassNeighbors, NeighborStore, Provenance
     from pipeline.config_loader import load_config
     from pipeline.runs import RunDir
+    from stages.data.specs import dataset_classnames
+    from stages.data.splits import base_new_split
     from stages.tuning.checkpoint import save_prompt
+    from stages.tuning.diagnostic_arrays import DIAGNOSTIC_FILE, diagnostic_arrays, write_arrays
+    from stages.tuning.learners import build_learner
     from stages.tuning.prompt_tokens import PromptLayout
 
     root = tmp_path_factory.mktemp("diag")
@@ -92,11 +99,17 @@ def diag_setup(tmp_path_factory, tiny_backbone, tiny_clap_dir):
         run = RunDir(runs / name)
         run.write_config(cfg)
         save_prompt(run.path / "prompt.safetensors", {"ctx": ctx}, "coop", tiny_backbone.fingerprint)
-        run.write_metrics({"protocol": "base2new", "dataset": "demo", "method": "coop", "sept": {"enabled": sept},
-                           "seed": 1, "shots": 4, "base_acc": 50.0, "new_acc": 40.0, "hm": 2 * 50 * 40 / 90,
-                           # what tune records: the generation the SEPT run read (the diagnostic reads this)
-                           "fingerprints": {"backbone": tiny_backbone.fingerprint,
-                                            "store": {"generation_key": prov.generation_key} if sept else {}}})
+        learner = build_learner(tiny_backbone, cfg.method, TEMPLATES, 1)
+        learner.load_prompt_state({"ctx": ctx})
+        base, new = base_new_split(dataset_classnames("demo"))
+        arrays = diagnostic_arrays(learner, store, prov.generation_key, base + new, TEMPLATES,
+                                   tiny_backbone.fingerprint, base_count=len(base))
+        write_arrays(run.path / DIAGNOSTIC_FILE, arrays)
+        run.write_record(make_record(dataset="demo", method="coop", sept=sept, seed=1, shots=4, base=50.0, new=40.0,
+                                     # what tune records: the generation the SEPT run read
+                                     fingerprints={"backbone": tiny_backbone.fingerprint,
+                                                   "store": {"generation_key": prov.generation_key} if sept else {}},
+                                     diagnostic={"file": DIAGNOSTIC_FILE}))
     return {"runs": runs, "cache": cache, "ctx_text": ctx_text, "init": init}
 
 
@@ -110,7 +123,7 @@ def test_diagnostic_matrices_equal_independent_computations(diag_setup, tiny_bac
     from pipeline.report.diagnostic import diagnose
 
     pair = pick_pairs(diag_setup["runs"])[0]
-    d = diagnose(pair, diag_setup["cache"], {str(tiny_clap_dir): tiny_backbone})  # reuse the loaded model
+    d = diagnose(pair)  # from the arrays the runs wrote: no model, no store
     # Classes without neighbors are left out and named; base classes (first 5 sorted) come first.
     assert d.omitted == ["electronic blip", "synth bass"]
     assert d.classes == ["airplane", "ambient pad", "animal", "bass drum", "cymbal", "engine starting",
@@ -143,7 +156,7 @@ def test_diagnostic_matrices_equal_independent_computations(diag_setup, tiny_bac
 def test_report_with_diagnostic_writes_pictures_numbers_and_section(diag_setup, tmp_path):
     out = tmp_path / "rep"
     proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "report", str(diag_setup["runs"]), "--out", str(out),
-                           "--diagnostic", "--cache-dir", str(diag_setup["cache"])], capture_output=True, text=True)
+                           "--diagnostic"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     md = (out / "report.md").read_text()
     assert "## Semantic structure (diagnostic)" in md
@@ -159,6 +172,25 @@ def test_report_with_diagnostic_writes_pictures_numbers_and_section(diag_setup, 
     pixels = imread(png)
     assert pixels.shape[1] > pixels.shape[0] > 100  # three panels side by side
     assert ET.parse(png.with_suffix(".svg")).getroot().tag.endswith("svg")
+
+
+def test_the_diagnostic_needs_no_prompt_checkpoint_and_names_a_pair_without_arrays(diag_setup, tmp_path):
+    """An old run whose learner's checkpoint layout no longer loads still reports: only the arrays are read."""
+    import shutil
+
+    from pipeline.report.diagnostic import diagnostic_sections, diagnose
+
+    runs = tmp_path / "runs"
+    shutil.copytree(diag_setup["runs"], runs)
+    for run in runs.iterdir():
+        (run / "prompt.safetensors").unlink()
+        (run / "config.toml").write_text("[method]\nname = 'a learner this version does not know'\n")
+    before = diagnose(pick_pairs(diag_setup["runs"])[0]).numbers
+    assert diagnose(pick_pairs(runs)[0]).numbers == before
+    (runs / "coop-nosept" / "diagnostic.npz").unlink()
+    sections, files = diagnostic_sections(runs, tmp_path / "rep", progress=False)
+    assert files == [] and "No pair of runs with and without SEPT has the diagnostic's arrays" in sections[1]
+    assert f"{runs / 'coop-nosept'}: no diagnostic.npz" in sections[1]
 
 
 def test_inspect_finds_the_words_a_context_was_made_of(diag_setup):

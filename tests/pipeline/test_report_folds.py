@@ -1,28 +1,24 @@
 """`report` over folded runs: folds averaged within a seed, then seeds; both HM conventions; overlapping
-cross-dataset targets apart. Synthetic metrics files with known values, checked against hand computations."""
+cross-dataset targets apart. Hand-made run records with known values, checked against hand computations."""
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import pytest
 
 from pipeline.report.build import build_report, frames
+from record_kit import write_record
 
 
 def hm(b: float, n: float) -> float:
     return 2 * b * n / (b + n)
 
 
-def write_run(root: Path, name: str, fold: str, **metrics) -> Path:
-    d = root / name
-    d.mkdir(parents=True)
-    (d / "metrics.json").write_text(json.dumps({**metrics, "fold": fold, "folds": ["fold1", "fold2", "fold3"]}))
+def write_run(root: Path, name: str, fold: str, **kw) -> Path:
     # tune writes the fold into the run's config too: it must not split the runs into "variants"
-    (d / "config.json").write_text(json.dumps({"data": {"fold": fold, "seed": metrics["seed"]},
-                                               "train": {"lr": 0.05}}))
-    return d
+    return write_record(root, name, config={"data": {"fold": fold, "seed": kw["seed"]}, "train": {"lr": 0.05}},
+                        fold=fold, folds=("fold1", "fold2", "fold3"), **kw)
 
 
 # A 3-fold dataset "tri": (base, new) per seed and fold.
@@ -36,7 +32,7 @@ def tri_runs(tmp_path: Path) -> Path:
     for seed, folds in TRI.items():
         for fold, (b, n) in folds.items():
             write_run(root, f"tri-seed{seed}/{fold}", fold, protocol="base2new", dataset="tri", method="coop",
-                      sept={"enabled": False}, seed=seed, shots=16, base_acc=b, new_acc=n, hm=hm(b, n))
+                      seed=seed, base=b, new=n)
     return root
 
 
@@ -65,11 +61,8 @@ def test_folds_are_averaged_within_a_seed_then_over_seeds(tri_runs: Path):
 def test_average_row_gives_both_hm_conventions(tri_runs: Path, tmp_path: Path):
     # A second dataset without folds: base 80/70 (seeds 1, 2), new 20/30.
     for seed, (b, n) in {1: (80.0, 20.0), 2: (70.0, 30.0)}.items():
-        d = tri_runs / f"duo-seed{seed}"
-        d.mkdir()
-        (d / "metrics.json").write_text(json.dumps(dict(
-            protocol="base2new", dataset="duo", method="coop", sept=False, seed=seed, shots=16, base_acc=b,
-            new_acc=n, hm=hm(b, n), fold="", folds=[])))
+        write_record(tri_runs, f"duo-seed{seed}", config={"train": {"lr": 0.05}}, protocol="base2new", dataset="duo",
+                     seed=seed, base=b, new=n)
     table = frames(tri_runs)["base2new"]
     avg = [r for r in table.iter_rows(named=True) if r["dataset"] == "Average"][0]
     seed1 = (40.0 + 5600 / 110 + 8000 / 130) / 3
@@ -89,16 +82,16 @@ def test_average_row_gives_both_hm_conventions(tri_runs: Path, tmp_path: Path):
 
 def test_one_fold_of_three_is_said(tmp_path: Path):
     root = tmp_path / "runs"
-    write_run(root, "tri-fold2", "fold2", protocol="fewshot", dataset="tri", method="coop", sept=False, seed=1,
-              shots=16, acc=55.0, macro_f1=50.0)
+    write_run(root, "tri-fold2", "fold2", protocol="fewshot", dataset="tri", method="coop", seed=1, acc=55.0,
+              macro_f1=50.0)
     md = build_report(root, tmp_path / "rep").markdown
     assert "Folds averaged per seed: tri: 1 of 3." in md
 
 
 def test_seeds_averaging_different_folds_are_warned_about(tri_runs: Path, tmp_path: Path):
     # seed 3 ran fold1 only
-    write_run(tri_runs, "tri-seed3/fold1", "fold1", protocol="base2new", dataset="tri", method="coop", sept=False,
-              seed=3, shots=16, base_acc=60.0, new_acc=30.0, hm=40.0)
+    write_run(tri_runs, "tri-seed3/fold1", "fold1", protocol="base2new", dataset="tri", method="coop", seed=3,
+              base=60.0, new=30.0)
     report = build_report(tri_runs, tmp_path / "rep")
     assert report.warnings == ["base2new tri CoOp: seeds average different folds (seed 1: fold1, fold2, fold3; "
                                "seed 2: fold1, fold2, fold3; seed 3: fold1)"]
@@ -111,11 +104,9 @@ def test_cross_folds_averaged_and_overlapping_target_reported_apart(tmp_path: Pa
     # (named explicitly: overlaps the source) = 90 everywhere; source acc = 80 + fold index.
     for seed in (1, 2):
         for k, fold in enumerate(("fold1", "fold2", "fold3")):
-            write_run(root, f"s{seed}/{fold}", fold, protocol="cross", dataset="esc50", method="coop", sept=False,
-                      seed=seed, shots=16, source_acc=80.0 + k, mean_acc=40.0 + seed * 10 + k,
-                      targets={"urbansound8k": {"acc": 40.0 + seed * 10 + k}},
-                      overlapping_targets={"esc50-actions": {"acc": 90.0}},
-                      targets_excluded={})
+            write_run(root, f"s{seed}/{fold}", fold, protocol="cross", dataset="esc50", method="coop", seed=seed,
+                      source=80.0 + k, targets={"urbansound8k": 40.0 + seed * 10 + k},
+                      overlapping={"esc50-actions": 90.0})
     table = frames(root)["cross"]
     cell = {r["column"]: r for r in table.iter_rows(named=True)}
     # per seed: urbansound8k 51 (seed 1), 61 (seed 2) -> 56 +/- sqrt(50); source 81 +/- 0
@@ -131,11 +122,11 @@ def test_cross_folds_averaged_and_overlapping_target_reported_apart(tmp_path: Pa
 
 def test_targets_left_out_by_default_are_named(tmp_path: Path):
     root = tmp_path / "runs"
-    write_run(root, "r", "fold1", protocol="cross", dataset="esc50", method="coop", sept=False, seed=1, shots=16,
-              source_acc=80.0, mean_acc=50.0, targets={"urbansound8k": {"acc": 50.0}},
-              targets_excluded={"esc50-actions": "esc50-actions declares overlaps = ['esc50']: shared clips"})
+    write_run(root, "r", "fold1", protocol="cross", dataset="esc50", method="coop", seed=1, source=80.0,
+              targets={"urbansound8k": 50.0},
+              excluded={"esc50-actions": "esc50-actions declares overlaps = ['esc50']: shared clips"})
     md = build_report(root, tmp_path / "rep").markdown
-    assert ("Left out as sharing data with the source (name one in `--targets` to evaluate it apart): "
+    assert ("Left out as sharing clips with the source (name one in `--targets` to evaluate it apart): "
             "esc50-actions (esc50-actions declares overlaps = ['esc50']: shared clips).") in md
 
 
@@ -143,7 +134,7 @@ def test_a_fold_run_twice_counts_once_in_its_seed(tri_runs: Path):
     # seed 1 runs fold1 again with new 90: fold1's new becomes (30 + 90) / 2 = 60 and seed 1's new
     # (60 + 40 + 50) / 3 = 50, where a plain mean of its four runs would give (30 + 90 + 40 + 50) / 4 = 52.5.
     write_run(tri_runs, "tri-seed1-again/fold1", "fold1", protocol="base2new", dataset="tri", method="coop",
-              sept=False, seed=1, shots=16, base_acc=60.0, new_acc=90.0, hm=hm(60.0, 90.0))
+              seed=1, base=60.0, new=90.0)
     r = [r for r in frames(tri_runs)["base2new"].iter_rows(named=True) if r["dataset"] == "tri"][0]
     assert (r["folds_min"], r["folds_max"]) == (3, 3)
     assert r["new_mean"] == pytest.approx((50.0 + 40.0) / 2)  # seed 1: 50, seed 2: 40

@@ -23,6 +23,7 @@ import pytest
 from pipeline.report.build import build_report
 from pipeline.report.diagnostic import CONDITIONS, Diagnosis, Pair, _markdown
 from pipeline.report.html import markdown_to_html
+from record_kit import make_record, write_record
 
 SCRIPT = "<script>document.title='pwned'</script>"
 ALERT = "<script>alert(1)</script>"
@@ -31,12 +32,6 @@ IMG_TITLE = "<img src=x onerror=\"document.title='pwned'\">"
 PAYLOADS = (SCRIPT, ALERT, IMG, IMG_TITLE)
 
 
-def write_run(root: Path, name: str, config: dict | None = None, **metrics) -> None:
-    d = root / name
-    d.mkdir(parents=True)
-    (d / "metrics.json").write_text(json.dumps(metrics))
-    if config is not None:
-        (d / "config.json").write_text(json.dumps(config))
 
 
 def hostile_runs(root: Path) -> Path:
@@ -46,17 +41,20 @@ def hostile_runs(root: Path) -> Path:
     for seed, (b, n) in enumerate([(60.0, 30.0), (70.0, 40.0)], 1):
         for sept in (False, True):
             phrase = f"a dog barking {ALERT}" if seed == 1 else f"a dog barking {IMG}"
-            write_run(root, f"b2n-coop{'-sept' if sept else ''}-seed{seed}",
-                      config={"text": {"templates": [phrase + " {}"]}},
-                      protocol="base2new", dataset=SCRIPT, method="coop", sept={"enabled": sept}, seed=seed,
-                      shots=16, base_acc=b + sept, new_acc=n + 2 * sept, hm=2 * b * n / (b + n))
-    write_run(root, "cross-coop-seed1", protocol="cross", dataset="esc50", method="coop", sept={"enabled": False},
-              seed=1, shots=16, source_acc=80.0, targets={IMG_TITLE: {"acc": 40.0}, "us8k": {"acc": 50.0}})
+            write_record(root, f"b2n-coop{'-sept' if sept else ''}-seed{seed}",
+                         config={"text": {"templates": [phrase + " {}"]}},
+                         manifest={"text.templates": [phrase + " {}"]},
+                         protocol="base2new", dataset=SCRIPT, method="coop", sept=sept, seed=seed,
+                         base=b + sept, new=n + 2 * sept)
+    write_record(root, "cross-coop-seed1", protocol="cross", dataset="esc50", method="coop", seed=1, source=80.0,
+                 targets={IMG_TITLE: 40.0, "us8k": 50.0})
     events = root / "b2n-coop-seed1" / "tensorboard"
     events.mkdir()
     (events / "events.out.tfevents.1.host").write_bytes(b"not read by report")
-    write_run(root, "bad-run " + IMG.replace("/", ""), protocol="base2new", dataset="x", method="coop", seed=1,
-              shots=16, base_acc=IMG, new_acc=1.0, hm=1.0)
+    bad = make_record(dataset="x", base=1.0, new=1.0).to_dict()
+    bad["base"]["acc"] = IMG
+    (root / ("bad-run " + IMG.replace("/", ""))).mkdir()
+    (root / ("bad-run " + IMG.replace("/", "")) / "metrics.json").write_text(json.dumps(bad))
     return root
 
 

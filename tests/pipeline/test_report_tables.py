@@ -1,4 +1,4 @@
-"""`report`: tables from synthetic metrics files with known values, checked against a hand computation."""
+"""`report`: tables from hand-made run records with known values, checked against a hand computation."""
 from __future__ import annotations
 
 import csv
@@ -11,26 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.report import published
 from pipeline.report.build import build_report, frames
+from record_kit import make_record, write_record
 
 
 def hm(b: float, n: float) -> float:
     return 2 * b * n / (b + n)
 
 
-def write_run(root: Path, name: str, config: dict | None = None, **metrics) -> Path:
-    d = root / name
-    d.mkdir(parents=True)
-    (d / "metrics.json").write_text(json.dumps(metrics))
-    if config is not None:
-        (d / "config.json").write_text(json.dumps(config))
-    return d
-
-
 def b2n(root: Path, name: str, dataset: str, method: str, sept: bool, seed: int, base: float, new: float, **kw):
-    return write_run(root, name, protocol="base2new", dataset=dataset, method=method, sept={"enabled": sept},
-                     seed=seed, shots=16, base_acc=base, new_acc=new, hm=hm(base, new), **kw)
+    return write_record(root, name, protocol="base2new", dataset=dataset, method=method, sept=sept, seed=seed,
+                        base=base, new=new, **kw)
 
 
 # Known values: dataset "alpha" (3 seeds) and "beta" (2 seeds), CoOp without SEPT; "alpha" CoOp+SEPT 1 seed.
@@ -90,8 +81,8 @@ def test_average_row_averages_per_dataset_hm(runs: Path):
 def test_markdown_and_csv_say_the_same_numbers(runs: Path, tmp_path: Path):
     report = build_report(runs, tmp_path / "rep")
     md = (tmp_path / "rep" / "report.md").read_text()
-    assert "| alpha | CoOp | 16 | 1,2,3 | 1 | 70.00 ± 10.00 | 40.00 ± 10.00 |" in md
-    assert "| alpha | CoOp+SEPT | 16 | 1 | 1 | 66.00 | 44.00 | 52.80 | 52.80 |" in md  # hm(66, 44) = 52.8
+    assert "| alpha | CoOp | 16 | 1,2,3 | – | 70.00 ± 10.00 | 40.00 ± 10.00 |" in md
+    assert "| alpha | CoOp+SEPT | 16 | 1 | – | 66.00 | 44.00 | 52.80 | 52.80 |" in md  # hm(66, 44) = 52.8
     assert "**Average (2 datasets)** | CoOp | 16 |  |  | 61.00 | 31.00 |" in md
     assert "in Average rows, the mean over datasets of the per-dataset HM" in md
     with open(tmp_path / "rep" / "base2new.csv") as fh:
@@ -102,31 +93,11 @@ def test_markdown_and_csv_say_the_same_numbers(runs: Path, tmp_path: Path):
     assert report.summary()["runs"] == 6
 
 
-def test_compare_puts_published_numbers_beside_ours_with_delta(runs: Path, tmp_path: Path):
-    build_report(runs, tmp_path / "rep", compare=True)
-    md = (tmp_path / "rep" / "report.md").read_text()
-    assert "## Compared with published numbers" in md and "arXiv 2601.20867" in md
-    with open(tmp_path / "rep" / "compare.csv") as fh:
-        rows = {(r["method"], r["sept"]): r for r in csv.DictReader(fh)}
-    coop = rows[("coop", "false")]
-    pub_base, pub_new, pub_hm = published.BASE2NEW_AVERAGE[("coop", False)]
-    assert float(coop["published_base"]) == pub_base == 65.00
-    assert float(coop["delta_base"]) == pytest.approx(61.0 - 65.00)
-    assert float(coop["delta_new"]) == pytest.approx(31.0 - 34.09)
-    sept = rows[("coop", "true")]
-    assert float(sept["published_hm"]) == 49.70
-    assert float(sept["delta_hm"]) == pytest.approx(hm(66.0, 44.0) - 49.70)
-    # Without --compare, no published numbers appear.
-    build_report(runs, tmp_path / "plain")
-    plain = (tmp_path / "plain" / "report.md").read_text()
-    assert "Compared with published" not in plain and "2601.20867" not in plain
-
-
 def test_cross_dataset_table(tmp_path: Path):
     root = tmp_path / "runs"
     for seed, (us, vs, src) in {1: (50.0, 30.0, 90.0), 2: (54.0, 36.0, 94.0)}.items():
-        write_run(root, f"cross-{seed}", protocol="cross", dataset="esc50", method="coop", sept=True, seed=seed,
-                  shots=16, acc=src, targets={"urbansound8k": {"acc": us}, "vocalsound": {"acc": vs}})
+        write_record(root, f"cross-{seed}", protocol="cross", dataset="esc50", method="coop", sept=True, seed=seed,
+                     source=src, targets={"urbansound8k": us, "vocalsound": vs})
     table = frames(root)["cross"]
     us = row(table, column="urbansound8k")
     assert us["acc_mean"] == pytest.approx(52.0) and us["acc_std"] == pytest.approx(2 ** 1.5)
@@ -134,15 +105,15 @@ def test_cross_dataset_table(tmp_path: Path):
     # Average over targets of per-target means: (52 + 33) / 2; the source is not in it.
     assert row(table, column="Average")["acc_mean"] == pytest.approx(42.5)
     md = build_report(root, tmp_path / "rep").markdown
-    assert "| CoOp+SEPT | 16 | 1,2 | 1 | 92.00 ± 2.83 | 52.00 ± 2.83 | 33.00 ± 4.24 | 42.50 |" in md
+    assert "| CoOp+SEPT | 16 | 1,2 | – | 92.00 ± 2.83 | 52.00 ± 2.83 | 33.00 ± 4.24 | 42.50 |" in md
 
 
 def test_fewshot_table(tmp_path: Path):
     root = tmp_path / "runs"
     for ds, accs in {"alpha": [60.0, 70.0], "beta": [40.0, 44.0]}.items():
         for seed, acc in enumerate(accs, start=1):
-            write_run(root, f"{ds}-{seed}", protocol="fewshot", dataset=ds, method="kgcoop", sept=False,
-                      seed=seed, shots=4, acc=acc, macro_f1=acc - 10)
+            write_record(root, f"{ds}-{seed}", protocol="fewshot", dataset=ds, method="kgcoop", sept=False,
+                         seed=seed, shots=4, acc=acc, macro_f1=acc - 10)
     table = frames(root)["fewshot"]
     assert row(table, dataset="alpha")["acc_mean"] == pytest.approx(65.0)
     assert row(table, dataset="alpha")["macro_f1_mean"] == pytest.approx(55.0)
@@ -154,16 +125,14 @@ def test_fewshot_table(tmp_path: Path):
 def test_runs_differing_in_a_setting_are_not_averaged_together(tmp_path: Path):
     root = tmp_path / "runs"
     cfg = lambda lam, lr: {"sept": {"enabled": True, "lam": lam}, "train": {"lr": lr}, "data": {"seed": 1}}
-    b2n(root, "lam0.5", "alpha", "coop", True, 1, 60.0, 40.0, ).joinpath("config.json").write_text(
-        json.dumps(cfg(0.5, 0.05)))
-    b2n(root, "lam1", "alpha", "coop", True, 1, 70.0, 30.0).joinpath("config.json").write_text(
-        json.dumps(cfg(1.0, 0.05)))
+    b2n(root, "lam0.5", "alpha", "coop", True, 1, 60.0, 40.0, config=cfg(0.5, 0.05), sept_settings={"lam": 0.5})
+    b2n(root, "lam1", "alpha", "coop", True, 1, 70.0, 30.0, config=cfg(1.0, 0.05), sept_settings={"lam": 1.0})
     # Two no-SEPT runs whose (unused) sept.lam differs are the same experiment: averaged, no label.
     for seed, lam in ((1, 0.5), (2, 1.0)):
         c = cfg(lam, 0.05)
         c["sept"]["enabled"] = False
-        b2n(root, f"base{seed}", "alpha", "coop", False, seed, 50.0 + seed, 20.0).joinpath("config.json").write_text(
-            json.dumps(c))
+        b2n(root, f"base{seed}", "alpha", "coop", False, seed, 50.0 + seed, 20.0, config=c,
+            sept_settings={"lam": lam})
     table = frames(root)["base2new"]
     assert row(table, dataset="alpha", sept=True, variant="sept.lam=0.5")["base_mean"] == 60.0
     assert row(table, dataset="alpha", sept=True, variant="sept.lam=1.0")["base_mean"] == 70.0
@@ -180,16 +149,24 @@ def test_same_seed_twice_is_reported(tmp_path: Path):
     assert "## Warnings" in report.markdown
 
 
+def _record_json(**changes) -> str:
+    data = make_record(base=60.0, new=40.0).to_dict()
+    data.update(changes)
+    return json.dumps(data)
+
+
 @pytest.mark.parametrize("content, reason", [
     ('{"method": ', "not valid JSON"),
     ("[1, 2]", "expected a JSON object, found list"),
+    # the shape written before the run record: refused with what to do, never guessed into one
     (json.dumps({"protocol": "base2new", "dataset": "alpha", "method": "coop", "seed": 1, "shots": 16,
-                 "new_acc": 1.0, "hm": 1.0}), "missing key 'base_acc'"),
-    (json.dumps({"protocol": "base2new", "dataset": "alpha", "method": "coop", "seed": 1, "shots": 16,
-                 "base_acc": "high", "new_acc": 1.0, "hm": 1.0}), "key 'base_acc' is 'high'"),
-    (json.dumps({"protocol": "sideways", "dataset": "alpha", "method": "coop"}), "key 'protocol' is 'sideways'"),
-    (json.dumps({"protocol": "cross", "dataset": "esc50", "method": "coop", "seed": 1, "shots": 16}),
-     "non-empty 'targets'"),
+                 "base_acc": 1.0, "new_acc": 1.0, "hm": 1.0}), "predates the run record (no schema_version)"),
+    (_record_json(base={"acc": "high", "macro_f1": 1.0, "per_class_acc": {}, "num_clips": 1}),
+     "key 'base.acc': expected float, got str 'high'"),
+    (_record_json(protocol="sideways"), "key 'protocol' is 'sideways'"),
+    (_record_json(manifest=None), "key 'manifest' is None"),
+    (_record_json(hm=99.0), "key 'hm' is 99.0, but its parts give 48.0"),
+    (_record_json(schema_version=7), "schema_version 7 is not one this sept-pipeline reads"),
 ])
 def test_corrupt_metrics_file_is_named_and_skipped(runs: Path, tmp_path: Path, content: str, reason: str):
     bad = runs / "broken-run" / "metrics.json"
@@ -233,25 +210,3 @@ def test_base_vs_new_picture_is_written_as_png_and_svg(runs: Path, tmp_path: Pat
     text = svg.read_text()
     assert "alpha" in text and "beta" in text  # one panel per dataset (titles are kept as text)
     assert not list((tmp_path / "rep").glob(".*tmp"))  # no temp files left behind
-
-
-def test_fewshot_compare_puts_palms_published_averages_beside_ours_labelled_unchecked(tmp_path: Path):
-    root = tmp_path / "runs"
-    for method, accs in {"palm": (70.0, 80.0), "coop": (60.0, 64.0), "dept": (66.0, 66.0)}.items():
-        for dataset, acc in zip(("alpha", "beta"), accs):
-            write_run(root, f"{dataset}-{method}", protocol="fewshot", dataset=dataset, method=method,
-                      sept={"enabled": False}, seed=1, shots=16, acc=acc, macro_f1=acc)
-    build_report(root, tmp_path / "rep", compare=True)
-    md = (tmp_path / "rep" / "report.md").read_text()
-    assert "## Few-shot compared with published numbers" in md and "unchecked" in md and "Pengi" in md
-    assert "| PALM | 16 | 2 | 75.00 | 76.60 | -1.60 |" in md and "| CoOp | 16 | 2 | 62.00 | 71.10 | -9.10 |" in md
-    assert "| DePT | 16 | 66.00 | 66.00 | 66.00 |" in md  # labels come from the method table
-    with open(tmp_path / "rep" / "compare_fewshot.csv") as fh:
-        rows = {r["method"]: r for r in csv.DictReader(fh)}
-    assert set(rows) == {"palm", "coop"}  # DePT has no published few-shot figure
-    assert float(rows["palm"]["published_acc"]) == published.FEWSHOT_AVERAGE["palm"] == 76.6
-    assert float(rows["palm"]["delta_acc"]) == pytest.approx(75.0 - 76.6)
-    assert float(rows["coop"]["delta_acc"]) == pytest.approx(62.0 - 71.1)
-    assert published.FEWSHOT_AVERAGE == {"zeroshot": 39.7, "coop": 71.1, "cocoop": 73.5, "palm": 76.6}
-    build_report(root, tmp_path / "plain")
-    assert "published" not in (tmp_path / "plain" / "report.md").read_text()

@@ -12,6 +12,7 @@ from pipeline.config_loader import parse_override, recipe_names
 from pipeline.sweep import grid
 from pipeline.sweep.runner import plan
 from pipeline.sweep.spec import parse_sweep
+from record_kit import make_record
 
 BASE = """
 [sweep]
@@ -157,7 +158,7 @@ def test_a_runs_folder_made_with_other_settings_is_refused(tmp_path: Path):
     run = grid.run_dir(old, cell)
     run.mkdir(parents=True)
     (run / grid.IDENTITY_FILE).write_text(json.dumps(grid.identity(old, cell)))
-    (run / "metrics.json").write_text("{}")
+    (run / "metrics.json").write_text(make_record(base=50.0, new=40.0).to_json())
     cells, todo = plan(old)
     assert cell not in todo and len(todo) == 7  # finished: skipped
     new = parse_sweep(write(tmp_path, GRID, rest='[set]\n"train.epochs" = 5', name="new.toml"))
@@ -173,7 +174,7 @@ def test_a_sweep_changing_only_how_runs_execute_is_not_stale(tmp_path: Path):
     for cell, saved in zip(cells[:2], (grid.identity(old, cell) for cell in cells[:2])):
         run = grid.run_dir(old, cell)
         run.mkdir(parents=True)
-        (run / "metrics.json").write_text("{}")
+        (run / "metrics.json").write_text(make_record(base=50.0, new=40.0).to_json())  # a finished run
         if cell is cells[1]:  # as written before log_to was marked: the key is in the recorded [set]
             saved = {**saved, "set": {**saved["set"], "train.log_to": ["jsonl"]}}
         (run / grid.IDENTITY_FILE).write_text(json.dumps(saved))
@@ -299,7 +300,7 @@ def test_a_damaged_metrics_file_in_the_runs_folder_is_named(tmp_path: Path):
     bad.write_text('{"base_acc": 5')
     proc = run_subprocess("sweep", "--config", spec.source)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
-    assert f"{bad} (not valid JSON" in proc.stderr and "delete those files" in proc.stderr
+    assert f"{bad}: not valid JSON" in proc.stderr and "delete those files" in proc.stderr
     assert not (tmp_path / "runs" / ".sweep").exists()  # refused before anything was written
 
 

@@ -107,7 +107,7 @@ def test_evaluate_zeroshot(world, capsys):
                             "--out", out, "--json")
     assert code == 0, err
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["backbone_fingerprint"] == world["backbone"].fingerprint
+    assert metrics["fingerprints"]["backbone"] == world["backbone"].fingerprint
     assert metrics["num_clips"] == len(load_dataset("demo", world["data"]).test)  # every real test recording
 
 

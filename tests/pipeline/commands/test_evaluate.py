@@ -34,11 +34,12 @@ def test_zeroshot_metrics_match_the_models_own_forward(demo_root, tiny_clap_dir,
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     metrics = json.loads((out / "metrics.json").read_text())
-    for key in ("acc", "macro_f1", "per_class_acc", "num_clips", "backbone_fingerprint"):
+    for key in ("acc", "macro_f1", "per_class_acc", "num_clips", "fingerprints", "manifest", "started_at"):
         assert key in metrics
+    assert metrics["schema_version"] == 1 and metrics["protocol"] == "fewshot" and metrics["method"] == "zeroshot"
     assert summary["acc"] == metrics["acc"]
     assert (out / "config.toml").is_file()
-    assert metrics["backbone_fingerprint"] == tiny_backbone.fingerprint
+    assert metrics["fingerprints"]["backbone"] == tiny_backbone.fingerprint
 
     # Independent computation: class embeddings from ClapModel.get_text_features per template.
     ds = load_dataset("demo", demo_root)
@@ -65,6 +66,16 @@ def test_zeroshot_metrics_match_the_models_own_forward(demo_root, tiny_clap_dir,
     assert r2.returncode == 0, r2.stderr
     m2 = json.loads((tmp_path / "run2" / "metrics.json").read_text())
     assert m2["per_class_acc"] == metrics["per_class_acc"]
+
+    # `evaluate` is a zero-shot run of `tune`: the same record, the same numbers.
+    r3 = run_cli("tune", "--method", "zeroshot", "--protocol", "fewshot", "--dataset", "demo", "--data-root",
+                 str(demo_root), "--backbone", str(tiny_clap_dir), "--out", str(tmp_path / "run3"), "--json",
+                 env_cache=tmp_path / "cache")
+    assert r3.returncode == 0, r3.stderr
+    m3 = json.loads((tmp_path / "run3" / "metrics.json").read_text())
+    assert set(m3) == set(metrics)
+    assert (m3["acc"], m3["per_class_acc"], m3["manifest"]["text.templates"]) == (
+        metrics["acc"], metrics["per_class_acc"], metrics["manifest"]["text.templates"])
 
 
 def test_bad_dataset_root_is_one_line_exit_2_and_writes_nothing(tiny_clap_dir, tmp_path):

@@ -80,7 +80,7 @@ def test_zeroshot_evaluate_on_text_items_matches_sentence_transformers(world):
                                        *world["common"], *FAST, "--json")
     assert code == 0, err
     m = json.loads((out / "metrics.json").read_text())
-    assert m["backbone_fingerprint"] == world["backbone"].fingerprint and m["num_clips"] == 8  # 4 classes x 2
+    assert m["fingerprints"]["backbone"] == world["backbone"].fingerprint and m["num_clips"] == 8  # 4 classes x 2
     # Independent: sentence-transformers' own encode of the item files and the template-mean class prompts.
     split = json.loads((world["root"] / "data" / "wordtexts" / "split.json").read_text())
     st = load_model("cpu")

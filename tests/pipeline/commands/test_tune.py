@@ -42,6 +42,10 @@ def world(tmp_path_factory, tiny_clap_dir, tiny_backbone):
     return {"root": root, "spec": spec, "other": other, "common": common, "cache": cache}
 
 
+def fp_key(world) -> str:
+    return next(a for a in world["common"] if str(a).startswith("sept.generation=")).split("=", 1)[1].strip("'")
+
+
 def test_base2new_coop_sept_writes_a_complete_run_and_skips_it_next_time(world, tiny_backbone):
     out = world["root"] / "runs" / "coop-sept"
     code, stdout, err = tune("--dataset", world["spec"], "--method", "coop", "--sept", "--protocol",
@@ -52,9 +56,24 @@ def test_base2new_coop_sept_writes_a_complete_run_and_skips_it_next_time(world, 
     assert m["hm"] == pytest.approx(harmonic_mean(m["base_acc"], m["new_acc"]))
     assert m["base"]["num_clips"] == 6 and m["new"]["num_clips"] == 6  # 3 classes x 2 test clips each
     assert m["train_classes"] == CLASSES[:3] and m["num_train_clips"] == 6
-    assert m["sept"] == {"enabled": True, "active": True, "lam": 1.0, "alpha": 1.0, "beta": 1.0,
-                         "neighbors_per_step": "all", "inter_negatives": "all", "cocoop_bias": "none",
-                         "boundary_filter": True}
+    # [sept] and [method] as the resolved config wrote them (not re-listed by hand), plus what the run adds
+    config = json.loads((out / "config.json").read_text())
+    assert m["sept"] == {**config["sept"], "active": True} and m["sept"]["lam"] == 1.0
+    assert m["method_config"] == {**config["method"], "n_ctx_used": 4}
+    # the run record: schema, times (UTC, ordered), the manifest of the protocol
+    assert m["schema_version"] == 1 and m["eval_split"] == "test" and m["skipped"] is False
+    assert m["started_at"].endswith("Z") and m["started_at"] <= m["finished_at"]
+    manifest = m["manifest"]
+    assert manifest["data.seed"] == 0 and manifest["data.shots"] == 2 and manifest["recipe.name"] == "palm"
+    assert manifest["sept.enabled"] is True and manifest["sept.generation_used"] == fp_key(world)
+    assert manifest["precision.autocast"] == "off" and manifest["backbone.dtype"] == "float32"
+    assert manifest["text.templates"] == TEMPLATES and manifest["data.fold"] == "" and manifest["data.folds"] == []
+    # the diagnostic's arrays, written while the learner was in memory: every class has stored neighbors here
+    assert m["diagnostic"]["file"] == "diagnostic.npz" and m["diagnostic"]["classes"] == len(CLASSES)
+    assert (out / "diagnostic.npz").is_file()
+    near = m["diagnostic"]["neighbors_near_evaluated_names"]  # neighbors of base classes vs the new class names
+    assert near["evaluated_names"] == 3 and near["neighbors_of_trained_classes"] == 15
+    assert all(p[0] in CLASSES[:3] and p[2] in CLASSES[3:] for p in near["pairs"])
     assert m["recipe"]["name"] == "palm" and "asif-hanif/palm" in m["recipe"]["source"]
     assert m["train"]["logit_scale"] == 100.0
     assert m["neighbor_selection"]["boundary_filter"].startswith("off: the encoder does not separate")
@@ -71,11 +90,13 @@ def test_base2new_coop_sept_writes_a_complete_run_and_skips_it_next_time(world, 
     code, stdout, _ = tune("--dataset", world["spec"], "--method", "coop", "--sept", "--protocol",
                            "base2new", "--seed", 0, "--shots", 2, "--out", out, *world["common"])
     assert code == 0 and "already finished" in stdout
+    first_start = m["started_at"]
     before = (out / "metrics.json").stat().st_mtime_ns
     code, stdout, _ = tune("--dataset", world["spec"], "--method", "coop", "--sept", "--protocol",
                            "base2new", "--seed", 0, "--shots", 2, "--out", out, *world["common"], "--force")
     assert code == 0 and "base2new coop+SEPT (seed 0, 2 shots): base" in stdout
     assert (out / "metrics.json").stat().st_mtime_ns != before
+    assert json.loads((out / "metrics.json").read_text())["started_at"] > first_start  # --force starts anew
 
 
 @pytest.mark.parametrize("method", ["zeroshot", "kgcoop", "cocoop"])
@@ -88,6 +109,9 @@ def test_fewshot_protocol_for_each_method(world, method):
     assert m["num_clips"] == 12 and set(m["per_class_acc"]) == set(CLASSES)
     assert 0 <= m["acc"] <= 100 and 0 <= m["macro_f1"] <= 100
     assert (out / "prompt.safetensors").is_file() == (method != "zeroshot")
+    assert (out / "diagnostic.npz").is_file() == (method != "zeroshot")
+    if method == "zeroshot":
+        assert m["diagnostic"] == {"skipped": "zeroshot has no prompt that neighbors go through"}
 
 
 def test_recipe_flag_is_applied_and_recorded(world, tiny_backbone):

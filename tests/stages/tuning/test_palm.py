@@ -117,14 +117,15 @@ def test_unseen_classes_are_refused_unless_scored_zero_shot_and_labelled(tiny_ba
 
 
 def test_sept_is_refused_by_the_table_and_by_the_learner(tiny_backbone):
-    from stages.tuning.methods import check_run
+    from pipeline.protocols.table import check_method_fits
 
     with pytest.raises(UserError, match=r"--sept: PALM cannot use SEPT \(it has no shared prompt"):
-        check_run(MethodConfig(name="palm"), "fewshot", sept_on=True)
-    check_run(MethodConfig(name="palm"), "fewshot", sept_on=False)
-    with pytest.raises(UserError, match=r"--protocol cross: PALM has no prompt for classes it never trained on"):
-        check_run(MethodConfig(name="palm"), "cross", sept_on=False)
-    check_run(MethodConfig(name="palm", palm_unseen="zeroshot"), "base2new", sept_on=False)
+        check_method_fits(MethodConfig(name="palm"), "fewshot", sept_on=True)
+    check_method_fits(MethodConfig(name="palm"), "fewshot", sept_on=False)
+    with pytest.raises(UserError, match=r"--protocol cross: PALM has no prompt for classes it never trained on .*; "
+                                        r"run it with --protocol fewshot"):
+        check_method_fits(MethodConfig(name="palm"), "cross", sept_on=False)
+    check_method_fits(MethodConfig(name="palm", palm_unseen="zeroshot"), "base2new", sept_on=False)
     with pytest.raises(ValueError, match="no SEPT"):
         palm(tiny_backbone).forward_train(features(tiny_backbone, 2), torch.ones(1, 3, dtype=torch.long),
                                           torch.ones(1, 3, dtype=torch.long))
