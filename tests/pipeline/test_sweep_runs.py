@@ -271,7 +271,7 @@ def test_a_sweep_runs_zebra_with_and_without_sept_and_reports_it(demo, tmp_path)
     runs = tmp_path / "runs"
     grid = 'dataset = ["demo"]\nmethod = ["zebra"]\nsept = [false, true]\nseed = [1]\nshots = [2]'
     spec = sweep_file(demo, tmp_path / "z.toml", runs, grid, fixed={"data.split_rule": "shuffle:42"})
-    done = run_cli("sweep", "--config", str(spec), "--json", timeout=600)
+    done = run_subprocess("sweep", "--config", str(spec), "--json", timeout=600)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert len(summary["ran"]) == 2 and not summary["failed"]
@@ -280,7 +280,7 @@ def test_a_sweep_runs_zebra_with_and_without_sept_and_reports_it(demo, tmp_path)
         assert metrics["method"] == "zebra" and metrics["sept"]["active"] == ("-sept-" in cell)
         split = json.loads((runs / cell / "base_new_split.json").read_text())
         assert split["split_rule"] == "shuffle:42"
-    rep = run_cli("report", str(runs), "--out", str(tmp_path / "rep"))
+    rep = run_subprocess("report", str(runs), "--out", str(tmp_path / "rep"))
     assert rep.returncode == 0, rep.stderr
     table = (tmp_path / "rep" / "report.md").read_text()
     for label in ("ZEBRA", "ZEBRA+SEPT"):
