@@ -223,6 +223,8 @@ def test_stored_rows_provenance_and_index(first):
         assert s["frequency_penalty"] == 0.7
         assert s["dtype"] == cold["engine_dtype"] in ("bfloat16", "float32")  # the engine's dtype, per phrase
         assert s["structured_output"] == "none" and s["output_format"] == "lines"
+    shown = run_cli(cache, "neighbors", "show", "dog")
+    assert shown.returncode == 0 and f"via vllm {cold['engine_version']} in {cold['engine_dtype']}," in shown.stdout
     # Embeddings: every class name and phrase under all 8 templates, unit vectors, one encoder.
     emb = table(cache, "embeddings")
     texts = set(CLASSES) | {p for _, p in pairs}
