@@ -1,7 +1,7 @@
 """Stage-one benchmark: precision (bf16 vs float32), engine starts per run, engines side by side, cold vs
 warm rerun, encoding throughput. Every result names the CPU it ran on (model, flags, load average).
 
-    python -m benchmarks.bench_neighbors                                  # every section (~40 min on 2 cores)
+    python -m benchmarks.bench_neighbors                                  # every section (~70 min on 2 cores)
     python -m benchmarks.bench_neighbors --sections dtypes --out d.json   # one section
     python -m benchmarks.bench_neighbors --sections runs --before /path/to/older/checkout
 
@@ -12,6 +12,10 @@ dtypes   the LLM's precision on this CPU: bf16 against float32 with the packaged
          apart, tokens/s, CPU ms per token (benchmarks/stage_one_dtypes.py: engines started one after the
          other, then generating in turns, best of `--repeats`). Then the same under an emulated AVX2-only
          CPU (`--no-emulate` skips it), labelled as emulated.
+independence  does a class's greedy answer depend on the batch it runs in? Every ESC-50 class's first-round
+         requests inside one 50-class batch, then class by class, on the same engine (its core in its own
+         process, as generate-neighbors runs it), in bf16 and in float32, `--repeats` times; the classes and
+         requests whose answers differ are counted (benchmarks/stage_one_dtypes.py: independence).
 runs     cold `generate-neighbors` runs, the real command in an empty cache: ESC-50's 50 names with the
          tiny random CLAP, and WordNet-Sounds' 25 base classes (what scripts/demo.sh generates) with the
          packaged all-MiniLM-L6-v2 (`packaged:minilm-dual`, whose embedding filter does real work);
@@ -160,6 +164,7 @@ def bench_encoding(backbone_dir: Path, n_texts: int, label: str) -> dict:
 
 
 WORDNET = "wordnet-sounds"
+SECTIONS = ("dtypes", "independence", "runs", "engines", "coldwarm", "encoding")
 
 
 def _class_lists(wordnet_all: bool) -> list[tuple[str, list[str], str, str]]:
@@ -215,8 +220,8 @@ def bench_runs(lists, trees: dict[str, Path], model_dir: Path, work: Path) -> li
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.bench_neighbors", description=__doc__.split("\n")[0])
-    ap.add_argument("--sections", default="dtypes,runs,engines,coldwarm,encoding",
-                    help="Comma-separated sections to run (default: all): dtypes, runs, engines, coldwarm, encoding.")
+    ap.add_argument("--sections", default=",".join(SECTIONS),
+                    help=f"Comma-separated sections to run (default: all): {', '.join(SECTIONS)}.")
     ap.add_argument("--classes", type=int, default=16, help="ESC-50 class names of engines/coldwarm (first N; default 16).")
     ap.add_argument("--dtype-classes", type=int, default=8,
                     help="ESC-50 names of the dtypes section (first N, one request per example set; default 8).")
@@ -232,9 +237,9 @@ def main(argv=None) -> None:
     ap.add_argument("--out", default=None, help="Also write the results as JSON here.")
     args = ap.parse_args(argv)
     sections = [x.strip() for x in args.sections.split(",") if x.strip()]
-    unknown = set(sections) - {"dtypes", "runs", "engines", "coldwarm", "encoding"}
+    unknown = set(sections) - set(SECTIONS)
     if unknown:
-        ap.error(f"--sections: unknown {sorted(unknown)}; choose from dtypes, runs, engines, coldwarm, encoding")
+        ap.error(f"--sections: unknown {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
 
     from stages.backbones.factory import make_random_clap
     from stages.data.specs import dataset_classnames
@@ -265,6 +270,10 @@ def main(argv=None) -> None:
         results["dtypes"] = compare(["bfloat16", "float32"], model, args.dtype_classes, False, work, args.repeats)
         if not args.no_emulate and cpu.get("native_bf16") and "avx512f" in cpu["flags"]:
             results["dtypes"] += compare(["bfloat16", "float32"], model, args.dtype_classes, True, work, args.repeats)
+    if "independence" in sections:
+        from benchmarks.stage_one_dtypes import independence
+
+        results["independence"] = independence(["bfloat16", "float32"], model, work, max(1, args.repeats - 1))
     if "runs" in sections:
         trees = {"after": ROOT} if args.before is None else {"before": Path(args.before).resolve(), "after": ROOT}
         lists = [(label, names, str(tiny) if backbone == "tiny-clap" else backbone, what)
@@ -312,6 +321,11 @@ def report(results: dict, args) -> None:
                 ratio = rows["float32"]["fixed"]["tokens_per_s"] / rows["bfloat16"]["fixed"]["tokens_per_s"]
                 print(f"  {'emulated AVX2-only' if emulated else 'this CPU'}: float32 / bf16 tokens per second "
                       f"(fixed length) = {ratio:.2f}x")
+    if "independence" in results:
+        print("\nbatch dependence: every ESC-50 class's first-round answers inside one 50-class batch vs alone")
+        for r in results["independence"]:
+            print(f"  {r['dtype']:<9} {r['classes_differing']:>3} of {r['classes']} classes, {r['requests_differing']:>3} of "
+                  f"{r['requests']} requests answered differently (load {r['load_average'][0]:.1f})")
     if "runs" in results:
         print("\ncold generate-neighbors runs (empty cache each)")
         print(f"{'list':<20}{'code':<8}{'engine starts':>14}{'start s':>9}{'generate s':>11}{'encode s':>9}"

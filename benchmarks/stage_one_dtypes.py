@@ -130,6 +130,9 @@ def child(dtype: str, model: str, n_classes: int) -> None:
     try:
         for line in iter(sys.stdin.readline, ""):
             name = line.strip()
+            if name == "independence":
+                send({name: _independence(eng, tpl, n, spec)})
+                continue
             c0, t = _tree_cpu_seconds(me), time.perf_counter()
             res = runs[name]()
             wall, cpu = time.perf_counter() - t, _tree_cpu_seconds(me) - c0
@@ -138,6 +141,65 @@ def child(dtype: str, model: str, n_classes: int) -> None:
                          "cpu_ms_per_token": 1000 * cpu / tokens, "load_average": os.getloadavg()}})
     finally:
         eng.close()
+
+
+def _independence(eng, tpl, n, spec) -> dict:
+    """Does a class's greedy answer depend on the batch it runs in? Every ESC-50 class's first-round requests
+    (one per example set) once inside ONE batch of all 50 classes (what generate-neighbors sends), then
+    class by class (its own requests alone); the classes and requests whose answers differ are counted."""
+    from stages.data.specs import dataset_classnames
+    from stages.neighbors import engines
+    from stages.neighbors.sampling import round_sampling
+
+    classes = list(dataset_classnames("esc50"))
+    sets = range(tpl.sets)
+
+    def requests(names):
+        return ([tpl.messages(c, n.output_format, n.overgenerate, "", k) for k in sets for c in names],
+                [engines.Sampling(**round_sampling(spec, 0, c, k)) for k in sets for c in names])
+
+    t = time.perf_counter()
+    convs, samps = requests(classes)
+    batch = [o.text for o in eng.chat(convs, samps)]
+    by_class = {c: [batch[k * len(classes) + i] for k in sets] for i, c in enumerate(classes)}
+    alone = {}
+    for c in classes:
+        convs, samps = requests([c])
+        alone[c] = [o.text for o in eng.chat(convs, samps)]
+    differ = {c: [k for k in sets if alone[c][k] != by_class[c][k]] for c in classes}
+    differ = {c: ks for c, ks in differ.items() if ks}
+    return {"classes": len(classes), "requests": len(classes) * tpl.sets, "classes_differing": len(differ),
+            "requests_differing": sum(len(v) for v in differ.values()), "which": differ,
+            "seconds": time.perf_counter() - t, "load_average": os.getloadavg()}
+
+
+def independence(dtypes: list[str], model: str, work: Path, repeats: int = 1) -> list[dict]:
+    """Per dtype (one child each, the engine core in its own process as generate-neighbors runs it): the
+    batch-dependence count of _independence, `repeats` times."""
+    import subprocess
+
+    from stages.neighbors import supervisor
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    records = work / "supervised"
+    records.mkdir(parents=True, exist_ok=True)
+    out = []
+    for d in dtypes:
+        with open(work / f"independence-{d}.log", "w") as log, supervisor.started(
+                [sys.executable, "-m", "benchmarks.stage_one_dtypes", d, model, "1"], records=records, env=env,
+                cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True) as p:
+            head = json.loads(p.stdout.readline() or "null") or {}
+            if not head:
+                raise RuntimeError(f"independence child {d} failed; its log: {log.name}")
+            for _ in range(repeats):
+                p.stdin.write("independence\n")
+                p.stdin.flush()
+                r = json.loads(p.stdout.readline())["independence"]
+                r["dtype"] = head["engine_dtype"]
+                out.append(r)
+    return out
 
 
 def compare(dtypes: list[str], model: str, n_classes: int, emulate: bool, work: Path, repeats: int = 3) -> list[dict]:
@@ -153,7 +215,7 @@ def compare(dtypes: list[str], model: str, n_classes: int, emulate: bool, work: 
     if emulate:
         env.update(emulation_env(work / "emulate-avx2"))
     env.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
-    records = work / "runs"
+    records = work / "supervised"
     records.mkdir(parents=True, exist_ok=True)
     results = []
     with ExitStack() as stack:

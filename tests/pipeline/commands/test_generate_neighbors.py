@@ -163,6 +163,11 @@ def test_two_concurrent_runs_generate_once_and_agree(first):
     assert cold["classes_generated"] == 3 and cold["classes_reused"] == 0
     assert cold["llm_requests"] >= 3 * SETS and cold["llm_rounds"] >= 1  # each class once per example set
     assert cold["engine_starts"] == 1  # all rounds on one engine
+    # The default dtype: bf16 where /proc/cpuinfo shows native bf16 (AVX512-BF16 or AMX), float32 elsewhere.
+    from stages.neighbors.devices import cpu_flags
+
+    native = bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+    assert cold["engine_dtype"] == ("bfloat16" if native else "float32"), cold["engine_dtype_reason"]
     # The second process waited for the first's lock, then found everything: no engine, no encoding.
     assert warm["llm_requests"] == 0 and warm["classes_reused"] == 3 and warm["phrases_encoded"] == 0
     assert warm["engine"] is None and warm["engine_starts"] == 0

@@ -52,3 +52,21 @@ def test_cpu_description_names_the_model_and_the_flags_that_matter():
     assert set(d["flags"]) | set(d["lacks"]) == set(devices.SHOWN_FLAGS)
     line = devices.describe_cpu(d)
     assert d["model"] in line and "lacks" in line
+
+
+def test_auto_on_a_cpu_is_bf16_only_with_native_bf16(monkeypatch):
+    """This machine's own answer, checked against /proc/cpuinfo (an independent reading of the same flags);
+    then an AVX2-only CPU as torch reports it. No machine of ours is one, so torch.cpu's answers are
+    replaced, as benchmarks/stage_one_dtypes.py's emulation replaces them for vLLM."""
+    import torch
+
+    native = bool({"avx512_bf16", "amx_bf16"} & devices.cpu_flags())
+    dtype, why = devices.llm_dtype("auto", on_cuda=False)
+    assert dtype == ("bfloat16" if native else "float32") and "neighbors.dtype = 'auto' on a CPU" in why
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert devices.llm_dtype("auto", on_cuda=False) == (
+        "float32", "neighbors.dtype = 'auto' on a CPU without native bf16 (torch sees neither avx512_bf16 nor amx): "
+        "float32")
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)  # AMX alone (Sapphire Rapids and later)
+    assert devices.llm_dtype("auto", on_cuda=False)[0] == "bfloat16"
