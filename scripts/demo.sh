@@ -3,7 +3,8 @@
 #   1. a small real dataset from Debian-packaged CC0/CC-BY recordings, in PALM's layout
 #   2. a small random CLAP written locally (no hub) and loaded through the same from_pretrained path as a hub id
 #   3. zero-shot evaluation
-#   4. stage one: semantic neighbors from the packaged SmolLM2-135M-Instruct on vLLM (CPU build) into the store
+#   4. stage one: semantic neighbors from the packaged SmolLM2-135M-Instruct on vLLM (CPU build) into the store,
+#      for the demo's classes and WordNet-Sounds' base classes in one run (one engine start)
 #   5. stage two: CoOp and CoOp+SEPT, base-to-new
 # A random backbone makes every accuracy here meaningless: the demo shows the machinery, not results.
 #   6. the same on WordNet-Sounds (rule version 2: no word of an item's own class in its text), a text proxy of
@@ -29,7 +30,17 @@ step "3/6 zero-shot evaluation"
 $SP evaluate --method zeroshot --dataset demo --data-root "$OUT/data" --backbone "$OUT/models/tiny-clap" \
   --out "$OUT/runs/zeroshot" --force
 
-step "4/6 stage one: generate-neighbors (vLLM CPU, packaged SmolLM2-135M-Instruct)"
+step "4/6 stage one: generate-neighbors, one LLM engine for the demo's classes and WordNet-Sounds' base classes"
+# SEPT trains on the base classes only, so the LLM writes neighbors for WordNet-Sounds' 25 base classes
+# (benchmarks/efficacy_wordnet.sh generates all 49: the diagnostic looks at the new classes too). Both lists
+# share one generation key (same LLM, prompt, N; the default prompt has no {task}), so one run writes the
+# phrases of both, filtered with the pretrained all-MiniLM-L6-v2 (the random tiny CLAP cannot tell texts
+# apart, so it could not drop near-duplicates); the second command finds the demo's phrases stored and only
+# encodes them with the tiny CLAP (no LLM).
+.venv/bin/python -c 'from stages.data.specs import dataset_classnames as c; from stages.data.splits import base_new_split as s
+print("\n".join(list(c("demo")) + s(c("wordnet-sounds"))[0]))' > "$OUT/stage-one-classes.txt"
+$SP generate-neighbors --classes-file "$OUT/stage-one-classes.txt" --backbone packaged:minilm-dual \
+  --cache-dir "$SEPT_CACHE_DIR"
 $SP generate-neighbors --dataset demo --backbone "$OUT/models/tiny-clap" --cache-dir "$SEPT_CACHE_DIR"
 
 step "5/6 stage two: CoOp and CoOp+SEPT, base-to-new ($EPOCHS epochs)"
@@ -41,12 +52,6 @@ done
 
 step "6/6 text proxy: WordNet-Sounds with the pretrained all-MiniLM-L6-v2 (packaged:minilm-dual), CoOp vs CoOp+SEPT"
 $SP datasets prepare wordnet-sounds --root "$OUT/data"
-# SEPT trains on the base classes only, so the LLM writes neighbors for those 25 (half the stage-one time);
-# benchmarks/efficacy_wordnet.sh generates all 49 (the diagnostic looks at the new classes too).
-.venv/bin/python -c 'from stages.data.specs import dataset_classnames as c; from stages.data.splits import base_new_split as s
-print("\n".join(s(c("wordnet-sounds"))[0]))' > "$OUT/wordnet-base-classes.txt"
-$SP generate-neighbors --classes-file "$OUT/wordnet-base-classes.txt" --backbone packaged:minilm-dual \
-  --cache-dir "$SEPT_CACHE_DIR"
 # SEPT's settings are the validated ones of docs/efficacy.md (configs/sweeps/efficacy-wordnet.toml); fewer epochs.
 for sept in no-sept sept; do
   $SP tune --dataset wordnet-sounds --data-root "$OUT/data" --method coop --"$sept" --protocol base2new \

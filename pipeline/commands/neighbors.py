@@ -30,6 +30,17 @@ def _with_task(cfg, dataset: str | None, task: str | None):
     return cfg, dataset_task(dataset)
 
 
+def _dtype_of(status: dict) -> str:
+    """' in float32': the LLM's dtype as its rows record it (in the sampling JSON), '' for rows without it."""
+    import json
+
+    try:
+        dtype = json.loads(status.get("sampling") or "{}").get("dtype")
+    except ValueError:
+        dtype = None
+    return f" in {dtype}" if dtype else ""
+
+
 def _store(cache_dir):
     from cache.store import NeighborStore
 
@@ -210,7 +221,8 @@ def register(cli) -> None:
         for st in status:
             key = st["generation_key"]
             click.echo(f"{classname} [key {key}, {st['num_kept']}/{st['num_neighbors']} kept"
-                       f"{', SHORT' if st['short'] else ''}; {st['llm_id']} via {st['engine']} {st['engine_version']}, "
+                       f"{', SHORT' if st['short'] else ''}; {st['llm_id']} via {st['engine']} {st['engine_version']}"
+                       f"{_dtype_of(st)}, "
                        f"prompt {st['prompt_version']}, {st['rounds']} round(s)]")
             for r in (r for r in rows if r["generation_key"] == key):
                 extra = "".join([f", votes {r['votes']}" if r.get("votes") is not None else "",

@@ -1,7 +1,9 @@
 """Frozen text embeddings of class names and phrases under the T templates, batched, unit per template.
 
 `TextEncoder` loads the backbone only when something must be encoded, and `release()` frees it (GPU
-memory included) before an LLM worker starts: the LLM and the encoder never share a GPU.
+memory included). `CachedEmbeddings` puts the store in front of it: a text the store holds for this encoder
+and template set is read, never encoded again. During generation the encoder runs in the CLI process beside
+the LLM worker: on the CPU, or on the GPU the engine runs on when both fit (devices.gpu_plan).
 """
 from __future__ import annotations
 
@@ -37,6 +39,13 @@ class TextEncoder:
         self._backbone = None
         self.texts_encoded = 0
         self.seconds = 0.0
+
+    def use_device(self, device: str) -> None:
+        """Load on `device` ("cpu", "cuda") instead of the backbone config's choice (before the first load)."""
+        import dataclasses
+
+        if self._backbone is None and getattr(self.backbone_cfg, "device", device) != device:
+            self.backbone_cfg = dataclasses.replace(self.backbone_cfg, device=device)
 
     def _load(self):
         if self._backbone is None:
@@ -85,3 +94,33 @@ class TextEncoder:
                 torch.cuda.empty_cache()
         except ImportError:
             pass
+
+
+class CachedEmbeddings:
+    """Frozen template embeddings of texts, from the store when there, else from the encoder; kept in memory
+    for the run (the embedding filter sees a class's earlier candidates again every round)."""
+
+    def __init__(self, store, encoder: TextEncoder, templates: list[str], encoder_fp: str):
+        self.store, self.encoder, self.templates, self.fp = store, encoder, templates, encoder_fp
+        self.vectors: dict[str, np.ndarray] = {}
+
+    def ensure(self, texts: Sequence[str]) -> None:
+        todo = [t for t in dict.fromkeys(texts) if t not in self.vectors]
+        if not todo:
+            return
+        missing = set(self.store.missing_embeddings(todo, self.templates, self.fp))
+        stored = [t for t in todo if t not in missing]
+        if stored:
+            arr = self.store.get_embeddings(stored, self.templates, self.fp)
+            self.vectors.update(zip(stored, arr))
+        new = [t for t in todo if t in missing]
+        if new:
+            self.vectors.update(zip(new, self.encoder.encode(new, self.templates)))
+
+    def mean(self, texts: Sequence[str]) -> np.ndarray:
+        """[len(texts), D] unit template means (filters.template_mean)."""
+        from stages.neighbors.filters import template_mean
+
+        if not texts:
+            return np.zeros((0, 1))
+        return template_mean(np.stack([self.vectors[t] for t in texts]))

@@ -105,6 +105,7 @@ class VLLMEngine:
             # engine dies. Whole-prompt prefill keeps per-request seeds working (and batch-independent).
             kwargs["enable_chunked_prefill"] = False
         self.llm = LLM(**kwargs)
+        self.dtype = _dtype_name(self.llm.llm_engine.model_config.dtype)
 
     def _params(self, s: Sampling):
         from vllm import SamplingParams
@@ -153,6 +154,11 @@ class VLLMEngine:
             pass
         del llm
         gc.collect()
+
+
+def _dtype_name(dtype) -> str:
+    """'float32' for torch.float32 (the engine's effective dtype, as stored in provenance)."""
+    return str(dtype).replace("torch.", "")
 
 
 def _pieces(c) -> tuple:
@@ -218,6 +224,7 @@ class TransformersEngine:
             self.tok.pad_token = self.tok.eos_token
         torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
         self.model = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype).to(self.device).eval()
+        self.dtype = _dtype_name(self.model.dtype)
 
     def chat(self, conversations: Sequence[list[dict]], samplings: Sequence[Sampling]) -> list[Completion]:
         from tqdm import tqdm

@@ -1,6 +1,8 @@
 """A command's whole process tree, bound to the lifetime of the process that launched it.
 
     rc = supervisor.run([sys.executable, "-m", "stages.neighbors.worker", ...], records=<cache>/tmp/runs)
+    with supervisor.started([...], records=..., stdin=PIPE, stdout=PIPE) as proc:   # talk to it meanwhile
+        ...
 
 `run` starts `python -m stages.neighbors.supervisor --parent <our pid> ... -- COMMAND`, a small process
 (standard library only) that sits between the launcher and the command:
@@ -28,7 +30,9 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from stages.neighbors import leftovers, proctree
 
@@ -48,6 +52,20 @@ def run(command: list[str], *, records: Path, env: dict | None = None, grace: fl
     If this call is interrupted (Ctrl-C, an exception from a signal handler), the supervisor is asked to
     end the tree and waited for before the exception goes on, so nothing of the run outlives the call.
     """
+    with started(command, records=records, env=env, grace=grace, **popen) as proc:
+        return proc.wait()
+
+
+@contextmanager
+def started(command: list[str], *, records: Path, env: dict | None = None, grace: float = GRACE,
+            **popen) -> Iterator[subprocess.Popen]:
+    """`command` running supervised, as the supervisor's Popen (its stdin/stdout are the command's when
+    `popen` asks for pipes: the supervisor itself never reads or writes them).
+
+    Whatever ends the block early (an exception, Ctrl-C) asks the supervisor to end the tree and waits
+    for it before going on; a block that ends normally waits for the command to exit (the caller has
+    told it to: closed its stdin, say). Either way nothing of the run outlives the block.
+    """
     env = dict(os.environ if env is None else env)
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -58,7 +76,10 @@ def run(command: list[str], *, records: Path, env: dict | None = None, grace: fl
             "--records", str(records), "--grace", str(grace), "--", *command]
     proc = subprocess.Popen(argv, env=env, **popen)
     try:
-        return proc.wait()
+        yield proc
+        if proc.stdin is not None:
+            proc.stdin.close()  # a command that reads its stdin to the end now sees it
+        proc.wait()
     except BaseException:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -66,6 +87,13 @@ def run(command: list[str], *, records: Path, env: dict | None = None, grace: fl
         except BaseException:  # noqa: BLE001 - a second Ctrl-C: the supervisor still sees us go
             pass
         raise
+    finally:
+        for f in (proc.stdin, proc.stdout, proc.stderr):
+            if f is not None:
+                try:
+                    f.close()
+                except OSError:
+                    pass
 
 
 def describe_exit(rc: int) -> str:

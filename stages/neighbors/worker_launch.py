@@ -1,16 +1,20 @@
-"""The parent's side of the LLM worker (worker.py): the JSON request it reads, and running it.
+"""The parent's side of the LLM worker (worker.py): the JSON request it reads, and the session with it.
 
-The request carries everything the worker needs (model, prompts, sampling, cleaning rules, the candidates
-kept so far); the worker runs under a supervisor (supervisor.py) in a child process, so vLLM and its
-engine core never live in the process that writes the store.
+The request carries everything the worker needs for the run (model, prompts, sampling, cleaning rules);
+each round is then asked for over a pipe (WorkerSession.ask), so one engine serves every round of a run.
+The worker runs under a supervisor (supervisor.py) in a child process, so vLLM and its engine core never
+live in the process that writes the store.
 """
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from stages.neighbors import worker_log
 from stages.neighbors.keys import GenerationIdentity
@@ -34,21 +38,67 @@ def cleaning_kwargs(cfg) -> dict:
     return {"max_words": n.max_words, "max_chars": n.max_chars, "same_script": n.same_script}
 
 
-def run_worker(request: dict, cache_dir: Path, verbose: bool = False) -> dict:
-    """Run worker.py in a child process; its answers come back as JSON, its output (vLLM's log lines)
-    goes to the cache's worker log (worker_log.py), or to our stderr when `verbose`.
+class WorkerSession:
+    """The parent's handle on a running worker (worker.py): the engine it reported, and its rounds."""
 
-    The worker runs under a supervisor (supervisor.py) that ends its whole process tree, vLLM's engine
-    core included, when the worker exits, when we exit, and when we are killed.
+    def __init__(self, proc, backend: str, log: Path | None):
+        self.proc, self.backend, self.log = proc, backend, log
+        self.ready: dict | None = None
+
+    def _failed(self) -> RuntimeError:
+        from stages.neighbors import supervisor
+
+        try:
+            rc = self.proc.wait(timeout=60)  # its supervisor ends the tree, then exits with the worker's status
+        except Exception:  # noqa: BLE001 - still running: say so rather than hang
+            rc = None
+        where = "its log is above" if self.log is None else \
+            f"last line of its log: {(worker_log.last_lines(self.log) or ['(empty)'])[0]!r}; full log: {self.log}"
+        how = "it stopped answering" if rc is None else supervisor.describe_exit(rc)
+        return RuntimeError(f"the {self.backend} generation worker failed ({how}); {where}")
+
+    def _receive(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise self._failed()
+        return json.loads(line)
+
+    def wait_ready(self) -> dict:
+        """The engine's name, version, dtype (and why) and start-up seconds, once it has started."""
+        if self.ready is None:
+            self.ready = self._receive()["ready"]
+        return self.ready
+
+    def ask(self, classes: list[str], round_index: int, earlier: dict[str, list[str]]) -> dict:
+        """One round for `classes`: the worker's ranked candidates per class (worker.run_round)."""
+        self.wait_ready()
+        try:
+            self.proc.stdin.write(json.dumps({"ask": {"classes": classes, "round": round_index,
+                                                      "earlier": {c: earlier.get(c, []) for c in classes}}}) + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            raise self._failed() from None
+        return self._receive()
+
+
+@contextmanager
+def worker_session(request: dict, cache_dir: Path, verbose: bool = False) -> Iterator[WorkerSession]:
+    """A worker (worker.py) in a child process for the length of the block: it starts its engine at once,
+    answers the rounds asked of it, and closes the engine when the block ends.
+
+    Its output (vLLM's log lines) goes to the cache's worker log (worker_log.py), or to our stderr when
+    `verbose`; its answers come back over a pipe. The worker runs under a supervisor (supervisor.py) that
+    ends its whole process tree, vLLM's engine core included, when the worker exits, when we exit, and when
+    we are killed; an exception or Ctrl-C in the block ends it before going on.
     """
     from stages.neighbors import leftovers, supervisor
 
     _remove_dead_scratch(cache_dir / "tmp")
     records = cache_dir / "tmp" / leftovers.RECORDS
     tmp = Path(tempfile.mkdtemp(prefix=f"gen-{os.getpid()}-", dir=cache_dir / "tmp"))
-    header = f"{request['backend']} worker, {len(request['classes'])} classes from round {request['start_round']}"
+    header = f"{request['backend']} worker, {len(request['classes'])} classes from round 0"
     try:
-        req_file, resp_file = tmp / "request.json", tmp / "response.json"
+        req_file = tmp / "request.json"
         req_file.write_text(json.dumps(request))
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parents[2])
@@ -63,18 +113,26 @@ def run_worker(request: dict, cache_dir: Path, verbose: bool = False) -> dict:
             # is queued before the first step. The greedy-only default keeps the separate engine process.
             env.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         with worker_log.worker_output(cache_dir, header, verbose) as (out, log):
-            rc = supervisor.run([sys.executable, "-m", "stages.neighbors.worker", str(req_file), str(resp_file)],
-                                records=records, env=env, stdout=out, stderr=out)
-        if rc != 0 or not resp_file.is_file():
-            where = "its log is above" if log is None else \
-                f"last line of its log: {(worker_log.last_lines(log) or ['(empty)'])[0]!r}; full log: {log}"
-            raise RuntimeError(f"the {request['backend']} generation worker failed ({supervisor.describe_exit(rc)}); "
-                               f"{where}")
-        return json.loads(resp_file.read_text())
+            with supervisor.started([sys.executable, "-m", "stages.neighbors.worker", str(req_file)],
+                                    records=records, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=out, text=True) as proc:
+                session = WorkerSession(proc, request["backend"], log)
+                yield session
+                proc.stdin.close()  # end of input: the worker closes its engine and exits
+                rc = proc.wait()
+                if rc != 0:
+                    raise session._failed()
     finally:
         import shutil
 
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_worker(request: dict, cache_dir: Path, verbose: bool = False) -> dict:
+    """Start a worker, wait for its engine and close it: what it reported when ready (used by tests of the
+    worker's plumbing)."""
+    with worker_session(request, cache_dir, verbose) as w:
+        return w.wait_ready()
 
 
 def _remove_dead_scratch(folder: Path) -> None:
@@ -90,11 +148,14 @@ def _remove_dead_scratch(folder: Path) -> None:
             shutil.rmtree(d, ignore_errors=True)
 
 
-def worker_request(cfg, ident: GenerationIdentity, classes: list[str], candidates: dict[str, list[str]],
-                   start_round: int, max_rounds: int, cache_dir: Path) -> dict:
+def worker_request(cfg, ident: GenerationIdentity, classes: list[str], cache_dir: Path,
+                   encoder_weight_bytes: int | None = None) -> dict:
+    """What the worker needs for the whole run: the model, the engine's settings, every class's conversations
+    (one per example set), the sampling recipe and the cleaning rules. The rounds are asked for one by one
+    (WorkerSession.ask)."""
     n = cfg.neighbors
     src = ident.source
-    return {
+    req = {
         "backend": n.backend,
         "llm": {"spec": src.spec, "kind": src.kind, "path": str(src.path) if src.path else None, "name": src.name},
         "model_dir": str(ident.model_dir),
@@ -109,13 +170,8 @@ def worker_request(cfg, ident: GenerationIdentity, classes: list[str], candidate
         "verify_threshold": n.verify_threshold,
         "tensor_parallel_size": n.tensor_parallel_size,
         "sampling": sampling_spec(cfg),
-        "need": n.num_neighbors,
         "cleaning": cleaning_kwargs(cfg),
-        "candidates": {c: candidates.get(c, []) for c in classes},
-        "start_round": start_round,
-        "max_rounds": max_rounds,
     }
-
-
-# ------------------------------------------------------------------------------------------------
-# Generation of the missing classes
+    if encoder_weight_bytes:  # for sharing a GPU with the encoder (devices.gpu_plan)
+        req["encoder_weight_bytes"] = int(encoder_weight_bytes)
+    return req

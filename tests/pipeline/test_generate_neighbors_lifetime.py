@@ -1,7 +1,8 @@
 """No process of a `generate-neighbors` run outlives it: the census test on the real vLLM CPU build.
 
-Eleven runs on one cache, each asking for two classes the store lacks (so each starts an engine), are
-ended at moments spread over the engine's start-up, generation and the encoding that follows: SIGKILL of
+Thirteen runs on one cache, each asking for two classes the store lacks (so each starts an engine), are
+ended at moments spread over the engine's start-up, generation, the encoding of candidates while the engine
+waits for the next round, and the encoding after the engine is gone: SIGKILL of
 the CLI, SIGKILL of the generation worker (what an OOM killer does), SIGTERM of the CLI, Ctrl-C (SIGINT to
 the CLI's process group). Within a few seconds after each (census_after), a census lists every live
 process that belongs to the run: its working folder is the one the test gave the run (every process the
@@ -36,7 +37,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 POOL = ["dog", "rain", "church bells", "sea waves", "thunder", "violin", "cat", "car horn", "applause",
         "birds", "chainsaw", "train", "wind", "helicopter", "sheep", "cow", "explosion", "drum", "piano",
-        "siren", "footsteps", "typing", "water drops", "owl"]
+        "siren", "footsteps", "typing", "water drops", "owl", "bees", "clock tick", "snoring", "frog"]
 # Filters off (the random CLAP has no semantics), greedy, short answers and no retry: the runs are about
 # processes, not phrases.
 SETTINGS = ["--set", "neighbors.near_duplicate_cos=1.0", "--set", "neighbors.temperature=0",
@@ -56,6 +57,10 @@ class Kill:
 # A worker killed while it generates needs a generation long enough to be caught on a fast machine: up to
 # 400 tokens per answer instead of 48 (the engine also takes a moment to shut down before the worker exits).
 LONG_ANSWERS = ("--set", "neighbors.max_tokens=400")
+# The embedding filter on (a threshold the tiny random CLAP's texts fall under, as in
+# tests/stages/neighbors/test_class_independence.py) and a retry round: the CLI encodes the candidates of
+# round one while the worker waits with its engine for the next round.
+FILTER_ON = ("--set", "neighbors.near_duplicate_cos=0.9995", "--set", "neighbors.max_retries=1")
 
 
 PLAN = [
@@ -70,6 +75,8 @@ PLAN = [
     Kill("ctrl-c", "generating", 0.0, LONG_ANSWERS),
     Kill("cli", "encoding", 0.0),       # the worker has exited; the CLI loads the text encoder
     Kill("cli", "start", random.Random(11).uniform(3.0, 30.0)),
+    Kill("cli", "filtering", 0.0, FILTER_ON),     # the CLI encodes round one's candidates, the engine waits
+    Kill("worker", "filtering", 0.0, FILTER_ON),  # ... and the worker dies meanwhile (the CLI fails, exit 1)
 ]
 
 
@@ -215,6 +222,8 @@ class Run:
             return bool(_run_pids(self.cache, "VLLM::EngineCore"))
         if event == "generating":  # the engine's progress bar, in the worker's log file (worker_log.py)
             return b"Processed prompts" in self.worker_log() or b"generate (transformers)" in self.worker_log()
+        if event == "filtering":  # the CLI's progress line: it encodes candidates while the worker waits
+            return b"(the LLM engine waits)" in self.err and bool(_worker_pids(self.cache))
         if event == "encoding":  # the worker was seen and is gone: the CLI is past generation
             alive = bool(_worker_pids(self.cache))
             self.seen_worker |= alive
@@ -264,7 +273,7 @@ class Run:
 
 
 def _census_plan(cache: Path, clap: Path, llm_model_dir: Path) -> list[str]:
-    """The eleven killed runs of PLAN one after another on `cache`, then the normal one; its report."""
+    """The killed runs of PLAN one after another on `cache`, then the normal one; its report."""
     cache.mkdir(parents=True)
     report = []
     survivors_total = 0
@@ -301,6 +310,7 @@ def _census_plan(cache: Path, clap: Path, llm_model_dir: Path) -> list[str]:
 
     # A run that ends normally leaves nothing either, and the store the killed runs left is consistent.
     run = Run(cache, POOL[18:20] + POOL[-2:], clap, llm_model_dir, "final")  # those of run 9, two never asked
+    assert len(POOL) >= 2 * len(PLAN) + 2
     rc = run.finish(timeout=900)
     assert rc == 0, bytes(run.err[-3000:]).decode(errors="replace")
     left = census_after(cache, 3.0)

@@ -162,7 +162,12 @@ def test_two_concurrent_runs_generate_once_and_agree(first):
     cold, warm = sorted(first["summaries"], key=lambda s: -s["llm_requests"])
     assert cold["classes_generated"] == 3 and cold["classes_reused"] == 0
     assert cold["llm_requests"] >= 3 * SETS and cold["llm_rounds"] >= 1  # each class once per example set
-    assert cold["engine_starts"] == 1  # all rounds on one engine; the encoder loads after it exits
+    assert cold["engine_starts"] == 1  # all rounds on one engine
+    # The default dtype: bf16 where /proc/cpuinfo shows native bf16 (AVX512-BF16 or AMX), float32 elsewhere.
+    from stages.neighbors.devices import cpu_flags
+
+    native = bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+    assert cold["engine_dtype"] == ("bfloat16" if native else "float32"), cold["engine_dtype_reason"]
     # The second process waited for the first's lock, then found everything: no engine, no encoding.
     assert warm["llm_requests"] == 0 and warm["classes_reused"] == 3 and warm["phrases_encoded"] == 0
     assert warm["engine"] is None and warm["engine_starts"] == 0
@@ -183,7 +188,8 @@ def test_vllm_log_lines_go_to_the_log_file_and_our_progress_to_the_terminal(firs
     vllm_line = re.compile(r"pid=\d+\) (INFO|WARNING) \d\d-\d\d ")
     assert vllm_line.search(log), "\n".join(ln for ln in log.splitlines() if "GGUF" not in ln)[-3000:]
     cold_err = next(e for e, s in zip(first["stderr"], first["summaries"]) if s["llm_requests"])
-    assert "LLM (vllm): asking for the neighbors of 3 classes, round 1" in cold_err
+    assert "LLM (vllm): asking for the neighbors of 3 classes, up to 2 round(s) on one engine" in cold_err
+    assert "LLM: round 1: " in cold_err and "; dtype " in cold_err  # the engine's dtype, and why, in one line
     assert f"engine log: {first['cache'] / 'logs' / 'llm-worker.log'}" in cold_err
     # Nothing of the worker's reaches the terminal: no vLLM line, no progress bar of its engine or its
     # model conversion (the encoder's own progress bars, in the CLI process, stay).
@@ -220,7 +226,10 @@ def test_stored_rows_provenance_and_index(first):
         s = json.loads(r["sampling"])
         assert s["temperature"] == 0.0 and s["retry_temperature"] == 0.7 and s["max_tokens"] == 160
         assert s["frequency_penalty"] == 0.7
+        assert s["dtype"] == cold["engine_dtype"] in ("bfloat16", "float32")  # the engine's dtype, per phrase
         assert s["structured_output"] == "none" and s["output_format"] == "lines"
+    shown = run_cli(cache, "neighbors", "show", "dog")
+    assert shown.returncode == 0 and f"via vllm {cold['engine_version']} in {cold['engine_dtype']}," in shown.stdout
     # Embeddings: every class name and phrase under all 8 templates, unit vectors, one encoder.
     emb = table(cache, "embeddings")
     texts = set(CLASSES) | {p for _, p in pairs}

@@ -90,6 +90,6 @@ def test_tensor_parallel_size_and_task_reach_the_worker_request(tmp_path):
     cfg = load_config(None, [f'neighbors.llm="{folder}"', f'neighbors.model_dir="{tmp_path / "llm"}"',
                              "neighbors.tensor_parallel_size=2", 'neighbors.prompt="configs/prompts/neighbors_v2.txt"'])
     ident = resolve_generation(cfg.neighbors, tmp_path, "vocal sound classification")
-    req = worker_request(cfg, ident, ["laughter"], {}, 0, 1, tmp_path)
+    req = worker_request(cfg, ident, ["laughter"], tmp_path)
     assert req["tensor_parallel_size"] == 2
     assert "vocal sound classification" in req["messages"]["laughter"][0][0]["content"]  # set 0, system turn

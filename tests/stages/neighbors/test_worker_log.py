@@ -9,7 +9,7 @@ import pytest
 from stages.neighbors.worker_launch import run_worker as _run_worker
 from stages.neighbors.worker_log import last_lines, log_path
 
-BAD_REQUEST = {"backend": "vllm", "classes": ["dog"], "start_round": 0}  # no "llm": KeyError in the worker
+BAD_REQUEST = {"backend": "vllm", "classes": ["dog"]}  # no "llm": KeyError in the worker
 
 
 def test_the_workers_output_goes_to_the_log_file(tmp_path, capfd):
