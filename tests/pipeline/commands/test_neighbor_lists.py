@@ -72,7 +72,7 @@ def tune(capsys, world, out: Path, *extra) -> dict:
     return json.loads(stdout)
 
 
-def test_export_writes_each_format_with_a_provenance_sidecar(world, capsys, tmp_path):
+def test_export_writes_each_format_with_a_provenance_sidecar(world, capsys, tmp_path, tiny_backbone):
     expected = {c: NEIGHBORS[c] for c in sorted(NEIGHBORS)}
     code, out, err = cli(capsys, "neighbors", "export", "--generation", "real", "--out", tmp_path / "n.json",
                          "--cache-dir", world["cache"], "--json")
@@ -88,6 +88,7 @@ def test_export_writes_each_format_with_a_provenance_sidecar(world, capsys, tmp_
     assert side["file_sha256"] == hashlib.sha256((tmp_path / "n.json").read_bytes()).hexdigest()
     assert side["prompt_hash"] == "test" and side["first_created_at"] <= side["last_created_at"]
     assert side["format"] == "json" and side["sampling"] == {"temperature": 0.0}
+    assert side["embeddings"] == []  # the peers' shape: phrases only
 
     assert cli(capsys, "neighbors", "export", "--format", "jsonl", "--generation", world["key"], "--out",
                tmp_path / "n.jsonl", "--cache-dir", world["cache"])[0] == 0
@@ -96,8 +97,22 @@ def test_export_writes_each_format_with_a_provenance_sidecar(world, capsys, tmp_
 
     assert cli(capsys, "neighbors", "export", "--format", "parquet", "--generation", "real", "--out",
                tmp_path / "n.parquet", "--cache-dir", world["cache"])[0] == 0
-    table = pq.read_table(tmp_path / "n.parquet").to_pylist()
-    assert table == [{"class": c, "phrase": p, "rank": k} for c, ps in expected.items() for k, p in enumerate(ps)]
+    table = pq.read_table(tmp_path / "n.parquet")
+    assert table.select(["class", "phrase", "rank"]).to_pylist() == [
+        {"class": c, "phrase": p, "rank": k} for c, ps in expected.items() for k, p in enumerate(ps)]
+    # Each row carries the stored vectors of its class name and its phrase, per encoder and template, bit-exact.
+    fp = tiny_backbone.fingerprint
+    store = store_of(world["cache"])
+    for column, text_column in (("class_embeddings", "class"), ("phrase_embeddings", "phrase")):
+        for row in table.select([text_column, column]).to_pylist():
+            entries = {e["template"]: np.array(e["vector"], np.float32) for e in row[column]}
+            assert {e["encoder_fingerprint"] for e in row[column]} == {fp} and sorted(entries) == sorted(TEMPLATES)
+            want = store.get_embeddings([row[text_column]], TEMPLATES, fp)[0]
+            assert np.array_equal(np.stack([entries[t] for t in TEMPLATES]).view(np.uint32), want.view(np.uint32))
+    side = json.loads((tmp_path / "n.parquet.provenance.json").read_text())
+    assert side["embeddings"] == [{"encoder_fingerprint": fp, "dim": tiny_backbone.embed_dim,
+                                   "templates": sorted(TEMPLATES), "texts": len(CLASSES) + len(
+                                       {p for ps in NEIGHBORS.values() for p in ps})}]
 
     code, out, _ = cli(capsys, "neighbors", "export", "--generation", "real", "--cache-dir", world["cache"])
     assert code == 0 and json.loads(out) == expected  # standard output, for a pipe
@@ -129,9 +144,10 @@ def test_export_then_import_gives_the_same_phrases_and_bit_identical_embeddings(
 
 
 def test_a_pipe_into_a_fresh_store_reencodes_the_same_phrases(world, capsys, tmp_path, monkeypatch, tiny_backbone):
-    """`export | import -` onto another machine's empty cache: the same phrases, and embeddings from the backbone's
-    own frozen tower (checked against its forward; a different batch composition moves the last bit or two of
-    float32, so the comparison there is to 1e-6, not bitwise)."""
+    """`export | import -` onto another machine's empty cache: JSON Lines carries phrases only, so the same phrases
+    come back and are encoded again by the backbone's own frozen tower (checked against its forward; a different
+    batch composition moves the last bit or two of float32, so the comparison there is to 1e-6, not bitwise: the
+    Parquet export is the bit-exact way, tested below)."""
     code, out, _ = cli(capsys, "neighbors", "export", "--format", "jsonl", "--generation", "real",
                        "--cache-dir", world["cache"])
     assert code == 0
@@ -144,10 +160,105 @@ def test_a_pipe_into_a_fresh_store_reencodes_the_same_phrases(world, capsys, tmp
     store = store_of(fresh)
     assert store.get_phrases(CLASSES, s["generation_key"]) == {c: NEIGHBORS[c] for c in CLASSES}
     texts = CLASSES + [p for c in CLASSES for p in NEIGHBORS[c]]
-    assert s["texts_encoded"] == len(texts) and s["file"] == "<stdin>"
+    assert s["texts_encoded"] == len(texts) and s["texts_adopted"] == 0 and s["file"] == "<stdin>"
+    assert s["file_vectors"].startswith("none: the file carries phrases only") and "note:" not in err
     got = store.get_embeddings(texts, TEMPLATES, tiny_backbone.fingerprint)
     np.testing.assert_allclose(got, frozen_template_embeddings(tiny_backbone, texts, TEMPLATES), rtol=0, atol=1e-6)
     assert not store.verify()
+
+
+def export_parquet(capsys, cache: Path, out: Path, generation: str = "real") -> Path:
+    code, _, err = cli(capsys, "neighbors", "export", "--format", "parquet", "--generation", generation, "--out", out,
+                       "--cache-dir", cache)
+    assert code == 0, err
+    return out
+
+
+def test_a_parquet_export_into_a_fresh_store_is_bit_identical_and_trains(world, capsys, tmp_path, tiny_backbone):
+    """The store is the contract between the stages: a generation exported as Parquet from one store and imported
+    into an empty one (another machine) gives the same phrases and, because the file carries the stored vectors
+    and the encoder's fingerprint matches, the very same embedding bits; and the copy trains."""
+    f = export_parquet(capsys, world["cache"], tmp_path / "real.parquet")
+    fresh = tmp_path / "fresh"
+    code, out, err = cli(capsys, "neighbors", "import", f, "--name", "moved", "--backbone", world["model"],
+                         "--cache-dir", fresh, *TPL, "--json")
+    assert code == 0, err
+    s = json.loads(out)
+    texts = CLASSES + [p for c in CLASSES for p in NEIGHBORS[c]]
+    assert s["texts_encoded"] == 0 and s["texts_adopted"] == len(set(texts)) and s["dropped"] == {}
+    assert s["file_vectors"].startswith("adopted: ") and "note:" not in err
+    a, b = store_of(world["cache"]), store_of(fresh)
+    assert b.get_phrases(CLASSES, s["generation_key"]) == a.get_phrases(CLASSES, world["key"])
+    fp = tiny_backbone.fingerprint
+    assert np.array_equal(b.get_embeddings(texts, TEMPLATES, fp).view(np.uint32),
+                          a.get_embeddings(texts, TEMPLATES, fp).view(np.uint32))
+    assert not b.verify()
+    m = tune(capsys, {**world, "cache": fresh}, tmp_path / "run", "--set", "sept.generation=moved")
+    assert m["fingerprints"]["store"]["generation_name"] == "moved"
+    assert m["fingerprints"]["store"]["neighbors_per_class"] == {c: len(NEIGHBORS[c]) for c in CLASSES[:3]}
+
+
+def test_a_parquet_export_for_another_encoder_is_encoded_again_and_says_so(world, capsys, tmp_path):
+    """The file's vectors belong to the encoder that made them: for another fingerprint (the same weights in another
+    folder) the texts are encoded by the target's own tower, and one line says why the file's were not used."""
+    import shutil
+
+    f = export_parquet(capsys, world["cache"], tmp_path / "real.parquet")
+    model = tmp_path / "tiny-clap-elsewhere"
+    shutil.copytree(world["model"], model)
+    code, out, err = cli(capsys, "neighbors", "import", f, "--name", "moved", "--backbone", model,
+                         "--cache-dir", tmp_path / "fresh", *TPL, "--json")
+    assert code == 0, err
+    s = json.loads(out)
+    texts = set(CLASSES + [p for c in CLASSES for p in NEIGHBORS[c]])
+    assert s["texts_adopted"] == 0 and s["texts_encoded"] == len(texts)
+    notes = [x for x in err.splitlines() if x.startswith("note:")]
+    assert len(notes) == 1 and "re-encoded" in notes[0] and str(f) in notes[0], err
+    carried = s["file_vectors_carried"][0]["encoder_fingerprint"]
+    assert carried in notes[0] and s["encoder_fingerprint"] in notes[0] and carried != s["encoder_fingerprint"]
+
+
+def _bad_vectors(table, case: str):
+    """`table` (an exported Parquet table) with its phrase_embeddings spoiled as `case` says."""
+    import pyarrow as pa
+
+    rows = table.to_pylist()
+    first = rows[0]["phrase_embeddings"][0]
+    if case == "wrong type":
+        return table.set_column(table.column_names.index("phrase_embeddings"), "phrase_embeddings",
+                                pa.array([[1.0]] * len(rows), pa.list_(pa.float64())))
+    if case == "not unit":
+        first["vector"] = [2 * x for x in first["vector"]]
+    elif case == "another length":
+        first["vector"] = first["vector"][:-1]
+    elif case == "NaN":
+        first["vector"] = [float("nan")] + first["vector"][1:]
+    elif case == "one text, two vectors":  # the same (encoder, template) again, other bits (still a unit vector)
+        rows[0]["phrase_embeddings"].append({**first, "vector": list(reversed(first["vector"]))})
+    return pa.Table.from_pylist(rows, schema=table.schema)
+
+
+BAD_VECTORS = {
+    "wrong type": "wrong shape: Parquet column phrase_embeddings is list<",
+    "not unit": "not a finite unit vector (norm 2",
+    "another length": "vector; this encoder's other vectors are",
+    "NaN": "not a finite unit vector (norm nan)",
+    "one text, two vectors": "carried twice with different values",
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_VECTORS))
+def test_bad_carried_vectors_are_one_line_exit_2_and_the_store_is_untouched(world, capsys, tmp_path, case):
+    f = export_parquet(capsys, world["cache"], tmp_path / "real.parquet")
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(_bad_vectors(pq.read_table(f), case), bad)
+    before = snapshot(world["cache"])
+    code, out, err = cli(capsys, "neighbors", "import", bad, "--name", "bad", "--backbone", world["model"],
+                         "--cache-dir", world["cache"], *TPL)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and BAD_VECTORS[case] in err and str(bad) in err, err
+    assert "nothing was stored" in err
+    assert snapshot(world["cache"]) == before
 
 
 BAD = {
