@@ -7,8 +7,8 @@ fingerprint and template, bit-exact. Import reads such a file, runs stage one's 
 (cleaning.py's text rules, then the near-duplicate filter of filters.py on the backbone's frozen embeddings;
 what each rule dropped is reported), takes the vectors a Parquet file carries for the backbone's fingerprint
 under every template of text.templates as they are, encodes what is still lacking with the backbone's frozen
-text tower, and stores the phrases as a generation of their own (provenance "imported": the file's sha256 and a label for who wrote it). Phrases,
-embeddings and the name are published by one manifest commit: a failed or killed import leaves the store
+text tower, and stores the phrases as a generation of their own (provenance "imported": the file's sha256 and
+a label for who wrote it). Phrases, embeddings and the name are published by one manifest commit: a failed or killed import leaves the store
 as it was. No LLM anywhere: an imported list trains on a machine that never had one.
 
 The file is refused whole, with one line naming the first problem, when it is not UTF-8, not JSON (or JSON
@@ -206,8 +206,8 @@ def _is_vectors_type(t) -> bool:
     if not pa.types.is_list(t) or not pa.types.is_struct(t.value_type):
         return False
     fields = {f.name: f.type for f in t.value_type}
-    return (list(fields) == ["encoder_fingerprint", "template", "vector"] and fields["encoder_fingerprint"] == pa.string()
-            and fields["template"] == pa.string() and pa.types.is_list(fields["vector"])
+    return (list(fields) == ["encoder_fingerprint", "template", "vector"]
+            and fields["encoder_fingerprint"] == pa.string() and fields["template"] == pa.string() and pa.types.is_list(fields["vector"])
             and fields["vector"].value_type == pa.float32())
 
 
@@ -472,7 +472,8 @@ def _file_vectors_note(lists: NeighborList, encoder_fp: str, templates: list[str
         return "none: the file carries phrases only; texts the store lacked were encoded"
     if stored["texts_adopted"] and not stored["texts_encoded"]:
         return f"adopted: {stored['texts_adopted']} texts' vectors taken as the file carries them for {encoder_fp}"
-    carried = "; ".join(f"{c['encoder_fingerprint']} ({len(c['templates'])} templates)" for c in lists.vectors_summary())
+    carried = "; ".join(f"{c['encoder_fingerprint']} ({len(c['templates'])} templates)"
+                        for c in lists.vectors_summary())
     if stored["texts_adopted"]:
         return (f"partly adopted: {stored['texts_adopted']} texts taken from the file, {stored['texts_encoded']} "
                 f"encoded again (the file carries no vectors for them under {encoder_fp} and the "
@@ -565,8 +566,8 @@ def export_generation(store, key: str, fmt: str, out: Path | None) -> dict:
     data = render(lists, fmt, stored)
     carried = [{"encoder_fingerprint": fp, "dim": int(m.shape[1]), "templates": sorted(set(tpls)),
                 "texts": len(set(texts))} for fp, texts, tpls, m in stored]
-    provenance = {**provenance, "format": fmt, "embeddings": carried, "exported_at": utc_now_iso(), "file_sha256": sha256_bytes(data),
-                  "sept_pipeline": sept_pipeline_version()}
+    provenance = {**provenance, "format": fmt, "embeddings": carried, "exported_at": utc_now_iso(),
+                  "file_sha256": sha256_bytes(data), "sept_pipeline": sept_pipeline_version()}
     if out is not None:
         out = Path(out)
         sidecar = out.with_name(out.name + ".provenance.json")
