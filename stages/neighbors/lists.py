@@ -214,6 +214,8 @@ def _is_vectors_type(t) -> bool:
 def _carried_vectors(table, where: str) -> dict[str, dict[str, dict[str, np.ndarray]]]:
     """The class_embeddings / phrase_embeddings columns of an exported Parquet file, checked whole: one encoder's
     vectors all of one length, finite, of unit norm, and one text carrying one vector per (encoder, template)."""
+    from cache.unit_vectors import row_norms
+
     carried: dict[str, dict[str, dict[str, np.ndarray]]] = {}
     dims: dict[str, int] = {}
     for column, text_column in VECTOR_COLUMNS.items():
@@ -237,7 +239,7 @@ def _carried_vectors(table, where: str) -> dict[str, dict[str, dict[str, np.ndar
                 raise _bad(where, f"{what}: a blank encoder fingerprint or template")
             if dims.setdefault(fp, len(v)) != len(v) or not len(v):
                 raise _bad(where, f"{what}: a {len(v)}-d vector; this encoder's other vectors are {dims[fp]}-d")
-            norm = float(np.linalg.norm(v.astype(np.float64)))
+            norm = float(row_norms(v))
             if not np.isfinite(v).all() or abs(norm - 1.0) > UNIT_NORM_TOLERANCE:
                 raise _bad(where, f"{what}: not a finite unit vector (norm {norm:.6g}); stored embeddings are unit "
                                   f"per template")
