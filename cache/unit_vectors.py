@@ -9,10 +9,16 @@ from __future__ import annotations
 import numpy as np
 
 
+def row_norms(x: np.ndarray, axis: int = -1, keepdims: bool = False) -> np.ndarray:
+    """L2 norms of `x` along `axis`, in float64 (what unit_rows divides by; also how a caller checks that vectors
+    it was handed are unit, as `neighbors import` does for the vectors a file carries)."""
+    return np.linalg.norm(np.asarray(x, dtype=np.float64), axis=axis, keepdims=keepdims)
+
+
 def unit_rows(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """`x` (any shape) scaled to unit L2 norm along `axis`, as float64; all-zero vectors stay zero."""
     x = np.asarray(x, dtype=np.float64)
-    norms = np.linalg.norm(x, axis=axis, keepdims=True)
+    norms = row_norms(x, axis=axis, keepdims=True)
     return x / np.where(norms > 0, norms, 1.0)
 
 

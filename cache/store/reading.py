@@ -139,6 +139,25 @@ def embedding_rows(
     return table["text"].to_pylist(), table["template_id"].to_pylist(), embedding_matrix(table["embedding"], dim)
 
 
+def stored_vectors(
+    root: Path, manifest: Manifest, texts: Sequence[str]
+) -> list[tuple[str, list[str], list[str], np.ndarray]]:
+    """Every stored embedding of `texts`, per encoder (sorted by fingerprint): (fingerprint, texts, templates as
+    written, float32 [rows, D] bit-exact), rows sorted by (text, template). What `neighbors export` carries."""
+    wanted = pa.array(sorted(set(texts)), pa.string())
+    out = []
+    for fp in manifest.encoders():
+        parts = manifest.parts_of(schema.EMBEDDINGS, fp)
+        dim = parts[0].dim
+        table = read_parts(root, parts, ["text", "template", "embedding"], schema.embeddings_schema(dim))
+        table = table.filter(pc.is_in(table["text"], wanted)).sort_by([("text", "ascending"),
+                                                                     ("template", "ascending")])
+        if table.num_rows:
+            out.append((fp, table["text"].to_pylist(), table["template"].to_pylist(),
+                        embedding_matrix(table["embedding"], dim)))
+    return out
+
+
 def embeddings_array(
     root: Path, manifest: Manifest, texts: Sequence[str], templates: Sequence[str], encoder_fingerprint: str
 ) -> np.ndarray:

@@ -305,6 +305,12 @@ class NeighborStore:
         with self._reading() as m:
             return reading.embeddings_array(self.root, m, list(texts), list(templates), encoder_fingerprint)
 
+    def stored_vectors(self, texts: Iterable[str]) -> list[tuple[str, list[str], list[str], np.ndarray]]:
+        """Every stored embedding of `texts`, per encoder: [(fingerprint, texts, templates, float32 [rows, D])],
+        bit-exact, whichever templates each text was stored under."""
+        with self._reading() as m:
+            return reading.stored_vectors(self.root, m, list(texts))
+
     def put_embeddings(
         self, texts: Sequence[str], templates: Sequence[str], encoder_fingerprint: str, vectors: np.ndarray
     ) -> PutEmbeddingsResult:

@@ -33,7 +33,8 @@ def _dropped(dropped: dict) -> str:
 @click.command("export")
 @click.option("--format", "fmt", type=click.Choice(["json", "jsonl", "parquet"]), default="json", show_default=True,
               help="json: {class: [phrases]} (CuPL/DCLIP); jsonl: one {\"class\", \"phrase\"} a line; parquet: "
-                   "columns class, phrase, rank.")
+                   "columns class, phrase, rank, and the stored embeddings of each row's class name and phrase "
+                   "(class_embeddings, phrase_embeddings: per encoder fingerprint and template, bit-exact).")
 @click.option("--generation", default="auto", show_default=True,
               help="Generation key or name; auto = the store's only generation.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -94,18 +95,23 @@ def import_cmd(file, name, llm_label, backbone, force_name, cache_dir, cfg, as_j
     rule dropped is reported. Limits: 1,000 phrases a class, 1,000 characters a phrase, 200 a class
     name, 20,000 classes, 64 MiB. A bad file is refused whole, one line, exit 2, the store untouched.
     The generation key is the file's sha256 plus the cleaning rules: importing the same file again
-    stores nothing new.
+    stores nothing new. A Parquet file written by `neighbors export` carries the stored embeddings:
+    those of the backbone's fingerprint under every template of text.templates are stored as they are
+    (bit-exact); other texts are encoded, and a note says why the file's vectors were not used.
 
     \b
     Examples:
       sept-pipeline neighbors import cupl_esc50.json --name cupl-gpt4o --llm-label "gpt-4o (CuPL)"
       sept-pipeline neighbors import lists.jsonl --name mine --backbone laion/clap-htsat-unfused
       sept-pipeline neighbors export --generation qwen7b-v3 | sept-pipeline neighbors import - --name copy
+      sept-pipeline neighbors import qwen7b-v3.parquet --name qwen7b-v3   # exported elsewhere: vectors kept
       sept-pipeline neighbors import lists.json --name mine --set neighbors.near_duplicate_cos=1.0 --json
     """
     from stages.neighbors.lists import import_list
 
     s = import_list(file, cfg, cache_dir, backbone, name, llm_label, force_name)
+    if s["file_vectors"].startswith(("re-encoded", "partly")):  # the file's vectors were of no use: say why
+        click.echo(f"note: {s['file']}: its vectors {s['file_vectors']}", err=True)
     if as_json:
         emit_json(s)
         return
@@ -115,7 +121,8 @@ def import_cmd(file, name, llm_label, backbone, force_name, cache_dir, cfg, as_j
         click.echo(f"warning: cleaning left {len(s['classes_empty'])} classes without a phrase: "
                    f"{', '.join(s['classes_empty'][:5])}{' ...' if len(s['classes_empty']) > 5 else ''}", err=True)
     click.echo(f"generation {s['generation_key']} (name {s['generation_name']!r}): {s['classes_stored']} classes "
-               f"stored, {s['texts_encoded']} texts encoded for {s['encoder_fingerprint']}; store {s['store']}")
+               f"stored, {s['texts_encoded']} texts encoded and {s['texts_adopted']} taken from the file for "
+               f"{s['encoder_fingerprint']}; store {s['store']}")
 
 
 @click.command("encode")

@@ -1,12 +1,14 @@
 """Neighbor lists in and out of the store: the `{class: [phrases]}` shape of CuPL and DCLIP, JSON Lines of
 `{class, phrase}`, and Parquet (class, phrase, rank).
 
-Export writes one generation's phrases, best first, with a provenance sidecar (FILE.provenance.json).
-Import reads such a file, runs stage one's cleaning rules on it (cleaning.py's text rules, then the
-near-duplicate filter of filters.py on the backbone's frozen embeddings; what each rule dropped is
-reported), encodes what the store lacks with the backbone's frozen text tower, and stores the phrases as a
-generation of their own (provenance "imported": the file's sha256 and a label for who wrote it). Phrases,
-embeddings and the name are published by one manifest commit: a failed or killed import leaves the store
+Export writes one generation's phrases, best first, with a provenance sidecar (FILE.provenance.json); the
+Parquet shape also carries every stored embedding of its texts (class names and phrases), per encoder
+fingerprint and template, bit-exact. Import reads such a file, runs stage one's cleaning rules on it
+(cleaning.py's text rules, then the near-duplicate filter of filters.py on the backbone's frozen embeddings;
+what each rule dropped is reported), takes the vectors a Parquet file carries for the backbone's fingerprint
+under every template of text.templates as they are, encodes what is still lacking with the backbone's frozen
+text tower, and stores the phrases as a generation of their own (provenance "imported": the file's sha256 and
+a label for who wrote it). Phrases, embeddings and the name are published by one manifest commit: a failed or killed import leaves the store
 as it was. No LLM anywhere: an imported list trains on a machine that never had one.
 
 The file is refused whole, with one line naming the first problem, when it is not UTF-8, not JSON (or JSON
@@ -36,6 +38,21 @@ FORMATS = ("json", "jsonl", "parquet")
 # Version of the import rule (which cleaning runs, how the key is made): part of an imported generation's key.
 IMPORT_RULE = "import-v1"
 
+# The Parquet export's embedding columns: per row, the stored vectors of its class name and of its phrase, one
+# entry per (encoder fingerprint, template). A list of structs rather than one column per encoder, so a file can
+# carry any number of encoders and template sets and still be read by any Parquet reader.
+VECTOR_COLUMNS = {"class_embeddings": "class", "phrase_embeddings": "phrase"}
+# A carried vector must be a unit vector like the ones stage one stores (float32 rounding is ~1e-7).
+UNIT_NORM_TOLERANCE = 1e-4
+
+
+def vectors_type():
+    """list<struct<encoder_fingerprint: string, template: string, vector: list<float32>>>."""
+    import pyarrow as pa
+
+    return pa.list_(pa.struct([pa.field("encoder_fingerprint", pa.string()), pa.field("template", pa.string()),
+                               pa.field("vector", pa.list_(pa.float32()))]))
+
 
 @dataclass
 class NeighborList:
@@ -45,6 +62,27 @@ class NeighborList:
     format: str
     sha256: str
     source: str
+    # encoder fingerprint -> text -> template -> float32 [D], as the file carries them (Parquet export only)
+    vectors: dict[str, dict[str, dict[str, np.ndarray]]] = field(default_factory=dict)
+
+    def vectors_for(self, encoder_fp: str, templates: Sequence[str]) -> dict[str, np.ndarray]:
+        """text -> float32 [T, D] for the texts the file carries under this encoder and every one of `templates`
+        (in that order): the vectors an import adopts instead of encoding."""
+        out = {}
+        for text, per_template in self.vectors.get(encoder_fp, {}).items():
+            if all(t in per_template for t in templates):
+                out[text] = np.stack([per_template[t] for t in templates])
+        return out
+
+    def vectors_summary(self) -> list[dict]:
+        """[{encoder_fingerprint, dim, templates, texts}] of what the file carries."""
+        out = []
+        for fp in sorted(self.vectors):
+            texts = self.vectors[fp]
+            templates = sorted({t for per in texts.values() for t in per})
+            dim = len(next(iter(next(iter(texts.values())).values())))
+            out.append({"encoder_fingerprint": fp, "dim": dim, "templates": templates, "texts": len(texts)})
+        return out
 
 
 def _bad(where: str, why: str) -> UserError:
@@ -71,7 +109,8 @@ def read_list(path: str) -> NeighborList:
 def parse_list(raw: bytes, where: str) -> NeighborList:
     digest = sha256_bytes(raw)
     if raw[:4] == b"PAR1":
-        return NeighborList(_checked(_parquet_pairs(raw, where), where), "parquet", digest, where)
+        pairs, vectors = _parquet_pairs(raw, where)
+        return NeighborList(_checked(pairs, where), "parquet", digest, where, vectors)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -136,7 +175,8 @@ def _jsonl_pairs(text: str, where: str) -> list[tuple[str, list[str]]]:
     return list(grouped.items())
 
 
-def _parquet_pairs(raw: bytes, where: str) -> list[tuple[str, list[str]]]:
+def _parquet_pairs(raw: bytes, where: str) -> tuple[list[tuple[str, list[str]]], dict]:
+    """(class -> phrases in rank order, the vectors the file carries: see NeighborList.vectors)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -156,7 +196,59 @@ def _parquet_pairs(raw: bytes, where: str) -> list[tuple[str, list[str]]]:
         if c is None or p is None:
             raise _bad(where, "a null class or phrase")
         grouped.setdefault(c, []).append(p)
-    return list(grouped.items())
+    return list(grouped.items()), _carried_vectors(table, where)
+
+
+def _is_vectors_type(t) -> bool:
+    """Whether `t` is vectors_type() up to the names of list items (Parquet readers call them item or element)."""
+    import pyarrow as pa
+
+    if not pa.types.is_list(t) or not pa.types.is_struct(t.value_type):
+        return False
+    fields = {f.name: f.type for f in t.value_type}
+    return (list(fields) == ["encoder_fingerprint", "template", "vector"]
+            and fields["encoder_fingerprint"] == pa.string() and fields["template"] == pa.string() and pa.types.is_list(fields["vector"])
+            and fields["vector"].value_type == pa.float32())
+
+
+def _carried_vectors(table, where: str) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """The class_embeddings / phrase_embeddings columns of an exported Parquet file, checked whole: one encoder's
+    vectors all of one length, finite, of unit norm, and one text carrying one vector per (encoder, template)."""
+    from cache.unit_vectors import row_norms
+
+    carried: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    dims: dict[str, int] = {}
+    for column, text_column in VECTOR_COLUMNS.items():
+        if column not in table.column_names:
+            continue
+        if not _is_vectors_type(table.schema.field(column).type):
+            raise _bad(where, f"wrong shape: Parquet column {column} is {table.schema.field(column).type}, expected "
+                              f"{vectors_type()} (what `neighbors export --format parquet` writes)")
+        col = table[column].combine_chunks()
+        parents = col.value_parent_indices().to_numpy(zero_copy_only=False)
+        fps, templates, vecs = col.flatten().flatten()  # entries, parent list offsets and nulls applied
+        if fps.null_count or templates.null_count or vecs.null_count:
+            raise _bad(where, f"Parquet column {column}: an entry with a null encoder_fingerprint, template or vector")
+        starts = np.concatenate([[0], np.cumsum(vecs.value_lengths().to_numpy(zero_copy_only=False))])
+        values = vecs.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+        texts = table[text_column].to_pylist()
+        for i, (fp, template) in enumerate(zip(fps.to_pylist(), templates.to_pylist())):
+            text, v = texts[parents[i]], values[starts[i]:starts[i + 1]]
+            what = f"Parquet column {column}, {text_column} {text!r}, encoder {fp!r}, template {template!r}"
+            if not fp.strip() or not template:
+                raise _bad(where, f"{what}: a blank encoder fingerprint or template")
+            if dims.setdefault(fp, len(v)) != len(v) or not len(v):
+                raise _bad(where, f"{what}: a {len(v)}-d vector; this encoder's other vectors are {dims[fp]}-d")
+            norm = float(row_norms(v))
+            if not np.isfinite(v).all() or abs(norm - 1.0) > UNIT_NORM_TOLERANCE:
+                raise _bad(where, f"{what}: not a finite unit vector (norm {norm:.6g}); stored embeddings are unit "
+                                  f"per template")
+            per_template = carried.setdefault(fp, {}).setdefault(text, {})
+            if template in per_template and not np.array_equal(per_template[template].view(np.uint32),
+                                                               v.view(np.uint32)):
+                raise _bad(where, f"{what}: carried twice with different values")
+            per_template[template] = v
+    return carried
 
 
 def _checked(pairs: list[tuple[str, list[str]]], where: str) -> dict[str, list[str]]:
@@ -247,14 +339,19 @@ def drop_near_duplicates(cleaned: Cleaned, vectors: "Vectors", near_duplicate_co
 
 # ------------------------------------------------------------------------------------------------ encoding
 class Vectors:
-    """Frozen per-template embeddings of texts: from the store when there, else from the backbone's text tower
-    (loaded only if something must be encoded). `new` lists the texts encoded here, in order."""
+    """Frozen per-template embeddings of texts: from the store when there, else the ones an imported file carries
+    for this encoder (`carried`: text -> [T, D], taken as they are: that is what makes an export/import round trip
+    bit-exact across machines), else from the backbone's text tower (loaded only if something must be encoded).
+    `new` lists the texts the store lacked, in order; `adopted` those of them that came from the file."""
 
-    def __init__(self, store, backbone_id: str, cfg, cache: Path, encoder_fp: str):
+    def __init__(self, store, backbone_id: str, cfg, cache: Path, encoder_fp: str,
+                 carried: dict[str, np.ndarray] | None = None):
         self.store, self.backbone_id, self.cfg, self.cache, self.fp = store, backbone_id, cfg, cache, encoder_fp
         self.templates = list(cfg.text.templates)
         self.vectors: dict[str, np.ndarray] = {}
         self.new: list[str] = []
+        self.carried = carried or {}
+        self.adopted: set[str] = set()
         self._encoder = None
 
     def ensure(self, texts: Sequence[str]) -> None:
@@ -266,6 +363,11 @@ class Vectors:
         if stored:
             self.vectors.update(zip(stored, self.store.get_embeddings(stored, self.templates, self.fp)))
         new = [t for t in todo if t in missing]
+        adopted = [t for t in new if t in self.carried]
+        self.vectors.update((t, self.carried[t]) for t in adopted)
+        self.adopted.update(adopted)
+        self.new += adopted
+        new = [t for t in new if t not in self.carried]
         if new:
             if self._encoder is None:
                 from stages.neighbors.encoding import TextEncoder
@@ -302,9 +404,11 @@ def store_generation(store, items, vectors: Vectors, name: str | None, force_nam
     vectors.release()
     phrases, embeddings = store.put_generation(items, new, vectors.templates, vectors.fp, arr, name=name,
                                                force_name=force_name)
+    adopted = sum(1 for t in new if t in vectors.adopted)
     return {"classes_stored": len(phrases.written), "classes_already_stored": len(phrases.skipped),
-            "phrases_stored": phrases.rows, "texts_encoded": embeddings.texts_written,
-            "texts_reused": len(texts) - embeddings.texts_written, "index_rows": embeddings.index_rows}
+            "phrases_stored": phrases.rows, "texts_encoded": embeddings.texts_written - adopted,
+            "texts_adopted": adopted, "texts_reused": len(texts) - embeddings.texts_written,
+            "index_rows": embeddings.index_rows}
 
 
 def sept_pipeline_version() -> str:
@@ -335,7 +439,8 @@ def import_list(path: str, cfg, cache_dir, backbone: str | None, name: str, llm_
     rules = {"import": IMPORT_RULE, "cleaning": CLEANING_RULE, "max_words": n.max_words, "max_chars": n.max_chars,
              "same_script": n.same_script, "near_duplicate_cos": n.near_duplicate_cos}
     cleaned = clean_text(lists.classes, n)
-    vectors = Vectors(store, backbone_id, cfg, cache, encoder_fp)
+    templates = list(cfg.text.templates)
+    vectors = Vectors(store, backbone_id, cfg, cache, encoder_fp, lists.vectors_for(encoder_fp, templates))
     drop_near_duplicates(cleaned, vectors, n.near_duplicate_cos)
     most = max(len(v) for v in cleaned.kept.values())
     if most == 0:
@@ -358,7 +463,27 @@ def import_list(path: str, cfg, cache_dir, backbone: str | None, name: str, llm_
         "dropped_phrases": cleaned.dropped_phrases, "embedding_filter": cleaned.embedding_filter,
         "classes_empty": [c for c, v in cleaned.kept.items() if not v], "num_neighbors": most,
         "encoder_fingerprint": encoder_fp, "templates": len(vectors.templates), **stored,
+        "file_vectors": _file_vectors_note(lists, encoder_fp, templates, stored),
+        "file_vectors_carried": lists.vectors_summary(),
     }
+
+
+def _file_vectors_note(lists: NeighborList, encoder_fp: str, templates: list[str], stored: dict) -> str:
+    """One line on what became of the vectors the file carries (the CLI prints it when they were not used)."""
+    if not lists.vectors:
+        return "none: the file carries phrases only; texts the store lacked were encoded"
+    if stored["texts_adopted"] and not stored["texts_encoded"]:
+        return f"adopted: {stored['texts_adopted']} texts' vectors taken as the file carries them for {encoder_fp}"
+    carried = "; ".join(f"{c['encoder_fingerprint']} ({len(c['templates'])} templates)"
+                        for c in lists.vectors_summary())
+    if stored["texts_adopted"]:
+        return (f"partly adopted: {stored['texts_adopted']} texts taken from the file, {stored['texts_encoded']} "
+                f"encoded again (the file carries no vectors for them under {encoder_fp} and the "
+                f"{len(templates)} templates of text.templates)")
+    if not stored["texts_encoded"]:
+        return "unused: the store already held every text's vectors for this encoder"
+    return (f"re-encoded: the file carries vectors for {carried}, not for {encoder_fp} under the {len(templates)} "
+            f"templates of text.templates; {stored['texts_encoded']} texts were encoded again")
 
 
 # ------------------------------------------------------------------------------------------------ export
@@ -383,7 +508,8 @@ def export_rows(store, key: str) -> tuple[dict[str, list[str]], dict]:
     return {c: phrases[c] for c in sorted(phrases) if phrases[c]}, provenance
 
 
-def render(lists: dict[str, list[str]], fmt: str) -> bytes:
+def render(lists: dict[str, list[str]], fmt: str, stored: Sequence[tuple] = ()) -> bytes:
+    """The file's bytes; the Parquet shape also carries `stored` (NeighborStore.stored_vectors of its texts)."""
     if fmt == "json":
         return (json.dumps(lists, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
     if fmt == "jsonl":
@@ -392,12 +518,40 @@ def render(lists: dict[str, list[str]], fmt: str) -> bytes:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.table({"class": [c for c, ps in lists.items() for _ in ps],
-                      "phrase": [p for ps in lists.values() for p in ps],
-                      "rank": pa.array([k for ps in lists.values() for k in range(len(ps))], pa.int32())})
+    classes = [c for c, ps in lists.items() for _ in ps]
+    phrases = [p for ps in lists.values() for p in ps]
+    by_text: dict[str, list[tuple[str, str, np.ndarray]]] = {}
+    for fp, texts, templates, matrix in stored:
+        for text, template, v in zip(texts, templates, matrix):
+            by_text.setdefault(text, []).append((fp, template, v))
+    table = pa.table({"class": classes, "phrase": phrases,
+                      "rank": pa.array([k for ps in lists.values() for k in range(len(ps))], pa.int32()),
+                      "class_embeddings": _vectors_column(classes, by_text),
+                      "phrase_embeddings": _vectors_column(phrases, by_text)})
     buf = io.BytesIO()
     pq.write_table(table, buf)
     return buf.getvalue()
+
+
+def _vectors_column(row_texts: list[str], by_text: dict):
+    """One list<struct> cell per row: every (encoder, template, vector) stored for the row's text (built from flat
+    arrays, so the float32 values go into the file exactly as the store holds them)."""
+    import pyarrow as pa
+
+    fps, templates, vecs, offsets = [], [], [], [0]
+    for text in row_texts:
+        for fp, template, v in by_text.get(text, ()):
+            fps.append(fp)
+            templates.append(template)
+            vecs.append(v)
+        offsets.append(len(fps))
+    vec_offsets = np.concatenate([[0], np.cumsum([len(v) for v in vecs], dtype=np.int64)]).astype(np.int32)
+    values = pa.array(np.concatenate(vecs) if vecs else np.zeros(0, np.float32), pa.float32())
+    entries = pa.StructArray.from_arrays(
+        [pa.array(fps, pa.string()), pa.array(templates, pa.string()),
+         pa.ListArray.from_arrays(pa.array(vec_offsets, pa.int32()), values)],
+        fields=list(vectors_type().value_type))
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), entries, type=vectors_type())
 
 
 def export_generation(store, key: str, fmt: str, out: Path | None) -> dict:
@@ -408,9 +562,14 @@ def export_generation(store, key: str, fmt: str, out: Path | None) -> dict:
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt}: one of {', '.join(FORMATS)}")
     lists, provenance = export_rows(store, key)
-    data = render(lists, fmt)
-    provenance = {**provenance, "format": fmt, "exported_at": utc_now_iso(), "file_sha256": sha256_bytes(data),
-                  "sept_pipeline": sept_pipeline_version()}
+    stored = ()
+    if fmt == "parquet":  # JSON and JSON Lines are the peers' phrases-only shapes
+        stored = store.stored_vectors(list(lists) + [p for ps in lists.values() for p in ps])
+    data = render(lists, fmt, stored)
+    carried = [{"encoder_fingerprint": fp, "dim": int(m.shape[1]), "templates": sorted(set(tpls)),
+                "texts": len(set(texts))} for fp, texts, tpls, m in stored]
+    provenance = {**provenance, "format": fmt, "embeddings": carried, "exported_at": utc_now_iso(),
+                  "file_sha256": sha256_bytes(data), "sept_pipeline": sept_pipeline_version()}
     if out is not None:
         out = Path(out)
         sidecar = out.with_name(out.name + ".provenance.json")

@@ -10,8 +10,6 @@ reads only those arrays and the records.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -19,6 +17,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from cli_kit import run_in_process, run_subprocess
 from pipeline.report.diagnostic import own_other, pick_pairs, similarity
 from record_kit import make_record
 
@@ -155,8 +154,7 @@ def test_diagnostic_matrices_equal_independent_computations(diag_setup, tiny_bac
 
 def test_report_with_diagnostic_writes_pictures_numbers_and_section(diag_setup, tmp_path):
     out = tmp_path / "rep"
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "report", str(diag_setup["runs"]), "--out", str(out),
-                           "--diagnostic"], capture_output=True, text=True)
+    proc = run_subprocess("report", diag_setup["runs"], "--out", out, "--diagnostic")
     assert proc.returncode == 0, proc.stderr
     md = (out / "report.md").read_text()
     assert "## Semantic structure (diagnostic)" in md
@@ -194,13 +192,9 @@ def test_the_diagnostic_needs_no_prompt_checkpoint_and_names_a_pair_without_arra
 
 
 def test_inspect_finds_the_words_a_context_was_made_of(diag_setup):
-    from click.testing import CliRunner
-
-    from pipeline.cli import cli
-
     # In this process (the models are loaded already); the CLI's exit codes are checked in the next tests.
-    result = CliRunner().invoke(cli, ["inspect", str(diag_setup["runs"] / "coop-sept"), "-k", "3", "--json"])
-    assert result.exit_code == 0, result.output
+    result = run_in_process("inspect", diag_setup["runs"] / "coop-sept", "-k", "3", "--json")
+    assert result.code == 0, result.stderr
     info = json.loads(result.stdout)
     assert info["method"] == "coop" and info["prompt_from"] == "final" and info["ctx_shape"][0] == 4
     # Each context vector IS a token embedding: its nearest token is that token, at distance 0.
@@ -210,8 +204,8 @@ def test_inspect_finds_the_words_a_context_was_made_of(diag_setup):
     assert all(row[1]["distance"] > 0 for row in info["context"])  # ... and the runner-up is not
     assert info["fingerprints"]["backbone"].startswith("clap:")
     assert info["config"]["method"]["n_ctx"] == 4
-    text = CliRunner().invoke(cli, ["inspect", str(diag_setup["runs"] / "coop-sept")])
-    assert text.exit_code == 0 and "nearest vocabulary tokens by Euclidean distance" in text.stdout
+    text = run_in_process("inspect", diag_setup["runs"] / "coop-sept")
+    assert text.code == 0 and "nearest vocabulary tokens by Euclidean distance" in text.stdout
 
 
 def test_nearest_tokens_against_brute_force():
@@ -230,5 +224,5 @@ def test_nearest_tokens_against_brute_force():
 
 def test_inspect_bad_input_is_one_line(tmp_path):
     for run, expect in ((tmp_path / "nope", "not a folder"), (tmp_path, "no config.json")):
-        proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "inspect", str(run)], capture_output=True, text=True)
+        proc = run_subprocess("inspect", run)
         assert proc.returncode == 2 and expect in proc.stderr and proc.stderr.count("\n") == 1

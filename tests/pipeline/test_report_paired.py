@@ -5,13 +5,12 @@ from __future__ import annotations
 import csv
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from scipy.stats import t as student_t
 
+from cli_kit import run_subprocess
 from pipeline.report import published
 from pipeline.report.build import build_report, frames
 from pipeline.report.collect import collect_runs
@@ -132,13 +131,12 @@ def test_paired_through_the_cli_json_and_a_bad_key(tmp_path: Path):
     root = tmp_path / "runs"
     tri(root, False, OFF)
     tri(root, True, ON)
-    cli = [sys.executable, "-m", "pipeline.cli", "report", str(root), "--paired"]
-    proc = subprocess.run(cli + ["--json", "--out", str(tmp_path / "rep")], capture_output=True, text=True)
+    cli = ["report", root, "--paired"]
+    proc = run_subprocess(*cli, "--json", "--out", tmp_path / "rep")
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)["paired"]
     assert [r["metric"] for r in rows] == ["base_acc", "new_acc", "hm"] and rows[2]["better"] == 0
-    proc = subprocess.run(cli + ["--by", "train.no_such_key", "--out", str(tmp_path / "bad")], capture_output=True,
-                          text=True)
+    proc = run_subprocess(*cli, "--by", "train.no_such_key", "--out", tmp_path / "bad")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--by train.no_such_key: no run here" in proc.stderr
     assert not (tmp_path / "bad").exists()
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 import csv
 import json
 import statistics
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from pipeline.report.build import build_report, frames
+from cli_kit import run_subprocess
 from record_kit import make_record, write_record
 
 
@@ -172,8 +171,7 @@ def test_corrupt_metrics_file_is_named_and_skipped(runs: Path, tmp_path: Path, c
     bad = runs / "broken-run" / "metrics.json"
     bad.parent.mkdir()
     bad.write_text(content)
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "report", str(runs), "--out", str(tmp_path / "rep")],
-                          capture_output=True, text=True)
+    proc = run_subprocess("report", runs, "--out", tmp_path / "rep")
     assert proc.returncode == 0, proc.stderr
     assert f"warning: skipped {bad}: " in proc.stderr and reason in proc.stderr
     md = (tmp_path / "rep" / "report.md").read_text()
@@ -188,8 +186,7 @@ def test_no_usable_runs_is_a_user_error(tmp_path: Path):
     bad.write_text("not json")
     for folder, expect in ((tmp_path / "empty", "no finished run found"), (tmp_path / "only-bad", str(bad)),
                            (tmp_path / "missing", "not a folder")):
-        proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "report", str(folder)],
-                              capture_output=True, text=True)
+        proc = run_subprocess("report", folder)
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.startswith("error: ") and expect in proc.stderr
         assert proc.stderr.count("\n") == 1  # one line

@@ -8,9 +8,7 @@ tests/stages/neighbors/test_lists.py.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +17,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.cli import main
+from cli_kit import cli_env, run_in_process, run_subprocess
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "stages" / "tuning"))
 from tuning_kit import CLASSES, NEIGHBORS, TEMPLATES, fill_store, frozen_template_embeddings, write_dataset  # noqa
@@ -28,13 +26,6 @@ ROOT = Path(__file__).resolve().parents[3]
 TPL = ["--set", "text.templates=" + json.dumps(TEMPLATES)]
 FAST = ["--set", "train.epochs=1", "--set", "train.warmup_epochs=0", "--set", "method.n_ctx=4", *TPL,
         "--set", "backbone.device=cpu"]
-
-
-def cli(capsys, *args) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main([*map(str, args)])
-    out = capsys.readouterr()
-    return exit_info.value.code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
@@ -64,18 +55,19 @@ def snapshot(cache: Path) -> dict:
             for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".lock"}
 
 
-def tune(capsys, world, out: Path, *extra) -> dict:
-    code, stdout, err = cli(capsys, "tune", "--dataset", world["spec"], "--data-root", world["data"], "--method",
-                            "coop", "--sept", "--protocol", "base2new", "--seed", 0, "--shots", 2, "--backbone",
-                            world["model"], "--cache-dir", world["cache"], *FAST, "--out", out, *extra, "--json")
+def tune(world, out: Path, *extra) -> dict:
+    code, stdout, err = run_in_process("tune", "--dataset", world["spec"], "--data-root", world["data"], "--method",
+                                       "coop", "--sept", "--protocol", "base2new", "--seed", 0, "--shots", 2,
+                                       "--backbone", world["model"], "--cache-dir", world["cache"], *FAST, "--out", out,
+                                       *extra, "--json")
     assert code == 0, err
     return json.loads(stdout)
 
 
-def test_export_writes_each_format_with_a_provenance_sidecar(world, capsys, tmp_path):
+def test_export_writes_each_format_with_a_provenance_sidecar(world, tmp_path, tiny_backbone):
     expected = {c: NEIGHBORS[c] for c in sorted(NEIGHBORS)}
-    code, out, err = cli(capsys, "neighbors", "export", "--generation", "real", "--out", tmp_path / "n.json",
-                         "--cache-dir", world["cache"], "--json")
+    code, out, err = run_in_process("neighbors", "export", "--generation", "real", "--out", tmp_path / "n.json",
+                                    "--cache-dir", world["cache"], "--json")
     assert code == 0, err
     assert json.loads((tmp_path / "n.json").read_text()) == expected
     side = json.loads((tmp_path / "n.json.provenance.json").read_text())
@@ -88,30 +80,45 @@ def test_export_writes_each_format_with_a_provenance_sidecar(world, capsys, tmp_
     assert side["file_sha256"] == hashlib.sha256((tmp_path / "n.json").read_bytes()).hexdigest()
     assert side["prompt_hash"] == "test" and side["first_created_at"] <= side["last_created_at"]
     assert side["format"] == "json" and side["sampling"] == {"temperature": 0.0}
+    assert side["embeddings"] == []  # the peers' shape: phrases only
 
-    assert cli(capsys, "neighbors", "export", "--format", "jsonl", "--generation", world["key"], "--out",
-               tmp_path / "n.jsonl", "--cache-dir", world["cache"])[0] == 0
+    assert run_in_process("neighbors", "export", "--format", "jsonl", "--generation", world["key"], "--out",
+                          tmp_path / "n.jsonl", "--cache-dir", world["cache"])[0] == 0
     rows = [json.loads(x) for x in (tmp_path / "n.jsonl").read_text().splitlines()]
     assert rows == [{"class": c, "phrase": p} for c, ps in expected.items() for p in ps]
 
-    assert cli(capsys, "neighbors", "export", "--format", "parquet", "--generation", "real", "--out",
-               tmp_path / "n.parquet", "--cache-dir", world["cache"])[0] == 0
-    table = pq.read_table(tmp_path / "n.parquet").to_pylist()
-    assert table == [{"class": c, "phrase": p, "rank": k} for c, ps in expected.items() for k, p in enumerate(ps)]
+    assert run_in_process("neighbors", "export", "--format", "parquet", "--generation", "real", "--out",
+                          tmp_path / "n.parquet", "--cache-dir", world["cache"])[0] == 0
+    table = pq.read_table(tmp_path / "n.parquet")
+    assert table.select(["class", "phrase", "rank"]).to_pylist() == [
+        {"class": c, "phrase": p, "rank": k} for c, ps in expected.items() for k, p in enumerate(ps)]
+    # Each row carries the stored vectors of its class name and its phrase, per encoder and template, bit-exact.
+    fp = tiny_backbone.fingerprint
+    store = store_of(world["cache"])
+    for column, text_column in (("class_embeddings", "class"), ("phrase_embeddings", "phrase")):
+        for row in table.select([text_column, column]).to_pylist():
+            entries = {e["template"]: np.array(e["vector"], np.float32) for e in row[column]}
+            assert {e["encoder_fingerprint"] for e in row[column]} == {fp} and sorted(entries) == sorted(TEMPLATES)
+            want = store.get_embeddings([row[text_column]], TEMPLATES, fp)[0]
+            assert np.array_equal(np.stack([entries[t] for t in TEMPLATES]).view(np.uint32), want.view(np.uint32))
+    side = json.loads((tmp_path / "n.parquet.provenance.json").read_text())
+    assert side["embeddings"] == [{"encoder_fingerprint": fp, "dim": tiny_backbone.embed_dim,
+                                   "templates": sorted(TEMPLATES), "texts": len(CLASSES) + len(
+                                       {p for ps in NEIGHBORS.values() for p in ps})}]
 
-    code, out, _ = cli(capsys, "neighbors", "export", "--generation", "real", "--cache-dir", world["cache"])
+    code, out, _ = run_in_process("neighbors", "export", "--generation", "real", "--cache-dir", world["cache"])
     assert code == 0 and json.loads(out) == expected  # standard output, for a pipe
 
 
 @pytest.mark.parametrize("fmt", ["json", "jsonl", "parquet"])
-def test_export_then_import_gives_the_same_phrases_and_bit_identical_embeddings(world, capsys, tmp_path, fmt):
+def test_export_then_import_gives_the_same_phrases_and_bit_identical_embeddings(world, tmp_path, fmt):
     """In the store it came from, an imported copy of a generation reads the very rows the original reads (the
     store keys embeddings by text, template and encoder): nothing is encoded again, every bit is the same."""
     f = tmp_path / f"n.{fmt}"
-    assert cli(capsys, "neighbors", "export", "--format", fmt, "--generation", "real", "--out", f,
-               "--cache-dir", world["cache"])[0] == 0
-    code, out, err = cli(capsys, "neighbors", "import", f, "--name", f"copy-{fmt}", "--backbone", world["model"],
-                         "--cache-dir", world["cache"], *TPL, "--json")
+    assert run_in_process("neighbors", "export", "--format", fmt, "--generation", "real", "--out", f,
+                          "--cache-dir", world["cache"])[0] == 0
+    code, out, err = run_in_process("neighbors", "import", f, "--name", f"copy-{fmt}", "--backbone", world["model"],
+                                    "--cache-dir", world["cache"], *TPL, "--json")
     assert code == 0, err
     s = json.loads(out)
     assert s["texts_encoded"] == 0 and s["dropped"] == {} and s["format"] == fmt
@@ -128,26 +135,121 @@ def test_export_then_import_gives_the_same_phrases_and_bit_identical_embeddings(
     assert row["llm_fingerprint"] == f"sha256:{s['file_sha256']}"
 
 
-def test_a_pipe_into_a_fresh_store_reencodes_the_same_phrases(world, capsys, tmp_path, monkeypatch, tiny_backbone):
-    """`export | import -` onto another machine's empty cache: the same phrases, and embeddings from the backbone's
-    own frozen tower (checked against its forward; a different batch composition moves the last bit or two of
-    float32, so the comparison there is to 1e-6, not bitwise)."""
-    code, out, _ = cli(capsys, "neighbors", "export", "--format", "jsonl", "--generation", "real",
-                       "--cache-dir", world["cache"])
+def test_a_pipe_into_a_fresh_store_reencodes_the_same_phrases(world, tmp_path, tiny_backbone):
+    """`export | import -` onto another machine's empty cache: JSON Lines carries phrases only, so the same phrases
+    come back and are encoded again by the backbone's own frozen tower (checked against its forward; a different
+    batch composition moves the last bit or two of float32, so the comparison there is to 1e-6, not bitwise: the
+    Parquet export is the bit-exact way, tested below)."""
+    code, out, _ = run_in_process("neighbors", "export", "--format", "jsonl", "--generation", "real",
+                                  "--cache-dir", world["cache"])
     assert code == 0
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(out.encode("utf-8"))))
     fresh = tmp_path / "fresh"
-    code, out, err = cli(capsys, "neighbors", "import", "-", "--name", "piped", "--backbone", world["model"],
-                         "--cache-dir", fresh, *TPL, "--json")
+    code, out, err = run_in_process("neighbors", "import", "-", "--name", "piped", "--backbone", world["model"],
+                                    "--cache-dir", fresh, *TPL, "--json", input=out)
     assert code == 0, err
     s = json.loads(out)
     store = store_of(fresh)
     assert store.get_phrases(CLASSES, s["generation_key"]) == {c: NEIGHBORS[c] for c in CLASSES}
     texts = CLASSES + [p for c in CLASSES for p in NEIGHBORS[c]]
-    assert s["texts_encoded"] == len(texts) and s["file"] == "<stdin>"
+    assert s["texts_encoded"] == len(texts) and s["texts_adopted"] == 0 and s["file"] == "<stdin>"
+    assert s["file_vectors"].startswith("none: the file carries phrases only") and "note:" not in err
     got = store.get_embeddings(texts, TEMPLATES, tiny_backbone.fingerprint)
     np.testing.assert_allclose(got, frozen_template_embeddings(tiny_backbone, texts, TEMPLATES), rtol=0, atol=1e-6)
     assert not store.verify()
+
+
+def export_parquet(cache: Path, out: Path, generation: str = "real") -> Path:
+    code, _, err = run_in_process("neighbors", "export", "--format", "parquet", "--generation", generation,
+                                  "--out", out, "--cache-dir", cache)
+    assert code == 0, err
+    return out
+
+
+def test_a_parquet_export_into_a_fresh_store_is_bit_identical_and_trains(world, tmp_path, tiny_backbone):
+    """The store is the contract between the stages: a generation exported as Parquet from one store and imported
+    into an empty one (another machine) gives the same phrases and, because the file carries the stored vectors
+    and the encoder's fingerprint matches, the very same embedding bits; and the copy trains."""
+    f = export_parquet(world["cache"], tmp_path / "real.parquet")
+    fresh = tmp_path / "fresh"
+    code, out, err = run_in_process("neighbors", "import", f, "--name", "moved", "--backbone", world["model"],
+                                    "--cache-dir", fresh, *TPL, "--json")
+    assert code == 0, err
+    s = json.loads(out)
+    texts = CLASSES + [p for c in CLASSES for p in NEIGHBORS[c]]
+    assert s["texts_encoded"] == 0 and s["texts_adopted"] == len(set(texts)) and s["dropped"] == {}
+    assert s["file_vectors"].startswith("adopted: ") and "note:" not in err
+    a, b = store_of(world["cache"]), store_of(fresh)
+    assert b.get_phrases(CLASSES, s["generation_key"]) == a.get_phrases(CLASSES, world["key"])
+    fp = tiny_backbone.fingerprint
+    assert np.array_equal(b.get_embeddings(texts, TEMPLATES, fp).view(np.uint32),
+                          a.get_embeddings(texts, TEMPLATES, fp).view(np.uint32))
+    assert not b.verify()
+    m = tune({**world, "cache": fresh}, tmp_path / "run", "--set", "sept.generation=moved")
+    assert m["fingerprints"]["store"]["generation_name"] == "moved"
+    assert m["fingerprints"]["store"]["neighbors_per_class"] == {c: len(NEIGHBORS[c]) for c in CLASSES[:3]}
+
+
+def test_a_parquet_export_for_another_encoder_is_encoded_again_and_says_so(world, tmp_path):
+    """The file's vectors belong to the encoder that made them: for another fingerprint (the same weights in another
+    folder) the texts are encoded by the target's own tower, and one line says why the file's were not used."""
+    import shutil
+
+    f = export_parquet(world["cache"], tmp_path / "real.parquet")
+    model = tmp_path / "tiny-clap-elsewhere"
+    shutil.copytree(world["model"], model)
+    code, out, err = run_in_process("neighbors", "import", f, "--name", "moved", "--backbone", model,
+                                    "--cache-dir", tmp_path / "fresh", *TPL, "--json")
+    assert code == 0, err
+    s = json.loads(out)
+    texts = set(CLASSES + [p for c in CLASSES for p in NEIGHBORS[c]])
+    assert s["texts_adopted"] == 0 and s["texts_encoded"] == len(texts)
+    notes = [x for x in err.splitlines() if x.startswith("note:")]
+    assert len(notes) == 1 and "re-encoded" in notes[0] and str(f) in notes[0], err
+    carried = s["file_vectors_carried"][0]["encoder_fingerprint"]
+    assert carried in notes[0] and s["encoder_fingerprint"] in notes[0] and carried != s["encoder_fingerprint"]
+
+
+def _bad_vectors(table, case: str):
+    """`table` (an exported Parquet table) with its phrase_embeddings spoiled as `case` says."""
+    import pyarrow as pa
+
+    rows = table.to_pylist()
+    first = rows[0]["phrase_embeddings"][0]
+    if case == "wrong type":
+        return table.set_column(table.column_names.index("phrase_embeddings"), "phrase_embeddings",
+                                pa.array([[1.0]] * len(rows), pa.list_(pa.float64())))
+    if case == "not unit":
+        first["vector"] = [2 * x for x in first["vector"]]
+    elif case == "another length":
+        first["vector"] = first["vector"][:-1]
+    elif case == "NaN":
+        first["vector"] = [float("nan")] + first["vector"][1:]
+    elif case == "one text, two vectors":  # the same (encoder, template) again, other bits (still a unit vector)
+        rows[0]["phrase_embeddings"].append({**first, "vector": list(reversed(first["vector"]))})
+    return pa.Table.from_pylist(rows, schema=table.schema)
+
+
+BAD_VECTORS = {
+    "wrong type": "wrong shape: Parquet column phrase_embeddings is list<",
+    "not unit": "not a finite unit vector (norm 2",
+    "another length": "vector; this encoder's other vectors are",
+    "NaN": "not a finite unit vector (norm nan)",
+    "one text, two vectors": "carried twice with different values",
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_VECTORS))
+def test_bad_carried_vectors_are_one_line_exit_2_and_the_store_is_untouched(world, tmp_path, case):
+    f = export_parquet(world["cache"], tmp_path / "real.parquet")
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(_bad_vectors(pq.read_table(f), case), bad)
+    before = snapshot(world["cache"])
+    code, out, err = run_in_process("neighbors", "import", bad, "--name", "bad", "--backbone", world["model"],
+                                    "--cache-dir", world["cache"], *TPL)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and BAD_VECTORS[case] in err and str(bad) in err, err
+    assert "nothing was stored" in err
+    assert snapshot(world["cache"]) == before
 
 
 BAD = {
@@ -170,28 +272,28 @@ BAD = {
 
 
 @pytest.mark.parametrize("case", list(BAD))
-def test_a_bad_file_is_one_line_exit_2_and_the_store_is_untouched(world, capsys, tmp_path, case):
+def test_a_bad_file_is_one_line_exit_2_and_the_store_is_untouched(world, tmp_path, case):
     data, message = BAD[case]
     f = tmp_path / "bad.json"
     f.write_bytes(data)
     before = snapshot(world["cache"])
-    code, out, err = cli(capsys, "neighbors", "import", f, "--name", "bad", "--backbone", world["model"],
-                         "--cache-dir", world["cache"], *TPL)
+    code, out, err = run_in_process("neighbors", "import", f, "--name", "bad", "--backbone", world["model"],
+                                    "--cache-dir", world["cache"], *TPL)
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and message in err and str(f) in err, err
     assert "nothing was stored" in err
     assert snapshot(world["cache"]) == before
 
 
-def test_import_runs_stage_ones_cleaning_rules_and_reports_each(world, capsys, tmp_path):
+def test_import_runs_stage_ones_cleaning_rules_and_reports_each(world, tmp_path):
     f = tmp_path / "messy.json"
     f.write_text(json.dumps({
         "dog bark": ["Barking dog", "1. Canine yelp!", "dog bark", "woof", "WOOF", "bark dog",
                      "a dog that barks at the mailman every single morning, loudly and at length",
                      "Sure, here are some:", "\u72ac\u306e\u9cf4\u304d\u58f0"],
         "rain": ["rainfall", "drizzle"]}))
-    code, out, err = cli(capsys, "neighbors", "import", f, "--name", "messy", "--llm-label", "a hand", "--backbone",
-                         world["model"], "--cache-dir", world["cache"], *TPL, "--json")
+    code, out, err = run_in_process("neighbors", "import", f, "--name", "messy", "--llm-label", "a hand", "--backbone",
+                                    world["model"], "--cache-dir", world["cache"], *TPL, "--json")
     assert code == 0, err
     s = json.loads(out)
     assert s["dropped"] == {"class name": 1, "duplicate": 1, "class name reordered": 1, "too long": 1,
@@ -208,31 +310,31 @@ def test_import_runs_stage_ones_cleaning_rules_and_reports_each(world, capsys, t
     assert sampling["rules"]["max_chars"] == 60 and sampling["rules"]["cleaning"] == "cleaning-v2"
 
 
-def test_a_name_names_one_generation_unless_moved(world, capsys, tmp_path):
+def test_a_name_names_one_generation_unless_moved(world, tmp_path):
     f = tmp_path / "other.json"
     f.write_text(json.dumps({"rain": ["shower", "storm"]}))
-    code, _, err = cli(capsys, "neighbors", "import", f, "--name", "real", "--backbone", world["model"],
-                       "--cache-dir", world["cache"], *TPL)
+    code, _, err = run_in_process("neighbors", "import", f, "--name", "real", "--backbone", world["model"],
+                                  "--cache-dir", world["cache"], *TPL)
     assert code == 2 and f"--name real: already names generation {world['key']}" in err and "--force-name" in err
     assert store_of(world["cache"]).names()["real"] == world["key"]
-    code, out, err = cli(capsys, "neighbors", "import", f, "--name", "moved", "--backbone", world["model"],
-                         "--cache-dir", world["cache"], *TPL, "--json")
+    code, out, err = run_in_process("neighbors", "import", f, "--name", "moved", "--backbone", world["model"],
+                                    "--cache-dir", world["cache"], *TPL, "--json")
     assert code == 0, err
     key = json.loads(out)["generation_key"]
-    assert cli(capsys, "neighbors", "import", f, "--name", "moved", "--backbone", world["model"], "--cache-dir",
-               world["cache"], *TPL)[0] == 0  # the same file again: the same key, nothing new
-    code, _, err = cli(capsys, "neighbors", "import", f, "--name", "auto", "--backbone", world["model"],
-                       "--cache-dir", world["cache"], *TPL)
+    assert run_in_process("neighbors", "import", f, "--name", "moved", "--backbone", world["model"], "--cache-dir",
+                          world["cache"], *TPL)[0] == 0  # the same file again: the same key, nothing new
+    code, _, err = run_in_process("neighbors", "import", f, "--name", "auto", "--backbone", world["model"],
+                                  "--cache-dir", world["cache"], *TPL)
     assert code == 2 and "a generation name is a letter" in err
     assert store_of(world["cache"]).names()["moved"] == key
 
 
-def test_an_imported_list_trains_and_the_run_records_it(world, capsys, tmp_path):
+def test_an_imported_list_trains_and_the_run_records_it(world, tmp_path):
     f = tmp_path / "cupl.json"
     f.write_text(json.dumps({c: [p.upper() for p in NEIGHBORS[c][:3]] for c in CLASSES[:3]}))
-    assert cli(capsys, "neighbors", "import", f, "--name", "cupl", "--llm-label", "gpt-4o (CuPL)", "--backbone",
-               world["model"], "--cache-dir", world["cache"], *TPL)[0] == 0
-    m = tune(capsys, world, tmp_path / "run", "--set", "sept.generation=cupl")
+    assert run_in_process("neighbors", "import", f, "--name", "cupl", "--llm-label", "gpt-4o (CuPL)", "--backbone",
+                          world["model"], "--cache-dir", world["cache"], *TPL)[0] == 0
+    m = tune(world, tmp_path / "run", "--set", "sept.generation=cupl")
     st = m["fingerprints"]["store"]
     assert st["generation_name"] == "cupl" and st["generation_chosen_by"] == "name"
     assert st["generation_source"]["engine"] == "imported" and st["generation_source"]["llm_id"] == "gpt-4o (CuPL)"
@@ -241,16 +343,16 @@ def test_an_imported_list_trains_and_the_run_records_it(world, capsys, tmp_path)
     assert log and all(r["intra"] >= 0 and r["inter"] >= 0 for r in log)
 
 
-def test_auto_with_several_generations_asks_for_one(world, capsys, tmp_path, tiny_backbone):
+def test_auto_with_several_generations_asks_for_one(world, tmp_path, tiny_backbone):
     cache = tmp_path / "cache"
     store_of(cache).name_generation("real", fill_store(cache, tiny_backbone, TEMPLATES))
     f = tmp_path / "second.json"
     f.write_text(json.dumps({c: ["some sound"] for c in CLASSES[:3]}))
-    assert cli(capsys, "neighbors", "import", f, "--name", "second", "--backbone", world["model"],
-               "--cache-dir", cache, *TPL)[0] == 0
-    code, _, err = cli(capsys, "tune", "--dataset", world["spec"], "--data-root", world["data"], "--method", "coop",
-                       "--sept", "--protocol", "base2new", "--backbone", world["model"], "--cache-dir",
-                       cache, *FAST, "--out", tmp_path / "r")
+    assert run_in_process("neighbors", "import", f, "--name", "second", "--backbone", world["model"],
+                          "--cache-dir", cache, *TPL)[0] == 0
+    code, _, err = run_in_process("tune", "--dataset", world["spec"], "--data-root", world["data"], "--method", "coop",
+                                  "--sept", "--protocol", "base2new", "--backbone", world["model"], "--cache-dir",
+                                  cache, *FAST, "--out", tmp_path / "r")
     errors = [x for x in err.splitlines() if x.startswith("error:")]
     assert code == 2 and len(errors) == 1 and errors[0].endswith("=NAME")  # (the rest: model-loading progress)
     assert "sept.generation = 'auto': 2 generations" in err and world["key"] in err and "(name 'real')" in err
@@ -274,9 +376,8 @@ def test_a_killed_import_leaves_the_store_as_it_was(world, tmp_path):
             "NeighborStore._commit = lambda self, old, new: os._exit(137)\n"
             "from pipeline.cli import main\n"
             "main(sys.argv[1:])\n")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
     r = subprocess.run([sys.executable, "-c", code, "neighbors", "import", str(f), "--name", "late", "--backbone",
-                        str(world["model"]), "--cache-dir", str(cache), *TPL], cwd=ROOT, env=env,
+                        str(world["model"]), "--cache-dir", str(cache), *TPL], cwd=ROOT, env=cli_env(),
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 137, r.stderr[-2000:]
     store = store_of(cache)
@@ -284,14 +385,13 @@ def test_a_killed_import_leaves_the_store_as_it_was(world, tmp_path):
     assert {k: v for k, v in after.items() if k in before} == before  # nothing committed was changed
     assert set(after) - set(before) and store.leftovers()  # the import's files exist, unlisted
     assert not store.verify() and "late" not in store.names()
-    r = subprocess.run([sys.executable, "-m", "pipeline.cli", "neighbors", "import", str(f), "--name", "late",
-                        "--backbone", str(world["model"]), "--cache-dir", str(cache), *TPL], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=600)
+    r = run_subprocess("neighbors", "import", f, "--name", "late", "--backbone", world["model"], "--cache-dir", cache,
+                       *TPL, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "late" in store.names() and not store.leftovers() and not store.verify()
 
 
-def test_encode_embeds_a_stored_generation_for_another_backbone(world, capsys, tmp_path):
+def test_encode_embeds_a_stored_generation_for_another_backbone(world, tmp_path):
     """A store made for one backbone, tuned with another: `neighbors encode` fills what tune would ask for."""
     import shutil
 
@@ -303,40 +403,37 @@ def test_encode_embeds_a_stored_generation_for_another_backbone(world, capsys, t
     model = tmp_path / "tiny-clap-renamed"  # the same weights in another folder: another fingerprint
     shutil.copytree(world["model"], model)
     other_backbone = load_backbone(model, BackboneConfig(device="cpu"))
-    code, out, err = cli(capsys, "neighbors", "encode", "--generation", "real", "--dataset", world["spec"],
-                         "--backbone", model, "--cache-dir", cache, *TPL, "--json")
+    code, out, err = run_in_process("neighbors", "encode", "--generation", "real", "--dataset", world["spec"],
+                                    "--backbone", model, "--cache-dir", cache, *TPL, "--json")
     assert code == 0, err
     s = json.loads(out)
     texts = CLASSES + [p for c in CLASSES for p in NEIGHBORS[c]]
     assert s["generation_key"] == world["key"] and s["texts_encoded"] == len(texts)
     got = store_of(cache).get_embeddings(texts, TEMPLATES, other_backbone.fingerprint)
     np.testing.assert_allclose(got, frozen_template_embeddings(other_backbone, texts, TEMPLATES), rtol=0, atol=1e-6)
-    assert json.loads(cli(capsys, "neighbors", "encode", "--generation", "real", "--backbone", model,
-                          "--cache-dir", cache, *TPL, "--json")[1])["texts_encoded"] == 0
+    assert json.loads(run_in_process("neighbors", "encode", "--generation", "real", "--backbone", model,
+                                     "--cache-dir", cache, *TPL, "--json")[1])["texts_encoded"] == 0
 
 
 def test_help_states_the_limits_of_the_code():
-    from click.testing import CliRunner
-
-    from pipeline.cli import cli as group
     from stages.neighbors import lists
 
-    text = " ".join(CliRunner().invoke(group, ["neighbors", "import", "--help"]).output.split())
+    text = " ".join(run_in_process("neighbors", "import", "--help").stdout.split())
     for number, what in ((lists.MAX_PHRASES_PER_CLASS, "phrases a class"), (lists.MAX_PHRASE_CHARS, "characters a "
                          "phrase"), (lists.MAX_CLASS_CHARS, "a class name"), (lists.MAX_CLASSES, "classes")):
         assert f"{number:,} {what}" in text, (number, what)
     assert f"{lists.MAX_FILE_BYTES // 2**20} MiB" in text
 
 
-def control(capsys, world, kind, name, *extra) -> dict:
-    code, out, err = cli(capsys, "neighbors", "control", kind, "--like", "real", "--name", name, "--backbone",
-                         world["model"], "--cache-dir", world["cache"], *TPL, *extra, "--json")
+def control(world, kind, name, *extra) -> dict:
+    code, out, err = run_in_process("neighbors", "control", kind, "--like", "real", "--name", name, "--backbone",
+                                    world["model"], "--cache-dir", world["cache"], *TPL, *extra, "--json")
     assert code == 0, err
     return json.loads(out)
 
 
-def test_random_words_control_copies_the_real_counts_deterministically_and_trains(world, capsys, tmp_path):
-    s = control(capsys, world, "random-words", "real-random", "--seed", 1)
+def test_random_words_control_copies_the_real_counts_deterministically_and_trains(world, tmp_path):
+    s = control(world, "random-words", "real-random", "--seed", 1)
     store = store_of(world["cache"])
     real = store.get_phrases(CLASSES, world["key"])
     made = store.get_phrases(CLASSES, s["generation_key"])
@@ -345,31 +442,31 @@ def test_random_words_control_copies_the_real_counts_deterministically_and_train
     assert s["parameters"]["seed"] == 1 and s["parameters"]["like"] == world["key"] and s["texts_encoded"] > 0
     row = next(r for r in store.generation_keys() if r["generation_key"] == s["generation_key"])
     assert row["engine"] == "control:random-words" and row["num_neighbors"] == 8  # the real generation's N
-    again = control(capsys, world, "random-words", "real-random", "--seed", 1)
+    again = control(world, "random-words", "real-random", "--seed", 1)
     assert again["generation_key"] == s["generation_key"] and again["classes_stored"] == 0  # same draw, same key
-    other = control(capsys, world, "random-words", "real-random-2", "--seed", 2)
+    other = control(world, "random-words", "real-random-2", "--seed", 2)
     assert store.get_phrases(CLASSES, other["generation_key"]) != made
-    m = tune(capsys, world, tmp_path / "run", "--set", "sept.generation=real-random")
+    m = tune(world, tmp_path / "run", "--set", "sept.generation=real-random")
     assert m["fingerprints"]["store"]["generation_source"]["engine"] == "control:random-words"
     assert m["fingerprints"]["store"]["neighbors_per_class"] == {c: len(real[c]) for c in CLASSES[:3]}
 
 
-def test_class_name_control_and_the_boundary_off_control_train(world, capsys, tmp_path):
-    s = control(capsys, world, "class-name", "real-classname")
+def test_class_name_control_and_the_boundary_off_control_train(world, tmp_path):
+    s = control(world, "class-name", "real-classname")
     made = store_of(world["cache"]).get_phrases(CLASSES, s["generation_key"])
     assert {c: len(v) for c, v in made.items()} == {c: len(NEIGHBORS[c]) for c in CLASSES}
     assert all(c in p for c in CLASSES for p in made[c]) and made["rain"][0] == "rain"
-    m = tune(capsys, world, tmp_path / "classname", "--set", "sept.generation=real-classname")
+    m = tune(world, tmp_path / "classname", "--set", "sept.generation=real-classname")
     assert m["fingerprints"]["store"]["generation_name"] == "real-classname"
     # The third control is a setting on the real generation, by its name.
-    m = tune(capsys, world, tmp_path / "no-boundary", "--set", "sept.generation=real",
+    m = tune(world, tmp_path / "no-boundary", "--set", "sept.generation=real",
              "--set", "sept.boundary_filter=false")
     assert m["neighbor_selection"]["boundary_filter"] == "off (sept.boundary_filter = false)"
     assert m["fingerprints"]["store"]["generation_key"] == world["key"] and m["sept"]["boundary_filter"] is False
 
 
-def test_a_control_of_a_control_is_refused(world, capsys):
-    control(capsys, world, "class-name", "cn-for-refusal")
-    code, _, err = cli(capsys, "neighbors", "control", "random-words", "--like", "cn-for-refusal", "--name", "x",
-                       "--backbone", world["model"], "--cache-dir", world["cache"], *TPL)
+def test_a_control_of_a_control_is_refused(world):
+    control(world, "class-name", "cn-for-refusal")
+    code, _, err = run_in_process("neighbors", "control", "random-words", "--like", "cn-for-refusal", "--name", "x",
+                                  "--backbone", world["model"], "--cache-dir", world["cache"], *TPL)
     assert code == 2 and "is itself a control (control:class-name); give the real generation" in err

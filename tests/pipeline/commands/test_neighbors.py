@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_kit import run_subprocess
 
 ROOT = Path(__file__).resolve().parents[3]
 PHRASES = {
@@ -68,15 +67,9 @@ def seeded(tmp_path_factory, clap):
     return {"cache": cache, **info}
 
 
-def env_for(cache: Path) -> dict:
-    env = dict(os.environ)
-    env.update(SEPT_CACHE_DIR=str(cache), HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
-    return env
-
-
-def cli(cache: Path, *args, input=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args, "--cache-dir", str(cache)], cwd=ROOT,
-                          env=env_for(cache), capture_output=True, text=True, timeout=300, input=input)
+def cli(cache: Path, *args, input=None, cwd=ROOT) -> subprocess.CompletedProcess:
+    return run_subprocess(*args, "--cache-dir", cache, env={"SEPT_CACHE_DIR": str(cache)}, cwd=cwd, input=input,
+                          timeout=300)
 
 
 def snapshot(cache: Path) -> dict:
@@ -151,9 +144,7 @@ def test_search_without_backbone_uses_the_stores_only_encoder(seeded, clap):
     assert out["encoder_fingerprint"] == seeded["encoder"] and out["query_from"] == "store"
     assert out["hits"][0]["text"] == "downpour"
     # A new text needs the weights: found under the fingerprint's name (the folder, from where it lies) ...
-    near = subprocess.run([sys.executable, "-m", "pipeline.cli", "neighbors", "search", "thunder rumble", "-k", "4",
-                           "--json", "--cache-dir", str(seeded["cache"])], cwd=clap.parent,
-                          env=env_for(seeded["cache"]), capture_output=True, text=True, timeout=300)
+    near = cli(seeded["cache"], "neighbors", "search", "thunder rumble", "-k", "4", "--json", cwd=clap.parent)
     assert near.returncode == 0, near.stderr
     named = cli(seeded["cache"], "neighbors", "search", "thunder rumble", "-k", "4", "--backbone", str(clap), "--json")
     assert json.loads(near.stdout)["hits"] == json.loads(named.stdout)["hits"]

@@ -25,7 +25,7 @@ import pytest
 import torch
 
 from cache.errors import UserError
-from pipeline.cli import main
+from cli_kit import run_in_process
 from stages.backbones.checkpoint import files as checkpoint_files
 from stages.backbones.checkpoint.files import checkpoint_file, download_path
 from stages.backbones.config import BackboneConfig
@@ -80,13 +80,6 @@ def offline_hub(tmp_path, monkeypatch):
     return hub
 
 
-def run_cli(args, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
-
-
 # ---- msclap: the Hugging Face cache ------------------------------------------------------------------
 def test_msclap_2023_resolves_to_the_cached_hub_file_and_loads_offline(msclap_2023_dir, offline_hub):
     snapshot = _put_in_hub_cache(offline_hub, "microsoft/msclap",
@@ -107,17 +100,17 @@ def test_msclap_2023_resolves_to_the_cached_hub_file_and_loads_offline(msclap_20
     assert torch.equal(backbone.encode_text(TEXTS), reference.encode_text(TEXTS))
 
 
-def test_msclap_short_id_offline_and_not_cached_exits_2_with_one_line(offline_hub, capsys):
-    code, _, err = run_cli(["backbones", "info", "msclap:2023", "--set", "backbone.device=cpu"], capsys)
+def test_msclap_short_id_offline_and_not_cached_exits_2_with_one_line(offline_hub):
+    code, _, err = run_in_process("backbones", "info", "msclap:2023", "--set", "backbone.device=cpu")
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "'msclap:2023'" in err and "microsoft/msclap" in err and "CLAP_weights_2023.pth" in err
     assert "hf download microsoft/msclap CLAP_weights_2023.pth" in err and "pass its path" in err
 
 
-def test_msclap_checkpoint_cached_but_its_tokenizer_not_is_one_line(msclap_2023_dir, offline_hub, capsys):
+def test_msclap_checkpoint_cached_but_its_tokenizer_not_is_one_line(msclap_2023_dir, offline_hub):
     _put_in_hub_cache(offline_hub, "microsoft/msclap",
                       {"CLAP_weights_2023.pth": msclap_2023_dir / "CLAP_weights_2023.pth"})
-    code, _, err = run_cli(["backbones", "info", "msclap:2023", "--set", "backbone.device=cpu"], capsys)
+    code, _, err = run_in_process("backbones", "info", "msclap:2023", "--set", "backbone.device=cpu")
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "'msclap:2023'" in err and "'gpt2'" in err
 
@@ -132,9 +125,9 @@ def _no_network(*args, **kwargs):
     raise AssertionError("the network was touched")
 
 
-def test_pengi_base_offline_and_not_downloaded_exits_2_with_one_line(offline_hub, monkeypatch, capsys):
+def test_pengi_base_offline_and_not_downloaded_exits_2_with_one_line(offline_hub, monkeypatch):
     monkeypatch.setattr(urllib.request, "urlopen", _no_network)  # offline: not even tried
-    code, _, err = run_cli(["backbones", "info", "pengi:base", "--set", "backbone.device=cpu"], capsys)
+    code, _, err = run_in_process("backbones", "info", "pengi:base", "--set", "backbone.device=cpu")
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "'pengi:base'" in err and "https://zenodo.org/records/8387083/files/base.pth" in err
     assert "pass the file's path" in err and "HF_HUB_OFFLINE" in err

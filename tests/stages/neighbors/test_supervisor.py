@@ -4,7 +4,7 @@ The supervised command here is a small Python program that does what vLLM's engi
 worker: it starts children with multiprocessing's "spawn" (two sleepers standing in for the engine core
 and its worker), then exits, fails, or waits. A "stubborn" variant's children ignore SIGTERM and SIGINT,
 so only the supervisor's SIGKILL can end them: where a test uses it, a tree that is gone proves the
-supervisor ended it. A launcher process calls `supervisor.run` as generate-neighbors does.
+supervisor ended it; each such child writes down every SIGTERM it got, once it is running again after it. A launcher process calls `supervisor.run` as generate-neighbors does.
 
 Every process of a test carries a marker in its environment; the census lists the live ones by it.
 The engine itself (real vLLM) is covered by tests/pipeline/test_generate_neighbors_lifetime.py.
@@ -31,11 +31,16 @@ TREE = textwrap.dedent('''
     import multiprocessing as mp, os, signal, sys, time
 
     def sleeper(stubborn, ready):
-        if stubborn:
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        got = []
+        if stubborn:  # survives SIGTERM (noting it) and SIGINT
+            signal.signal(signal.SIGTERM, lambda *_: got.append("TERM"))
             signal.signal(signal.SIGINT, signal.SIG_IGN)
         open(ready, "w").close()
-        time.sleep(600)
+        for _ in range(60_000):
+            time.sleep(0.01)
+            if got:  # written here, after the handler returned: proof that it ran on after the SIGTERM
+                with open(f"{ready}.signals", "a") as f:
+                    f.write(f"{got.pop()}, then still running\\n")
 
     if __name__ == "__main__":
         mode, ready = sys.argv[1], sys.argv[2]
@@ -116,9 +121,10 @@ class Case:
             time.sleep(0.02)
         return self.census()
 
-    def gone_within(self, seconds: float) -> list[proctree.Proc]:
-        """The census once it is empty, or at the deadline (what is left)."""
-        deadline = time.monotonic() + seconds
+    def gone(self, timeout: float = 120.0) -> list[proctree.Proc]:
+        """The census once it is empty; what is left if it is not after `timeout` (a guard against waiting
+        forever when the supervisor fails, not a bound on how fast it is)."""
+        deadline = time.monotonic() + timeout
         left = self.census()
         while left and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -168,7 +174,7 @@ def test_sigkill_of_the_launcher_ends_the_tree(case):
     assert len(c.wait_tree()) >= 5  # the census sees the whole tree before the kill
     os.kill(c.launcher.pid, signal.SIGKILL)
     c.launcher.wait()
-    assert c.gone_within(5.0) == []
+    assert c.gone() == []
     assert not list(c.records.glob("*.json"))
 
 
@@ -182,14 +188,15 @@ def test_sigkill_of_the_command_ends_its_children_and_is_reported(case):
 
 
 def test_children_that_ignore_sigterm_get_sigkill_after_the_grace(case):
-    c = case("stubborn", grace=1.0)
+    c = case("stubborn", grace=2.0)
     c.wait_tree()
-    t0 = time.monotonic()
     os.kill(c.pid_of("supervisor"), signal.SIGTERM)
     out = c.finish()
-    assert time.monotonic() - t0 >= 1.0  # they were given the grace period first
     assert f"rc={-signal.SIGTERM}" in out  # the command ended by our SIGTERM; the supervisor mirrors it
-    assert c.census() == []
+    assert c.census() == []  # they survive SIGTERM: only a SIGKILL ended them
+    # Each child got exactly one SIGTERM and ran on after it (so the SIGTERM came first, and the SIGKILL not at
+    # once but after the grace in which it could still run).
+    assert [Path(f"{c.ready}.{i}.signals").read_text() for i in range(2)] == ["TERM, then still running\n"] * 2
 
 
 def test_sigterm_of_the_launcher_ends_the_tree(case):
@@ -197,7 +204,7 @@ def test_sigterm_of_the_launcher_ends_the_tree(case):
     c.wait_tree()
     os.kill(c.launcher.pid, signal.SIGTERM)  # Python's default: the launcher dies at once
     c.launcher.wait()
-    assert c.gone_within(5.0) == []
+    assert c.gone() == []
 
 
 def test_ctrl_c_ends_the_tree_before_the_launcher_returns(case):
@@ -216,7 +223,7 @@ def test_sigkill_of_the_launcher_while_the_tree_starts(case, delay):
     time.sleep(delay)
     os.kill(c.launcher.pid, signal.SIGKILL)
     c.launcher.wait()
-    assert c.gone_within(5.0) == []
+    assert c.gone() == []
 
 
 def test_a_killed_supervisor_leaves_a_record_and_the_next_run_names_its_processes(case):
@@ -227,7 +234,7 @@ def test_a_killed_supervisor_leaves_a_record_and_the_next_run_names_its_processe
     assert len(list(c.records.glob("*.json"))) == 1
     os.kill(c.pid_of("supervisor"), signal.SIGKILL)  # the one case the supervisor cannot clean up
     c.finish()
-    survivors = c.gone_within(1.0)
+    survivors = c.census()  # nobody ends them: the launcher has exited, they sleep on
     # The command, its two children and multiprocessing's resource tracker, re-parented away from us.
     assert len(survivors) >= 3
     buf = io.StringIO()
@@ -238,7 +245,7 @@ def test_a_killed_supervisor_leaves_a_record_and_the_next_run_names_its_processe
     assert "not ended automatically" in msg
     assert sorted(p.pid for p in c.census()) == pids  # named, not killed
     c.cleanup()
-    assert c.gone_within(5.0) == []
+    assert c.gone() == []
     # Once they are gone, the record goes too, silently.
     buf = io.StringIO()
     assert leftovers.report(c.records, out=buf) == 0 and buf.getvalue() == ""
