@@ -19,7 +19,7 @@ def register(cli) -> None:
                        "(docs/method.md); otherwise say which recipe would be.")
     @click.option("--paired", is_flag=True,
                   help="Per-seed differences of runs that differ only in --by (default sept.enabled): base, new "
-                       "and HM (each seed's folds averaged first), mean, SD, 95%% interval (Student t) and the "
+                       "and HM (each seed's folds averaged first), mean, SD, 95% interval (Student t) and the "
                        "sign count; Markdown, paired.csv and --json.")
     @click.option("--by", "by", default=None, metavar="KEY",
                   help="With --paired: the one key the paired runs differ in (default sept.enabled; e.g. "
