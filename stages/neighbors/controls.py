@@ -94,7 +94,7 @@ def make_control(kind: str, cfg, cache_dir, backbone: str | None, like: str, nam
     from cache.store import ClassNeighbors, NeighborStore, Provenance
     from cache.store.generations import check_name
     from stages.backbones.fingerprint import encoder_fingerprint
-    from stages.neighbors.lists import Vectors, sept_pipeline_version, store_generation
+    from stages.neighbors.lists import cached_embeddings, sept_pipeline_version, store_generation
 
     if kind not in KINDS:
         raise UserError(f"control {kind!r}: one of {', '.join(KINDS)}")
@@ -128,7 +128,8 @@ def make_control(kind: str, cfg, cache_dir, backbone: str | None, like: str, nam
     params["like_names"] = list(chosen.names)  # recorded, not keyed: renaming the real one changes nothing
     store.check_name_free(name, prov.generation_key, force_name)
     items = [ClassNeighbors(c, phrases[c], prov, params, seed, rounds=0) for c in row["class_names"]]
-    stored = store_generation(store, items, Vectors(store, backbone_id, cfg, cache, encoder_fp), name, force_name)
+    vectors = cached_embeddings(store, backbone_id, cfg, cache, encoder_fp)
+    stored = store_generation(store, items, vectors, name, force_name)
     return {"store": str(store.root), "generation_key": prov.generation_key, "generation_name": name,
             "control": kind, "like": chosen.key, "parameters": params, "classes": len(items),
             "phrases": sum(len(i.phrases) for i in items), "encoder_fingerprint": encoder_fp, **stored}

@@ -97,12 +97,19 @@ class TextEncoder:
 
 
 class CachedEmbeddings:
-    """Frozen template embeddings of texts, from the store when there, else from the encoder; kept in memory
-    for the run (the embedding filter sees a class's earlier candidates again every round)."""
+    """Frozen per-template embeddings of texts ([T, D] each), kept in memory for the run (the embedding filter
+    sees a class's earlier candidates again every round): from the store when there, else the ones an imported
+    file carries for this encoder (`carried`: text -> [T, D], taken as they are, which is what makes an
+    export/import round trip bit-exact across machines), else from the encoder (lazy: loaded only if something
+    must be encoded). `new` lists the texts the store lacked, in order; `adopted` those that came from the file."""
 
-    def __init__(self, store, encoder: TextEncoder, templates: list[str], encoder_fp: str):
-        self.store, self.encoder, self.templates, self.fp = store, encoder, templates, encoder_fp
+    def __init__(self, store, encoder: TextEncoder, templates: list[str], encoder_fp: str,
+                 carried: dict[str, np.ndarray] | None = None):
+        self.store, self.encoder, self.templates, self.fp = store, encoder, list(templates), encoder_fp
         self.vectors: dict[str, np.ndarray] = {}
+        self.carried = carried or {}
+        self.new: list[str] = []
+        self.adopted: set[str] = set()
 
     def ensure(self, texts: Sequence[str]) -> None:
         todo = [t for t in dict.fromkeys(texts) if t not in self.vectors]
@@ -111,11 +118,14 @@ class CachedEmbeddings:
         missing = set(self.store.missing_embeddings(todo, self.templates, self.fp))
         stored = [t for t in todo if t not in missing]
         if stored:
-            arr = self.store.get_embeddings(stored, self.templates, self.fp)
-            self.vectors.update(zip(stored, arr))
-        new = [t for t in todo if t in missing]
-        if new:
-            self.vectors.update(zip(new, self.encoder.encode(new, self.templates)))
+            self.vectors.update(zip(stored, self.store.get_embeddings(stored, self.templates, self.fp)))
+        adopted = [t for t in todo if t in missing and t in self.carried]
+        self.vectors.update((t, self.carried[t]) for t in adopted)
+        self.adopted.update(adopted)
+        encode = [t for t in todo if t in missing and t not in self.carried]
+        if encode:
+            self.vectors.update(zip(encode, self.encoder.encode(encode, self.templates)))
+        self.new += adopted + encode
 
     def mean(self, texts: Sequence[str]) -> np.ndarray:
         """[len(texts), D] unit template means (filters.template_mean)."""
@@ -123,4 +133,17 @@ class CachedEmbeddings:
 
         if not texts:
             return np.zeros((0, 1))
+        self.ensure(texts)
         return template_mean(np.stack([self.vectors[t] for t in texts]))
+
+    def new_rows(self, texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
+        """(texts among `texts` that the store lacked, their vectors [n, T, D]) for the store."""
+        self.ensure(texts)
+        wanted = set(texts)
+        new = [t for t in self.new if t in wanted]
+        dim = next(iter(self.vectors.values())).shape[-1] if self.vectors else 1
+        arr = np.stack([self.vectors[t] for t in new]) if new else np.zeros((0, len(self.templates), dim), np.float32)
+        return new, arr
+
+    def release(self) -> None:
+        self.encoder.release()

@@ -315,7 +315,7 @@ def clean_text(lists: dict[str, list[str]], neighbors_cfg) -> Cleaned:
     return out
 
 
-def drop_near_duplicates(cleaned: Cleaned, vectors: "Vectors", near_duplicate_cos: float) -> None:
+def drop_near_duplicates(cleaned: Cleaned, vectors, near_duplicate_cos: float) -> None:
     """Stage one's near-duplicate filter (filters.py) over each class's kept phrases, in order; off (and said so)
     when neighbors.near_duplicate_cos >= 1 or when the encoder does not separate stage one's probe texts."""
     from stages.neighbors.filters import PROBE_TEXTS, select_neighbors, separates_texts
@@ -338,66 +338,17 @@ def drop_near_duplicates(cleaned: Cleaned, vectors: "Vectors", near_duplicate_co
 
 
 # ------------------------------------------------------------------------------------------------ encoding
-class Vectors:
-    """Frozen per-template embeddings of texts: from the store when there, else the ones an imported file carries
-    for this encoder (`carried`: text -> [T, D], taken as they are: that is what makes an export/import round trip
-    bit-exact across machines), else from the backbone's text tower (loaded only if something must be encoded).
-    `new` lists the texts the store lacked, in order; `adopted` those of them that came from the file."""
+def cached_embeddings(store, backbone_id: str, cfg, cache: Path, encoder_fp: str,
+                      carried: dict[str, np.ndarray] | None = None):
+    """The store's embeddings of this backbone, else the file's (`carried`), else the text tower's
+    (encoding.CachedEmbeddings; the tower loads only if something must be encoded)."""
+    from stages.neighbors.encoding import CachedEmbeddings, TextEncoder
 
-    def __init__(self, store, backbone_id: str, cfg, cache: Path, encoder_fp: str,
-                 carried: dict[str, np.ndarray] | None = None):
-        self.store, self.backbone_id, self.cfg, self.cache, self.fp = store, backbone_id, cfg, cache, encoder_fp
-        self.templates = list(cfg.text.templates)
-        self.vectors: dict[str, np.ndarray] = {}
-        self.new: list[str] = []
-        self.carried = carried or {}
-        self.adopted: set[str] = set()
-        self._encoder = None
-
-    def ensure(self, texts: Sequence[str]) -> None:
-        todo = [t for t in dict.fromkeys(texts) if t not in self.vectors]
-        if not todo:
-            return
-        missing = set(self.store.missing_embeddings(todo, self.templates, self.fp))
-        stored = [t for t in todo if t not in missing]
-        if stored:
-            self.vectors.update(zip(stored, self.store.get_embeddings(stored, self.templates, self.fp)))
-        new = [t for t in todo if t in missing]
-        adopted = [t for t in new if t in self.carried]
-        self.vectors.update((t, self.carried[t]) for t in adopted)
-        self.adopted.update(adopted)
-        self.new += adopted
-        new = [t for t in new if t not in self.carried]
-        if new:
-            if self._encoder is None:
-                from stages.neighbors.encoding import TextEncoder
-
-                self._encoder = TextEncoder(self.backbone_id, self.cfg.backbone, str(self.cache),
-                                            self.cfg.backbone.text_batch_size)
-            self.vectors.update(zip(new, self._encoder.encode(new, self.templates)))
-            self.new += new
-
-    def mean(self, texts: Sequence[str]) -> np.ndarray:
-        from cache.unit_vectors import template_mean
-
-        self.ensure(texts)
-        return template_mean(np.stack([self.vectors[t] for t in texts]))
-
-    def release(self) -> None:
-        if self._encoder is not None:
-            self._encoder.release()
-
-    def new_rows(self, texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
-        """(texts among `texts` encoded here, their vectors [n, T, D]) for the store."""
-        self.ensure(texts)
-        wanted = set(texts)
-        new = [t for t in self.new if t in wanted]
-        dim = next(iter(self.vectors.values())).shape[-1] if self.vectors else 1
-        arr = np.stack([self.vectors[t] for t in new]) if new else np.zeros((0, len(self.templates), dim), np.float32)
-        return new, arr
+    encoder = TextEncoder(backbone_id, cfg.backbone, str(cache), cfg.backbone.text_batch_size)
+    return CachedEmbeddings(store, encoder, list(cfg.text.templates), encoder_fp, carried)
 
 
-def store_generation(store, items, vectors: Vectors, name: str | None, force_name: bool) -> dict:
+def store_generation(store, items, vectors, name: str | None, force_name: bool) -> dict:
     """Embed every class name and phrase of `items` for the backbone and store it all in one commit."""
     texts = list(dict.fromkeys([i.class_name for i in items] + [p for i in items for p in i.phrases]))
     new, arr = vectors.new_rows(texts)
@@ -440,7 +391,7 @@ def import_list(path: str, cfg, cache_dir, backbone: str | None, name: str, llm_
              "same_script": n.same_script, "near_duplicate_cos": n.near_duplicate_cos}
     cleaned = clean_text(lists.classes, n)
     templates = list(cfg.text.templates)
-    vectors = Vectors(store, backbone_id, cfg, cache, encoder_fp, lists.vectors_for(encoder_fp, templates))
+    vectors = cached_embeddings(store, backbone_id, cfg, cache, encoder_fp, lists.vectors_for(encoder_fp, templates))
     drop_near_duplicates(cleaned, vectors, n.near_duplicate_cos)
     most = max(len(v) for v in cleaned.kept.values())
     if most == 0:
@@ -605,7 +556,7 @@ def encode_generation(cfg, cache_dir, backbone: str | None, generation: str, cla
                         f"it: {', '.join(repr(c) for c in absent[:5])}{' ...' if len(absent) > 5 else ''}")
     phrases = store.get_phrases(wanted, chosen.key)
     texts = list(dict.fromkeys(list(wanted) + [p for c in wanted for p in phrases[c]]))
-    vectors = Vectors(store, backbone_id, cfg, cache, encoder_fp)
+    vectors = cached_embeddings(store, backbone_id, cfg, cache, encoder_fp)
     new, arr = vectors.new_rows(texts)
     vectors.release()
     result = store.put_embeddings(new, templates, encoder_fp, arr) if new else None
