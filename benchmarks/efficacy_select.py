@@ -21,6 +21,8 @@ run read: `sept.generation_used`) are never part of a winner.
     python -m benchmarks.efficacy_select efficacy-out/runs/val-lambda [--json]
     python -m benchmarks.efficacy_select efficacy-out/runs/val-generation --prefer sept.generation=wn-v3 \\
         --value sept.generation                    (prints the one winning value, for a script)
+    python -m benchmarks.efficacy_select efficacy-out/runs/val-epochs --keys train.epochs --value train.epochs
+        (--keys: a chosen key that every run shares, a grid of one value, is read from the runs' config.json)
     python -m benchmarks.efficacy_select efficacy-out/runs/val-lambda --check configs/sweeps/efficacy-wordnet-coop.toml
         (exit 1 unless the sweep file holds the winners of the methods it runs: the final sweep runs what
         validation chose; --every-method when one method stood in for all, as CoOp does for the epochs)
@@ -191,6 +193,31 @@ def check_sweep_file(path: Path, result: list[dict], every_method: bool = False)
     return problems
 
 
+def add_shared_keys(result: list[dict], runs_dir: Path, keys: list[str]) -> None:
+    """A key chosen by this validation that its runs all share (a grid of one setting: no variant names it) is
+    read from the runs' resolved config (config.json) into each group's winner."""
+    configs: dict[tuple, list[dict]] = {}
+    for path in runs_dir.rglob("metrics.json"):
+        if any(s.startswith(".") for s in path.relative_to(runs_dir).parts[:-1]):
+            continue
+        record = json.loads(path.read_text(encoding="utf-8"))
+        config = json.loads((path.parent / "config.json").read_text(encoding="utf-8"))
+        group = (record["dataset"], record["method"], bool(record["sept"].get("enabled")))
+        configs.setdefault(group, []).append(config)
+    for g in result:
+        for key in keys:
+            if key in g["winner"]:
+                continue
+            section, _, name = key.partition(".")
+            values = {json.dumps(c.get(section, {}).get(name)) for c in configs.get((g["dataset"], g["method"],
+                                                                                     g["sept"]), [])}
+            if len(values) != 1 or values == {"null"}:
+                raise SystemExit(f"--keys {key}: the runs of {g['dataset']} {g['method']} sept={g['sept']} under "
+                                 f"{runs_dir} do not share one value of it ({sorted(values) or 'no runs'})")
+            value = json.loads(values.pop())
+            g["winner"][key] = value if isinstance(value, str) else json.dumps(value)
+
+
 def value_of(result: list[dict], key: str) -> str:
     """The one winning value of `key` over the (non-baseline-arm) groups; an error if they disagree or lack it."""
     values = {g["winner"][key] for g in result if "baseline_arm" not in g and key in g["winner"]}
@@ -225,15 +252,16 @@ def _toml_value(text: str) -> str:
 
 
 def describe(result: list[dict], n: int, runs_dir: Path, prefer: dict[str, str], margin: float) -> str:
-    pref = "".join(f"{k}={v}, " for k, v in prefer.items())
+    pref = "".join(f"{k}={v}, then " for k, v in prefer.items())
     lines = [f"{n} validation runs under {runs_dir}; rule: highest mean validation HM; a tie (within {margin:g} HM) "
-             f"goes to {pref}then the smaller {', '.join(TIE_KEYS)}"]
+             f"goes to {pref}the smaller {', '.join(TIE_KEYS)}"]
     for g in result:
         sept = "SEPT" if g["sept"] else "no SEPT"
         lines.append(f"\n{g['dataset']} {g['method']} {sept} (seeds {g['seeds']}):")
         for row in g["grid"]:
-            mark = "*" if row["setting"] == g["winner"] else " "
-            label = ", ".join(f"{k}={v}" for k, v in row["setting"].items()) or "(one setting)"
+            mark = "*" if row["setting"].items() <= g["winner"].items() else " "
+            label = (", ".join(f"{k}={v}" for k, v in row["setting"].items())
+                     or "(one setting: " + ", ".join(f"{k}={v}" for k, v in g["winner"].items()) + ")")
             lines.append(f" {mark} {label:<58} base {row['val_base']:6.2f}  new {row['val_new']:6.2f}  "
                          f"HM {row['val_hm']:6.2f} +/- {row['val_hm_std']:.2f}")
         if "baseline_arm" in g:
@@ -254,6 +282,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="exit 1 unless this sweep file holds the winners of the methods it runs (repeatable)")
     ap.add_argument("--every-method", action="store_true",
                     help="with --check: the winners hold for every method (one method stood in for all)")
+    ap.add_argument("--keys", nargs="+", default=[], metavar="KEY",
+                    help="keys this validation chooses; one its runs all share (a grid of one value) is read from "
+                         "their config.json into the winner")
     ap.add_argument("--value", metavar="KEY", help="print only the one winning value of KEY")
     ap.add_argument("--toml", action="store_true", help="print the winners as [per_dataset.D] tables")
     args = ap.parse_args(argv)
@@ -262,6 +293,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.tie_margin < 0:
         raise SystemExit(f"--tie-margin {args.tie_margin}: must be 0 or more (HM points)")
     result = winners(report_table(args.runs_dir), prefer, args.tie_margin)
+    add_shared_keys(result, args.runs_dir, args.keys)
     problems = [line for path in args.check for line in check_sweep_file(path, result, args.every_method)]
     for line in problems:
         print(line, file=sys.stderr)

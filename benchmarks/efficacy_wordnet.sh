@@ -65,10 +65,11 @@ done
 
 # 2a. epochs, for every method (CoOp without SEPT stands in for all)
 timed val-epochs $SP sweep --config $SWEEPS/efficacy-wordnet-val-epochs.toml
-"${SEL[@]}" efficacy-out/runs/val-epochs
-E=$("${SEL[@]}" efficacy-out/runs/val-epochs --value train.epochs)
+EPOCHS=(efficacy-out/runs/val-epochs --keys train.epochs)   # a grid of one value (the budget's cap) still names it
+"${SEL[@]}" "${EPOCHS[@]}"
+E=$("${SEL[@]}" "${EPOCHS[@]}" --value train.epochs)
 mapfile -t ARGS < <(checks "$BASELINES" "${SEPT_FILES[@]}" "$CROSS")
-"${SEL[@]}" efficacy-out/runs/val-epochs --every-method "${ARGS[@]}" > /dev/null
+"${SEL[@]}" "${EPOCHS[@]}" --every-method "${ARGS[@]}" > /dev/null
 
 # 2b. stage one's prompt, for every method's SEPT (CoOp+SEPT stands in for all); ties go to the default, wn-v3
 timed val-generation $SP sweep --config $SWEEPS/efficacy-wordnet-val-generation.toml --set train.epochs="$E"

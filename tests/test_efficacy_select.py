@@ -117,6 +117,23 @@ def test_a_grid_axis_passes_when_it_holds_the_winner_among_its_arms(tmp_path: Pa
     assert "lacks wn-v1" in problem
 
 
+def test_a_grid_of_one_value_still_names_the_chosen_key_from_the_runs_configs(tmp_path: Path):
+    from benchmarks.efficacy_select import add_shared_keys
+
+    for seed in (1, 2):
+        run = tmp_path / f"coop-{seed}"
+        run.mkdir()
+        (run / "metrics.json").write_text(json.dumps({"dataset": "wordnet-sounds", "method": "coop",
+                                                      "sept": {"enabled": False}, "eval_split": "val"}))
+        (run / "config.json").write_text(json.dumps({"train": {"epochs": 5, "lr": 0.05 * seed}}))
+    result = winners([row("", 71.0, sept="false")])
+    assert result[0]["winner"] == {}                     # nothing varies, so the report names no key
+    add_shared_keys(result, tmp_path, ["train.epochs"])
+    assert result[0]["winner"] == {"train.epochs": "5"} and value_of(result, "train.epochs") == "5"
+    with pytest.raises(SystemExit, match="do not share one value"):
+        add_shared_keys(result, tmp_path, ["train.lr"])
+
+
 def test_a_run_scored_on_the_test_split_is_refused(tmp_path: Path):
     for name, split in (("a", "val"), ("b", "test")):
         (tmp_path / name).mkdir()
