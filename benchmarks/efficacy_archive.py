@@ -2,13 +2,14 @@
 every figure of the doc from the archive alone: benchmarks/results/efficacy-v2/.
 
 From EFFICACY_OUT (what benchmarks/efficacy_wordnet.sh wrote) it copies, for every finished run under runs/
-(validation, test, cross): metrics.json (the run record), config.toml, config.json, train_log.jsonl and
-sweep_cell.json; the diagnostic arrays (diagnostic.npz) only of the runs the diagnostic table reads: the
-test runs at seed 1 without SEPT and with SEPT on the real neighbors (boundary filter on), one pair per
-method. No checkpoints, no learned prompts, no features. Besides the runs: stage one's judge scores
-(quality/*.json) and the neighbor lists of the five generations (neighbors/*.json with their provenance),
-and MANIFEST.json / MANIFEST.md: what, when, the git commit, the machine (CPU model and flags, cores,
-memory), the package versions, every step's command and wall time with the load average (steps.jsonl).
+(validation, test, cross): metrics.json (the run record), config.toml, config.json, train_log.jsonl,
+sweep_cell.json and base_new_split.json; the diagnostic arrays (diagnostic.npz) only of the runs the
+diagnostic table reads: the test runs at seed 1 without SEPT and with SEPT on the real neighbors (boundary
+filter on), one pair per method. No checkpoints, no learned prompts, no features. Besides the runs: stage
+one's judge scores (quality/*.json), the neighbor lists of the five generations (neighbors/*.json with their
+provenance), and MANIFEST.json / MANIFEST.md: what, when, the git commit, the machine (CPU model and flags,
+cores, memory), the package versions, every step's command and wall time with the load average
+(steps.jsonl).
 
     python -m benchmarks.efficacy_archive efficacy-out benchmarks/results/efficacy-v2
 """
@@ -25,7 +26,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-RUN_FILES = ("metrics.json", "config.toml", "config.json", "train_log.jsonl", "sweep_cell.json")
+RUN_FILES = ("metrics.json", "config.toml", "config.json", "train_log.jsonl", "sweep_cell.json", "base_new_split.json")
 DIAGNOSTIC = "diagnostic.npz"
 DIAGNOSTIC_SEED = 1
 REAL_GENERATION_KEY = "sept.generation"
@@ -39,7 +40,7 @@ def finished_runs(runs: Path) -> list[Path]:
 def keeps_diagnostic(run: Path, real_generations: set[str]) -> bool:
     """A test run at seed 1 without SEPT, or with SEPT on a real generation and the class boundary on."""
     record = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
-    if record.get("eval_split") != "test" or record.get("protocol") != "base2new" or record.get("seed") != DIAGNOSTIC_SEED:
+    if (record.get("eval_split"), record.get("protocol"), record.get("seed")) != ("test", "base2new", DIAGNOSTIC_SEED):
         return False
     sept = record.get("sept", {})
     if not sept.get("enabled"):

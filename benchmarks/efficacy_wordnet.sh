@@ -42,7 +42,10 @@ timed() {
   "$@" || rc=$?
   local t1 l1; t1=$(date -u +%Y-%m-%dT%H:%M:%SZ); l1=$(cut -d' ' -f1-3 /proc/loadavg)
   printf -- '-- %s: %d s, rc %d (load %s)\n' "$name" $((SECONDS - s0)) "$rc" "$l1"
-  "$PY" -c 'import json, sys; print(json.dumps(dict(zip(["step", "started_at", "finished_at", "seconds", "rc", "load_before", "load_after", "command"], [sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6], sys.argv[7], sys.argv[8]]))))' \
+  "$PY" -c 'import json, sys
+a = sys.argv[1:]
+keys = ("step", "started_at", "finished_at", "seconds", "rc", "load_before", "load_after", "command")
+print(json.dumps(dict(zip(keys, [a[0], a[1], a[2], int(a[3]), int(a[4]), a[5], a[6], a[7]]))))' \
     "$name" "$t0" "$t1" $((SECONDS - s0)) "$rc" "$l0" "$l1" "$*" >> efficacy-out/steps.jsonl
   return "$rc"
 }
