@@ -38,6 +38,9 @@ METRIC_NAMES = {"base_acc": "Base", "new_acc": "New", "hm": "HM", "acc": "Acc", 
                 "mean_acc": "Mean target acc"}
 # What a run's row says besides its settings; KEY may be any of these or a setting.
 _ROW_KEYS = {"method.name": "method", "sept.enabled": "sept", "data.shots": "shots", "data.eval_split": "eval_split"}
+# Keys whose value follows from KEY's: they differ with it, so they do not stop a pairing by KEY (the store
+# generation a run read follows from the generation it asked for: a real generation against its control).
+_FOLLOWS = {"sept.generation": ("sept.generation_used",)}
 
 
 @dataclass
@@ -114,12 +117,12 @@ def _view(row: dict, setting: dict) -> dict:
 
 
 def _pairable(a: dict, b: dict, key: str) -> bool:
-    """Two group views differ in `key` and nothing else (keys present on one side only are SEPT's own
-    settings of the side that runs SEPT, where `key` is what switches SEPT on)."""
+    """Two group views differ in `key` and nothing else but what follows from it (_FOLLOWS); keys present on
+    one side only are SEPT's own settings of the side that runs SEPT, where `key` is what switches SEPT on."""
     if key not in a or key not in b or a[key] == b[key]:
         return False
     for k in a.keys() | b.keys():
-        if k == key:
+        if k == key or k in _FOLLOWS.get(key, ()):
             continue
         if k in a and k in b:
             if a[k] != b[k]:

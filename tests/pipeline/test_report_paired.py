@@ -127,6 +127,23 @@ def test_runs_differing_in_a_second_key_are_not_paired_and_another_key_can_be_ch
     assert next(s for s in c.stats if s.metric == "base_acc").differences == pytest.approx([1.0, 2.0, 3.0])
 
 
+def test_a_generation_pairs_with_its_control_although_the_store_key_they_read_differs(tmp_path: Path):
+    root = tmp_path / "runs"
+    for seed in (1, 2):
+        write_record(root, f"off-{seed}", seed=seed, base=50.0, new=50.0)
+        for name, key, gain in (("wn-v3", "k-real", 3.0), ("wn-random", "k-rand", 1.0)):
+            write_record(root, f"{name}-{seed}", seed=seed, sept=True, base=50.0 + gain * seed, new=50.0,
+                         sept_settings={"generation": name}, manifest={"sept.generation_used": key})
+        # also another lambda: differs in a second key, so never paired with the two above
+        write_record(root, f"wn-v3-lam2-{seed}", seed=seed, sept=True, base=70.0, new=50.0,
+                     sept_settings={"generation": "wn-v3", "lam": 2.0}, manifest={"sept.generation_used": "k-real"})
+    [c] = paired(collect_runs(root), "sept.generation")
+    assert (c.reference, c.other) == ("wn-random", "wn-v3")  # the lower value is the reference
+    assert next(s for s in c.stats if s.metric == "base_acc").differences == pytest.approx([2.0, 4.0])
+    # by the default key each of the three SEPT settings still pairs with the runs without SEPT
+    assert len([c for c in paired(collect_runs(root)) if (c.reference, c.other) == (False, True)]) == 3
+
+
 def test_paired_through_the_cli_json_and_a_bad_key(tmp_path: Path):
     root = tmp_path / "runs"
     tri(root, False, OFF)
