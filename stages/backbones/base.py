@@ -121,6 +121,18 @@ class AudioTextBackbone(nn.Module, abc.ABC):
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         """{'input_ids', 'attention_mask'}: LongTensors [B, L], padded, on the model's device."""
 
+    def _hf_tokenize(self, texts: list[str], strip: bool = False) -> dict[str, torch.Tensor]:
+        """tokenize() for a Hugging Face tokenizer in `self.tokenizer`: checked input, padded and truncated to
+        `self.max_text_len`, on the model's device; `strip` trims each text first (sentence-transformers does)."""
+        if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+            raise TypeError("tokenize() takes a list of strings")
+        if not texts:
+            raise ValueError("tokenize() needs at least one text")
+        enc = self.tokenizer([t.strip() for t in texts] if strip else list(texts), padding=True, truncation=True,
+                             max_length=self.max_text_len, return_tensors="pt")
+        return {"input_ids": enc["input_ids"].to(self.device),
+                "attention_mask": enc["attention_mask"].to(self.device)}
+
     @abc.abstractmethod
     def token_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
         """The word embeddings [B, L, text_width] of `input_ids` (no position embeddings)."""

@@ -85,14 +85,7 @@ class ClapBackbone(AudioTextBackbone):
 
     # ---- text -------------------------------------------------------------------------------
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
-            raise TypeError("tokenize() takes a list of strings")
-        if not texts:
-            raise ValueError("tokenize() needs at least one text")
-        enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_text_len,
-                             return_tensors="pt")
-        return {"input_ids": enc["input_ids"].to(self.device),
-                "attention_mask": enc["attention_mask"].to(self.device)}
+        return self._hf_tokenize(texts)
 
     def token_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.clap.text_model.embeddings.word_embeddings(input_ids.to(self.device))

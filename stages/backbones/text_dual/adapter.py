@@ -69,15 +69,8 @@ class TextDualBackbone(AudioTextBackbone):
 
     # ---- text -------------------------------------------------------------------------------
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
-            raise TypeError("tokenize() takes a list of strings")
-        if not texts:
-            raise ValueError("tokenize() needs at least one text")
         # sentence-transformers strips each text before tokenizing; so do we, to give its embeddings.
-        enc = self.tokenizer([t.strip() for t in texts], padding=True, truncation=True,
-                             max_length=self.max_text_len, return_tensors="pt")
-        return {"input_ids": enc["input_ids"].to(self.device),
-                "attention_mask": enc["attention_mask"].to(self.device)}
+        return self._hf_tokenize(texts, strip=True)
 
     def token_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.encoder.embeddings.word_embeddings(input_ids.to(self.device))
